@@ -1,0 +1,49 @@
+"""isol8rt: secure code execution for AI agents.
+
+Untrusted Python, Node, Bun, Deno and Bash run in locked-down Docker containers; results come back in
+milliseconds. The public surface is re-exported here.
+"""
+
+from ._version import __version__
+from .engine import DockerIsol8
+from .errors import (
+    EngineClosed,
+    EngineUnavailable,
+    ImageNotFound,
+    InvalidRequest,
+    Isol8Error,
+    SandboxError,
+    SessionError,
+    SetupError,
+)
+from .types import (
+    ExecutionRequest,
+    ExecutionResult,
+    FileBlob,
+    Isol8Options,
+    NetworkFilter,
+    ResourceUsage,
+    SecurityConfig,
+    StreamEvent,
+)
+
+__all__ = [
+    "DockerIsol8",
+    "EngineClosed",
+    "EngineUnavailable",
+    "ExecutionRequest",
+    "ExecutionResult",
+    "FileBlob",
+    "ImageNotFound",
+    "InvalidRequest",
+    "Isol8Error",
+    "Isol8Options",
+    "NetworkFilter",
+    "ResourceUsage",
+    "SandboxError",
+    "SecurityConfig",
+    "SessionError",
+    "SetupError",
+    "StreamEvent",
+    "__version__",
+]

@@ -1,0 +1,49 @@
+"""The ``isol8rt`` command line: argument parsing only; every behaviour lives in the library.
+
+Each sub-command is a module here exposing ``register(subparsers)``, which adds its parser and sets
+``handler`` (a function taking the parsed arguments and returning the process exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .._version import __version__
+from ..errors import Isol8Error
+
+_COMMANDS = ("run", "setup", "cleanup")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="isol8rt",
+        description="Run untrusted code in locked-down Docker containers.",
+    )
+    parser.add_argument("--version", action="version", version=f"isol8rt {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMANDS:
+        module = __import__(f"{__name__}.{name}", fromlist=["register"])
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return handler(args)
+    except Isol8Error as exc:
+        # Every failure the library expects is one line that says what to do; tracebacks are for bugs.
+        print(f"isol8rt: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
