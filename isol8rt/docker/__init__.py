@@ -1,0 +1,72 @@
+"""A Docker Engine API client for trio, speaking HTTP/1.1 through h11: no docker-py, no CLI.
+
+Layers, bottom up, each in its own private module:
+
+- ``_frames``: sans-io demuxer of the stdout/stderr stream of attach and exec;
+- ``_http``: sans-io HTTP (requests to bytes, bytes to response events, error answers to exceptions);
+- ``_transport``: trio I/O: endpoints, the keep-alive connection pool, hijacked streams;
+- ``_models``: the msgspec wire types; ``_tar``: the build-context writer;
+- ``_client``: :class:`DockerClient`, one method per endpoint.
+
+Only the names below are public. Every failure is a :class:`DockerError`.
+"""
+
+from ._client import BuildStream, DockerClient
+from ._errors import (
+    APIError,
+    BuildError,
+    Conflict,
+    DaemonNotRunning,
+    DaemonTimeout,
+    DockerError,
+    NotFound,
+    StreamClosed,
+)
+from ._frames import STDERR, STDIN, STDOUT, FrameDemuxer
+from ._models import (
+    BuildEvent,
+    ContainerInspect,
+    ContainerSpec,
+    ContainerState,
+    ContainerSummary,
+    ExecInspect,
+    HostConfig,
+    ImageInspect,
+    ImageSummary,
+    LogConfig,
+    Ulimit,
+    VersionInfo,
+)
+from ._tar import tar_stream
+from ._transport import HijackedStream
+
+__all__ = [
+    "APIError",
+    "BuildError",
+    "BuildEvent",
+    "BuildStream",
+    "Conflict",
+    "ContainerInspect",
+    "ContainerSpec",
+    "ContainerState",
+    "ContainerSummary",
+    "DaemonNotRunning",
+    "DaemonTimeout",
+    "DockerClient",
+    "DockerError",
+    "ExecInspect",
+    "FrameDemuxer",
+    "HijackedStream",
+    "HostConfig",
+    "ImageInspect",
+    "ImageSummary",
+    "LogConfig",
+    "NotFound",
+    "STDERR",
+    "STDIN",
+    "STDOUT",
+    "StreamClosed",
+    "Ulimit",
+    "VersionInfo",
+    "tar_stream",
+]
