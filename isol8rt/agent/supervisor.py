@@ -1,0 +1,666 @@
+"""The agent: the container's init process, serving the engine over the container's stdin and stdout.
+
+One thread, one epoll loop. Host messages arrive on fd 0; frames for the host leave on fd 1; user
+processes are children whose pipes the loop watches; SIGCHLD arrives through a wakeup pipe. The agent is
+PID 1, so it also reaps every orphan in the container.
+
+A run costs the host one round trip: it sends :class:`~.protocol.Run` and gets back
+:class:`~.protocol.Output` frames and one :class:`~.protocol.Exit`. Everything else (recycling the
+container, starting the next interpreter) happens after the Exit is on its way.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import selectors
+import signal
+import sys
+import time
+
+from . import files, reset, usage
+from .process import Child, Identity, kill_group, spawn
+from .protocol import (
+    CHUNK_SIZE,
+    PROTOCOL_VERSION,
+    Configure,
+    Done,
+    Exit,
+    Failed,
+    FileData,
+    FrameEncoder,
+    GetFile,
+    Log,
+    Output,
+    Prestart,
+    ProtocolError,
+    PutFile,
+    Ready,
+    Reset,
+    Run,
+    Shutdown,
+    Signal,
+    Stdin,
+    Usage,
+    agent_decoder,
+)
+
+_READ_SIZE = 64 * 1024
+# Stop reading user output while this much is waiting for the host, so a flood cannot grow our memory.
+_OUT_HIGH = 4 * 1024 * 1024
+_OUT_LOW = 1024 * 1024
+_PIPE_SIZE = 1024 * 1024
+_F_SETPIPE_SZ = 1031
+
+
+class AgentConfig:
+    __slots__ = ("sandbox", "uid", "gid", "wipe", "debug")
+
+    def __init__(self, sandbox: str = "/sandbox", uid: int = 1000, gid: int = 1000,
+                 wipe: tuple[str, ...] = ("/sandbox", "/tmp", "/dev/shm", "/dev/mqueue"), debug: bool = False):
+        self.sandbox = sandbox
+        self.uid = uid
+        self.gid = gid
+        self.wipe = wipe
+        self.debug = debug
+
+
+class ActiveRun:
+    """One supervised process, from Run to Exit."""
+
+    __slots__ = ("request", "child", "started", "deadline", "sent", "truncated", "stdin_pending",
+                 "stdin_open", "open_pipes", "status", "rusage", "timed_out", "oom_before", "net_before")
+
+    def __init__(self, request: Run, child: Child) -> None:
+        self.request = request
+        self.child = child
+        self.started = time.monotonic()
+        self.deadline = self.started + request.timeout_ms / 1000 if request.timeout_ms > 0 else float("inf")
+        self.sent = {1: 0, 2: 0}
+        self.truncated = {1: False, 2: False}
+        self.stdin_pending = bytearray(request.stdin)
+        self.stdin_open = request.stdin_open
+        self.open_pipes = {child.stdout: 1, child.stderr: 2}
+        self.status: int | None = None
+        self.rusage = None
+        self.timed_out = False
+        self.oom_before = usage.oom_kills()
+        self.net_before = usage.network_bytes()
+
+
+class Prestarted:
+    """An interpreter started ahead of time, blocked reading its program from a FIFO (see Prestart)."""
+
+    __slots__ = ("spec", "child", "fifo")
+
+    def __init__(self, spec: Prestart, child: Child, fifo: int) -> None:
+        self.spec = spec
+        self.child = child
+        self.fifo = fifo
+
+    def matches(self, run: Run) -> bool:
+        spec = self.spec
+        return (run.code is not None and run.code_path == spec.code_path and run.argv == spec.argv
+                and run.cwd == spec.cwd and run.env == spec.env and len(run.code) <= _PIPE_SIZE)
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, in_fd: int = 0, out_fd: int = 1) -> None:
+        self.config = config
+        self.identity = Identity(config.uid, config.gid)
+        self.in_fd = in_fd
+        self.out_fd = out_fd
+        self.selector = selectors.EpollSelector()
+        self.decoder = agent_decoder()
+        self.encoder = FrameEncoder()
+        self.out = bytearray()
+        self.out_paused = False
+        self.runs: dict[int, ActiveRun] = {}
+        self.by_pid: dict[int, ActiveRun | Prestarted] = {}
+        self.pipe_owner: dict[int, ActiveRun] = {}
+        self.prestart_specs: list[Prestart] = []
+        self.prestarted: list[Prestarted] = []
+        # Anything that could change what a prestarted interpreter would have seen at start-up (files
+        # written, another process run) makes it stale: it is then discarded, never used.
+        self.prestart_stale = False
+        self.reset_after_run = False
+        self.failed_puts: dict[int, Failed] = {}
+        self.generation = 0
+        self.stopping = False
+
+    # ---------------------------------------------------------------------------------------- loop
+
+    def serve(self) -> None:
+        wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        signal.signal(signal.SIGTERM, self._on_term)
+        for fd in (self.in_fd, self.out_fd):
+            os.set_blocking(fd, False)
+        self.selector.register(self.in_fd, selectors.EVENT_READ, self._on_host_readable)
+        self.selector.register(wake_read, selectors.EVENT_READ, lambda: self._on_wakeup(wake_read))
+        self.send(Ready(version=PROTOCOL_VERSION, generation=0, pid=os.getpid()))
+        while not self.stopping or self.out:
+            self._flush()
+            if self.stopping and not self.out:
+                break
+            timeout = self._next_timeout()
+            for key, _mask in self.selector.select(timeout):
+                key.data()
+            self._enforce_deadlines()
+        self._kill_everything()
+
+    def _on_term(self, signum, frame) -> None:
+        self.stopping = True
+
+    def _next_timeout(self) -> float | None:
+        deadline = min((run.deadline for run in self.runs.values() if run.status is None and not run.timed_out),
+                       default=float("inf"))
+        if deadline == float("inf"):
+            return None
+        return max(0.0, deadline - time.monotonic())
+
+    def send(self, message) -> None:
+        self.out += self.encoder.encode(message)
+
+    def log(self, level: str, message: str) -> None:
+        if self.config.debug or level in ("warning", "error"):
+            self.send(Log(level=level, message=message))
+
+    def _flush(self) -> None:
+        if self.out:
+            try:
+                written = os.write(self.out_fd, self.out)
+                del self.out[:written]
+            except BlockingIOError:
+                pass
+            except BrokenPipeError:
+                self.stopping = True
+                self.out.clear()
+        want_write = bool(self.out)
+        registered = self.selector.get_map().get(self.out_fd) is not None
+        if want_write and not registered:
+            self.selector.register(self.out_fd, selectors.EVENT_WRITE, lambda: None)
+        elif not want_write and registered:
+            self.selector.unregister(self.out_fd)
+        self._apply_backpressure()
+
+    def _flush_blocking(self) -> None:
+        """Write out everything queued for the host before going on (bulk file transfers)."""
+        while self.out:
+            self._flush()
+            if self.out:
+                select.select([], [self.out_fd], [], 1.0)
+
+    def _apply_backpressure(self) -> None:
+        if not self.out_paused and len(self.out) > _OUT_HIGH:
+            self.out_paused = True
+            for fd in self.pipe_owner:
+                self.selector.unregister(fd)
+        elif self.out_paused and len(self.out) < _OUT_LOW:
+            self.out_paused = False
+            for fd in self.pipe_owner:
+                self.selector.register(fd, selectors.EVENT_READ, lambda fd=fd: self._on_pipe(fd))
+
+    def _on_host_readable(self) -> None:
+        try:
+            data = os.read(self.in_fd, 256 * 1024)
+        except BlockingIOError:
+            return
+        if not data:
+            # The container's stdin closed: nobody can ever talk to us again.
+            self.stopping = True
+            self.selector.unregister(self.in_fd)
+            return
+        try:
+            messages = self.decoder.feed(data)
+        except ProtocolError as exc:
+            self.log("error", f"protocol error from host: {exc}")
+            self.stopping = True
+            return
+        for message in messages:
+            self._dispatch(message)
+
+    def _dispatch(self, message) -> None:
+        kind = type(message)
+        if kind is Run:
+            self._start_run(message)
+        elif kind is Stdin:
+            self._on_stdin(message)
+        elif kind is Signal:
+            run = self.runs.get(message.id)
+            if run is not None and run.status is None:
+                kill_group(run.child.pid, message.signum)
+        elif kind is PutFile:
+            self._put_file(message)
+        elif kind is GetFile:
+            self._get_file(message)
+        elif kind is Configure:
+            self.prestart_specs = list(message.prestart)
+            self.reset_after_run = message.reset_after_run
+            self._arm_prestarts()
+        elif kind is Reset:
+            detail, ready = self._reset()
+            self.send(Done(id=message.id, detail=detail))
+            self.send(ready)
+        elif kind is Shutdown:
+            self.stopping = True
+
+    # ---------------------------------------------------------------------------------------- runs
+
+    def _start_run(self, request: Run) -> None:
+        if request.id in self.runs:
+            self.send(Failed(id=request.id, message=f"run {request.id} is already running", kind="busy"))
+            return
+        failed = self.failed_puts.pop(request.id, None)
+        if failed is not None:
+            self.send(failed)
+            return
+        if request.session is not None:
+            self.send(Failed(id=request.id, message="persistent interpreter sessions are not available in "
+                             "this agent", kind="unsupported"))
+            return
+        child = self._take_prestarted(request)
+        if child is None:
+            self._discard_prestarts()
+            try:
+                with files.as_user(self.config.uid, self.config.gid):
+                    if request.code is not None:
+                        if not request.code_path:
+                            raise files.PathRefused("code given without code_path")
+                        files.write_file(self.config.sandbox, request.code_path, request.code)
+                    if request.cwd.startswith(self.config.sandbox.rstrip("/") + "/"):
+                        os.makedirs(request.cwd, exist_ok=True)
+            except files.PathRefused as exc:
+                self.send(Failed(id=request.id, message=str(exc), kind=exc.kind))
+                return
+            except OSError as exc:
+                self.send(Failed(id=request.id, message=f"cannot prepare the run: {exc}", kind="io"))
+                return
+            try:
+                child = spawn(request.argv, request.env, request.cwd, self.identity)
+            except OSError as exc:
+                # As a shell reports it: the run happened and failed, with 127 (not found) or 126.
+                code = 127 if isinstance(exc, FileNotFoundError) else 126
+                message = f"isol8rt: cannot run {request.argv[0]}: {exc.strerror or exc}\n"
+                self.send(Output(id=request.id, fd=2, data=message.encode()))
+                self.send(Exit(id=request.id, exit_code=code))
+                self._after_run()
+                return
+        run = ActiveRun(request, child)
+        self.runs[request.id] = run
+        self.by_pid[child.pid] = run
+        for fd in run.open_pipes:
+            self.pipe_owner[fd] = run
+            if not self.out_paused:
+                self.selector.register(fd, selectors.EVENT_READ, lambda fd=fd: self._on_pipe(fd))
+        self._feed_stdin(run)
+
+    def _on_pipe(self, fd: int) -> None:
+        run = self.pipe_owner.get(fd)
+        if run is None:
+            return
+        try:
+            data = os.read(fd, _READ_SIZE)
+        except BlockingIOError:
+            return
+        if data:
+            self._forward(run, run.open_pipes[fd], data)
+        else:
+            self._close_pipe(run, fd)
+            self._maybe_finish(run)
+
+    def _forward(self, run: ActiveRun, stream: int, data: bytes) -> None:
+        room = run.request.max_output - run.sent[stream]
+        if room <= 0:
+            run.truncated[stream] = True
+            return
+        if len(data) > room:
+            data = data[:room]
+            run.truncated[stream] = True
+        run.sent[stream] += len(data)
+        self.send(Output(id=run.request.id, fd=stream, data=data))
+
+    def _close_pipe(self, run: ActiveRun, fd: int) -> None:
+        run.open_pipes.pop(fd, None)
+        self.pipe_owner.pop(fd, None)
+        if self.selector.get_map().get(fd) is not None:
+            self.selector.unregister(fd)
+        os.close(fd)
+
+    def _on_stdin(self, message: Stdin) -> None:
+        run = self.runs.get(message.id)
+        if run is None or run.child.stdin < 0:
+            return
+        run.stdin_pending += message.data
+        if message.eof:
+            run.stdin_open = False
+        self._feed_stdin(run)
+
+    def _feed_stdin(self, run: ActiveRun) -> None:
+        fd = run.child.stdin
+        if fd < 0:
+            return
+        try:
+            while run.stdin_pending:
+                written = os.write(fd, run.stdin_pending)
+                del run.stdin_pending[:written]
+        except BlockingIOError:
+            pass
+        except OSError:  # the reader is gone (EPIPE): what it did not read is dropped, as with a shell pipe
+            run.stdin_pending.clear()
+            run.stdin_open = False
+        registered = self.selector.get_map().get(fd) is not None
+        if run.stdin_pending:
+            if not registered:
+                self.selector.register(fd, selectors.EVENT_WRITE, lambda: self._feed_stdin(run))
+            return
+        if registered:
+            self.selector.unregister(fd)
+        if not run.stdin_open:
+            os.close(fd)
+            run.child.stdin = -1
+
+    def _on_wakeup(self, fd: int) -> None:
+        try:
+            while os.read(fd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        self._reap()
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status, rusage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            owner = self.by_pid.pop(pid, None)
+            if owner is not None:
+                owner.child.reaped(status)
+            if isinstance(owner, ActiveRun):
+                owner.status = status
+                owner.rusage = rusage
+                # Whatever the process wrote before it ended is in the pipes now: take it, then stop
+                # listening, so a background process holding the pipes open cannot hold the run open.
+                for pipe in list(owner.open_pipes):
+                    self._drain(owner, pipe)
+                self._maybe_finish(owner)
+            elif isinstance(owner, Prestarted):
+                self._drop_prestarted(owner)
+
+    def _drain(self, run: ActiveRun, fd: int) -> None:
+        for _ in range(64):
+            try:
+                data = os.read(fd, _READ_SIZE)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            self._forward(run, run.open_pipes[fd], data)
+        self._close_pipe(run, fd)
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for run in self.runs.values():
+            if run.status is None and not run.timed_out and now >= run.deadline:
+                run.timed_out = True
+                kill_group(run.child.pid)
+
+    def _maybe_finish(self, run: ActiveRun) -> None:
+        if run.status is None or run.open_pipes:
+            return
+        request = run.request
+        del self.runs[request.id]
+        if run.child.stdin >= 0:
+            if self.selector.get_map().get(run.child.stdin) is not None:
+                self.selector.unregister(run.child.stdin)
+            os.close(run.child.stdin)
+            run.child.stdin = -1
+        duration_ms = (time.monotonic() - run.started) * 1000
+        status = run.status
+        signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+        exit_code = 128 + signum if signum else os.WEXITSTATUS(status)
+        oom_after = usage.oom_kills()
+        net_after = usage.network_bytes()
+        file_errors = self._send_output_files(request)
+        rusage = run.rusage
+        self.send(Exit(
+            id=request.id,
+            exit_code=exit_code,
+            signal=signum,
+            timed_out=run.timed_out,
+            oom_killed=not run.timed_out and oom_after > run.oom_before >= 0,
+            truncated_stdout=run.truncated[1],
+            truncated_stderr=run.truncated[2],
+            duration_ms=duration_ms,
+            usage=Usage(
+                cpu_user_ms=rusage.ru_utime * 1000 if rusage else 0.0,
+                cpu_system_ms=rusage.ru_stime * 1000 if rusage else 0.0,
+                peak_memory_kb=rusage.ru_maxrss if rusage else 0,
+                net_rx_bytes=net_after[0] - run.net_before[0],
+                net_tx_bytes=net_after[1] - run.net_before[1],
+            ),
+            file_errors=file_errors,
+        ))
+        self._after_run()
+
+    def _after_run(self) -> None:
+        if self.reset_after_run and not self.runs:
+            self._flush()
+            self.send(self._reset()[1])
+
+    # ---------------------------------------------------------------------------------------- files
+
+    def _put_file(self, message: PutFile) -> None:
+        self.prestart_stale = True
+        try:
+            with files.as_user(self.config.uid, self.config.gid):
+                files.write_file(self.config.sandbox, message.path, message.data,
+                                 offset=message.offset, mode=message.mode)
+        except (files.PathRefused, OSError) as exc:
+            kind = exc.kind if isinstance(exc, files.PathRefused) else "io"
+            text = str(exc) if isinstance(exc, files.PathRefused) else f"{message.path}: {exc.strerror or exc}"
+            if exc.__class__ is OSError and getattr(exc, "errno", None) == errno.ENOSPC:
+                text = f"{message.path}: no space left in {self.config.sandbox}"
+            failed = Failed(id=message.id, message=f"cannot write file {text}", kind=kind)
+            if message.ack:
+                self.send(failed)
+            else:
+                self.failed_puts.setdefault(message.id, failed)
+            return
+        if message.ack and message.last:
+            self.send(Done(id=message.id))
+
+    def _read_file(self, op_id: int, path: str) -> str | None:
+        """Send ``path`` as FileData chunks; returns an error message instead when it cannot be read."""
+        try:
+            with files.as_user(self.config.uid, self.config.gid):
+                fd = files.open_for_reading(self.config.sandbox, path)
+        except files.PathRefused as exc:
+            return str(exc)
+        except OSError as exc:
+            return f"{path}: {exc.strerror or exc}"
+        try:
+            first = True
+            while True:
+                data = os.read(fd, CHUNK_SIZE)
+                if not data and not first:
+                    self.send(FileData(id=op_id, path=path, data=b"", last=True))
+                    return None
+                first = False
+                last = len(data) < CHUNK_SIZE
+                self.send(FileData(id=op_id, path=path, data=data, last=last))
+                if last:
+                    return None
+                if len(self.out) > _OUT_HIGH:
+                    self._flush_blocking()
+        finally:
+            os.close(fd)
+
+    def _get_file(self, message: GetFile) -> None:
+        error = self._read_file(message.id, message.path)
+        if error is None:
+            self.send(Done(id=message.id))
+        else:
+            kind = "not_found" if "no such file" in error else "bad_path"
+            self.send(Failed(id=message.id, message=error, kind=kind))
+
+    def _send_output_files(self, request: Run) -> dict[str, str]:
+        errors = {}
+        for path in request.output_paths:
+            error = self._read_file(request.id, path)
+            if error is not None:
+                errors[path] = error
+        return errors
+
+    # ---------------------------------------------------------------------------------------- prestart
+
+    def _arm_prestarts(self) -> None:
+        self._discard_prestarts()
+        self.prestart_stale = False
+        for spec in self.prestart_specs:
+            try:
+                self.prestarted.append(self._prestart(spec))
+            except (OSError, files.PathRefused) as exc:
+                self.log("warning", f"cannot prestart {spec.argv[0]}: {exc}")
+
+    def _prestart(self, spec: Prestart) -> Prestarted:
+        parts = files.split_path(self.config.sandbox, spec.code_path)
+        path = os.path.join(self.config.sandbox, *parts)
+        with files.as_user(self.config.uid, self.config.gid):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            os.mkfifo(path, 0o644)
+            # Held open read-write, so the interpreter's open() returns at once and its read() waits for
+            # the program; closing it after writing the program gives the reader its EOF.
+            fifo = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            import fcntl
+
+            fcntl.fcntl(fifo, _F_SETPIPE_SZ, _PIPE_SIZE)
+        except OSError:
+            pass
+        child = spawn(spec.argv, spec.env, spec.cwd, self.identity)
+        prestarted = Prestarted(spec, child, fifo)
+        self.by_pid[child.pid] = prestarted
+        return prestarted
+
+    def _take_prestarted(self, request: Run) -> Child | None:
+        if self.prestart_stale:
+            return None
+        for index, prestarted in enumerate(self.prestarted):
+            if prestarted.matches(request):
+                break
+        else:
+            return None
+        del self.prestarted[index]
+        self.by_pid.pop(prestarted.child.pid, None)
+        code = request.code
+        path = os.path.join(self.config.sandbox, *files.split_path(self.config.sandbox, request.code_path))
+        staging = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.isol8rt")
+        try:
+            with files.as_user(self.config.uid, self.config.gid):
+                files.write_file(self.config.sandbox, staging, code)
+                # The interpreter may not have opened its program yet: then it opens this regular file,
+                # which holds the same text. Either way it reads exactly `code`, and __file__ is a file.
+                os.rename(staging, path)
+            view = memoryview(code)
+            while view:
+                view = view[os.write(prestarted.fifo, view):]
+        except OSError as exc:
+            self.log("warning", f"prestarted process unusable: {exc}")
+            self._kill_prestarted(prestarted)
+            return None
+        finally:
+            os.close(prestarted.fifo)
+            prestarted.fifo = -1
+        # Anything else started before this run would now have seen another process come first.
+        self.prestart_stale = True
+        return prestarted.child
+
+    def _drop_prestarted(self, prestarted: Prestarted) -> None:
+        if prestarted in self.prestarted:
+            self.prestarted.remove(prestarted)
+        for fd in (prestarted.fifo, prestarted.child.stdin, prestarted.child.stdout, prestarted.child.stderr):
+            if fd >= 0:
+                os.close(fd)
+        prestarted.fifo = -1
+
+    def _kill_prestarted(self, prestarted: Prestarted) -> None:
+        kill_group(prestarted.child.pid)
+        self.by_pid.pop(prestarted.child.pid, None)
+        self._drop_prestarted(prestarted)
+
+    def _discard_prestarts(self) -> None:
+        for prestarted in list(self.prestarted):
+            self._kill_prestarted(prestarted)
+
+    # ---------------------------------------------------------------------------------------- reset
+
+    def _reset(self) -> tuple[dict[str, int], Ready]:
+        """Back to a never-used state; returns what was removed, and the Ready that announces it with
+        what was verified."""
+        config = self.config
+        for run in list(self.runs.values()):
+            for fd in list(run.open_pipes):
+                self._close_pipe(run, fd)
+        self.runs.clear()
+        self._discard_prestarts()
+        detail: dict[str, int] = {}
+        verified = []
+        if reset.kill_all(config.uid, self._reap_quietly):
+            verified.append("processes")
+        with files.as_user(config.uid, config.gid):
+            detail["ipc_removed"] = reset.remove_ipc()
+            if reset.ipc_objects() == 0:
+                verified.append("ipc")
+        detail["files_removed"] = reset.wipe_directories(list(config.wipe), config.uid, config.gid)
+        if all(files.is_empty(directory) for directory in config.wipe):
+            verified.append("files")
+        self.failed_puts.clear()
+        self.by_pid = {pid: owner for pid, owner in self.by_pid.items() if not isinstance(owner, ActiveRun)}
+        self._arm_prestarts()
+        self.generation += 1
+        return detail, Ready(version=PROTOCOL_VERSION, generation=self.generation, pid=os.getpid(), verified=verified)
+
+    def _reap_quietly(self) -> None:
+        while True:
+            try:
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            owner = self.by_pid.pop(pid, None)
+            if owner is not None:
+                owner.child.reaped(_status)
+
+    def _kill_everything(self) -> None:
+        for run in self.runs.values():
+            kill_group(run.child.pid)
+        self._discard_prestarts()
+        if self.config.uid != 0 and os.getuid() == 0:
+            reset.kill_all(self.config.uid, self._reap_quietly, deadline_s=2.0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="isol8rt-agent")
+    parser.add_argument("--sandbox", default="/sandbox")
+    parser.add_argument("--uid", type=int, default=1000)
+    parser.add_argument("--gid", type=int, default=1000)
+    parser.add_argument("--wipe", default="/sandbox,/tmp,/dev/shm,/dev/mqueue")
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    if os.getuid() == 0:
+        os.setgroups([])
+    config = AgentConfig(args.sandbox, args.uid, args.gid, tuple(filter(None, args.wipe.split(","))), args.debug)
+    Agent(config).serve()
+    sys.exit(0)

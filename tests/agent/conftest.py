@@ -1,0 +1,90 @@
+"""Run the agent as a local process (no container) and talk to it over pipes, as the engine does over the
+container's attach stream. User processes run as uid 1000 in a temporary sandbox directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+import trio
+
+from isol8rt.agent import protocol
+
+SANDBOX_UID = 1000
+
+
+class LocalAgent:
+    def __init__(self, process: trio.Process, sandbox: str) -> None:
+        self.process = process
+        self.sandbox = sandbox
+        self.decoder = protocol.host_decoder()
+        self.encoder = protocol.FrameEncoder()
+        self.pending: list = []
+
+    async def send(self, *messages) -> None:
+        await self.process.stdin.send_all(self.encoder.encode_many(list(messages)))
+
+    async def receive(self):
+        while not self.pending:
+            data = await self.process.stdout.receive_some(65536)
+            if not data:
+                raise EOFError("agent closed its stdout")
+            self.pending.extend(self.decoder.feed(data))
+        return self.pending.pop(0)
+
+    async def until(self, predicate, *, timeout: float = 10.0) -> list:
+        """Every message up to and including the first that satisfies ``predicate``."""
+        seen = []
+        with trio.fail_after(timeout):
+            while True:
+                message = await self.receive()
+                seen.append(message)
+                if predicate(message):
+                    return seen
+
+    async def run(self, run: protocol.Run, *before, timeout: float = 10.0):
+        """Send ``before`` messages and ``run``; returns (stdout, stderr, exit, all messages)."""
+        await self.send(*before, run)
+        seen = await self.until(lambda m: isinstance(m, (protocol.Exit, protocol.Failed)) and m.id == run.id,
+                                timeout=timeout)
+        out = b"".join(m.data for m in seen if isinstance(m, protocol.Output) and m.fd == 1)
+        err = b"".join(m.data for m in seen if isinstance(m, protocol.Output) and m.fd == 2)
+        return out, err, seen[-1], seen
+
+
+@pytest.fixture
+def sandbox_dir():
+    # Not under pytest's tmp_path: its parents are private to root, and uid 1000 must reach the sandbox.
+    root = tempfile.mkdtemp(prefix="isol8rt-agent-")
+    os.chmod(root, 0o755)
+    os.chown(root, SANDBOX_UID, SANDBOX_UID)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+async def agent(sandbox_dir):
+    if os.getuid() != 0:
+        pytest.skip("the local agent tests drop to uid 1000 and so need root")
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-c", "from isol8rt.agent.supervisor import main; main()",
+         "--sandbox", sandbox_dir, "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--wipe", sandbox_dir],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    local = LocalAgent(process, sandbox_dir)
+    ready = await local.until(lambda m: isinstance(m, protocol.Ready))
+    assert ready[-1].version == protocol.PROTOCOL_VERSION
+    try:
+        yield local
+    finally:
+        with trio.move_on_after(5):
+            await local.send(protocol.Shutdown())
+            await process.wait()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
