@@ -1,0 +1,181 @@
+"""The engine's container interface, and its Docker implementation.
+
+The engine needs very little from a container platform: create a container from a :class:`SandboxSpec`,
+attach a byte stream to its agent before starting it, start, kill, remove, and list what it made. Files
+travel through the agent, not the platform. Keeping to this small surface lets a remote Docker host or a
+cluster scheduler stand in later; only :class:`DockerBackend` knows Docker's vocabulary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol
+
+import msgspec
+import trio
+
+from .. import docker
+from ..errors import EngineUnavailable, ImageNotFound, SandboxError
+from ..runtimes import LABEL_MANAGED_BY, MANAGED_BY, SANDBOX_DIR
+
+_SPEC_ENCODER = msgspec.json.Encoder(order="deterministic")
+
+
+class SandboxSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything that makes one sandbox container differ from another."""
+
+    image: str
+    labels: dict[str, str]
+    memory_bytes: int
+    nano_cpus: int
+    pids_limit: int
+    readonly_root: bool = True
+    sandbox_size: str = "512m"
+    tmp_size: str = "256m"
+    network: str = "none"
+    #: A seccomp profile as Docker JSON text, or "unconfined"; None keeps the platform's default.
+    seccomp: str | None = None
+    extra_hosts: tuple[str, ...] = ()
+    #: Capabilities the agent needs on top of none (user code gets none of them).
+    cap_add: tuple[str, ...] = ("SETUID", "SETGID", "KILL")
+    #: An OCI runtime such as runsc, for users who have one.
+    oci_runtime: str | None = None
+    nofile: int = 4096
+
+    def pool_key(self) -> str:
+        """Equal for specs whose containers are interchangeable."""
+        return hashlib.sha256(_SPEC_ENCODER.encode(self)).hexdigest()
+
+
+class AgentStream(Protocol):
+    """A byte stream to a container's agent: our bytes reach its stdin, its stdout and stderr come back
+    as (1 | 2, bytes) pairs; an empty list means the stream ended."""
+
+    async def send_all(self, data: bytes) -> None: ...
+    async def receive(self) -> list[tuple[int, bytes]]: ...
+    async def aclose(self) -> None: ...
+
+
+class ContainerBackend(Protocol):
+    async def create(self, spec: SandboxSpec) -> str: ...
+    async def attach(self, container_id: str) -> AgentStream: ...
+    async def start(self, container_id: str) -> None: ...
+    async def kill(self, container_id: str) -> None: ...
+    async def remove(self, container_id: str) -> None: ...
+    async def list(self, labels: dict[str, str]) -> list[str]: ...
+    async def aclose(self) -> None: ...
+
+
+def _tmpfs(size: str, *, exec_: bool, mode: str, owner: str | None = None) -> str:
+    options = ["rw", "exec" if exec_ else "noexec", "nosuid", "nodev", f"size={size}", f"mode={mode}"]
+    if owner:
+        options.append(owner)
+    return ",".join(options)
+
+
+class DockerBackend:
+    """:class:`ContainerBackend` on a Docker Engine, through :class:`isol8rt.docker.DockerClient`."""
+
+    def __init__(self, client: docker.DockerClient | None = None) -> None:
+        self.client = client or docker.DockerClient()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    def container_spec(self, spec: SandboxSpec) -> docker.ContainerSpec:
+        security_opt = ["no-new-privileges"]
+        if spec.seccomp is not None:
+            security_opt.append(f"seccomp={spec.seccomp}")
+        host_config = docker.HostConfig(
+            readonly_rootfs=spec.readonly_root,
+            tmpfs={
+                SANDBOX_DIR: _tmpfs(spec.sandbox_size, exec_=True, mode="0755", owner="uid=1000,gid=1000"),
+                "/tmp": _tmpfs(spec.tmp_size, exec_=False, mode="1777"),
+                "/run/isol8rt": _tmpfs("16m", exec_=False, mode="0700"),
+            },
+            memory=spec.memory_bytes,
+            # Swap equal to memory means no swap at all: a memory bomb meets the limit, not the disk.
+            memory_swap=spec.memory_bytes,
+            nano_cpus=spec.nano_cpus,
+            pids_limit=spec.pids_limit,
+            cap_drop=["ALL"],
+            cap_add=list(spec.cap_add),
+            security_opt=security_opt,
+            network_mode="none" if spec.network == "none" else ("host" if spec.network == "host" else "bridge"),
+            ipc_mode="private",
+            # Everything the agent says goes to us over attach; a log driver would also write it to disk.
+            log_config=docker.LogConfig(type="none"),
+            ulimits=[
+                docker.Ulimit(name="nofile", soft=spec.nofile, hard=spec.nofile),
+                docker.Ulimit(name="core", soft=0, hard=0),
+            ],
+            # No negative OomScoreAdj for the agent: lowering it needs CAP_SYS_RESOURCE, which runc no longer
+            # has once capabilities are dropped (the start fails). User processes raise theirs to 1000
+            # instead, so the OOM killer takes them first.
+            init=False,
+            extra_hosts=list(spec.extra_hosts) or None,
+            runtime=spec.oci_runtime,
+        )
+        return docker.ContainerSpec(
+            image=spec.image,
+            user="0:0",
+            working_dir=SANDBOX_DIR,
+            labels={LABEL_MANAGED_BY: MANAGED_BY, **spec.labels},
+            open_stdin=True,
+            # The agent outlives any one attach connection.
+            stdin_once=False,
+            attach_stdin=True,
+            attach_stdout=True,
+            attach_stderr=True,
+            tty=False,
+            host_config=host_config,
+        )
+
+    async def create(self, spec: SandboxSpec) -> str:
+        try:
+            return await self.client.create_container(self.container_spec(spec))
+        except docker.NotFound as exc:
+            raise ImageNotFound(
+                f"image {spec.image} is not built: run `isol8rt setup` ({exc.message})"
+            ) from None
+        except docker.DaemonNotRunning as exc:
+            raise EngineUnavailable(str(exc)) from None
+        except docker.DockerError as exc:
+            raise SandboxError(f"cannot create a container from {spec.image}: {exc}") from None
+
+    async def attach(self, container_id: str) -> AgentStream:
+        return await self.client.attach_container(container_id)
+
+    async def start(self, container_id: str) -> None:
+        try:
+            await self.client.start_container(container_id)
+        except docker.DockerError as exc:
+            raise SandboxError(f"cannot start container {container_id[:12]}: {exc}") from None
+
+    async def kill(self, container_id: str) -> None:
+        try:
+            await self.client.kill_container(container_id)
+        except (docker.NotFound, docker.Conflict):
+            pass  # already gone or not running: the goal is met
+
+    async def remove(self, container_id: str) -> None:
+        try:
+            await self.client.remove_container(container_id, force=True)
+        except docker.NotFound:
+            pass
+        except docker.Conflict:
+            # "removal already in progress": someone else is doing it.
+            pass
+
+    async def list(self, labels: dict[str, str]) -> list[str]:
+        containers = await self.client.list_containers(all=True, labels={LABEL_MANAGED_BY: MANAGED_BY, **labels})
+        return [container.id for container in containers]
+
+
+async def remove_quietly(backend: ContainerBackend, container_id: str) -> None:
+    """Remove a container whatever else is going on: shielded from cancellation, bounded in time."""
+    with trio.CancelScope(shield=True), trio.move_on_after(30):
+        try:
+            await backend.remove(container_id)
+        except Exception:  # noqa: BLE001 - best effort; strays are found again by label
+            pass

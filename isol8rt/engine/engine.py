@@ -1,0 +1,484 @@
+"""DockerIsol8: the engine an agent loop embeds.
+
+A run is: validate and plan (no I/O) -> take a ready container (warm pool, or the session's) -> one round
+trip to its agent -> shape the output. Containers are made, recycled and removed by the engine's own
+service task, which owns a nursery for the engine's lifetime.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import time
+import uuid
+from typing import AsyncIterator
+
+import trio
+
+from ..agent import protocol
+from ..errors import EngineClosed, EngineUnavailable, InvalidRequest, SandboxError, SessionError
+from ..runtimes import RUNTIME_NAMES, RUNTIMES, RuntimeInfo
+from ..types import ExecutionRequest, ExecutionResult, Isol8Options, PoolSize, ResourceUsage, StreamEvent
+from .backend import ContainerBackend, DockerBackend, SandboxSpec
+from .limits import sandbox_spec
+from .output import StreamText, mask
+from .plan import ExecutionPlan, RunPlan, plan_execution, prestart_spec
+from .pool import Pool
+from .sandbox import Sandbox
+
+log = logging.getLogger("isol8rt.engine")
+
+_ACQUIRE_ATTEMPTS = 3
+
+
+def _pool_size(size: int | PoolSize) -> int:
+    return size.clean if isinstance(size, PoolSize) else int(size)
+
+
+class _Outcome:
+    """What a finished run adds up to, while its events are being streamed."""
+
+    __slots__ = ("stdout", "stderr", "exit", "files", "failure", "truncated")
+
+    def __init__(self) -> None:
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self.exit: protocol.Exit | None = None
+        self.files: dict[str, bytearray] = {}
+        self.failure: str | None = None
+        self.truncated = (False, False)
+
+
+class DockerIsol8:
+    """Runs untrusted code in Docker containers. Use as ``async with DockerIsol8(options) as engine``, or
+    call :meth:`start` and :meth:`stop` (each safe to call twice).
+
+    Raises only :mod:`isol8rt.errors` exceptions; a program's own failure (non-zero exit, timeout, OOM) is
+    reported in its :class:`~isol8rt.types.ExecutionResult`.
+    """
+
+    def __init__(self, options: Isol8Options | None = None, *, backend: ContainerBackend | None = None,
+                 **option_fields) -> None:
+        if options is not None and option_fields:
+            raise TypeError("pass either an Isol8Options or option keywords, not both")
+        self.options = options if options is not None else Isol8Options(**option_fields)
+        if self.options.mode not in ("ephemeral", "persistent"):
+            raise InvalidRequest(f"mode: {self.options.mode!r} must be 'ephemeral' or 'persistent'")
+        if self.options.pool_strategy not in ("fast", "secure"):
+            raise InvalidRequest(f"poolStrategy: {self.options.pool_strategy!r} must be 'fast' or 'secure'")
+        if self.options.max_concurrent < 1:
+            raise InvalidRequest("maxConcurrent: must be at least 1")
+        self.engine_id = uuid.uuid4().hex[:12]
+        self._backend = backend
+        self._owns_backend = backend is None
+        self._limiter = trio.Semaphore(self.options.max_concurrent)
+        self._pool: Pool | None = None
+        self._session: _Session | None = None
+        self._state = "new"
+        self._started = trio.Event()
+        self._stop_requested = trio.Event()
+        self._stopped = trio.Event()
+        self._service_error: BaseException | None = None
+        self._specs: dict[tuple[str, str], SandboxSpec] = {}
+
+    # ------------------------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> DockerIsol8:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.stop()
+
+    async def start(self, prewarm: bool | dict | list[str] = False) -> None:
+        """Connect to Docker and start the engine's service task; with ``prewarm`` (True, a list of
+        runtimes, or ``{"runtimes": [...]}``) fill the warm pool before returning."""
+        if self._state == "stopped":
+            raise EngineClosed("this engine was stopped; make a new one")
+        if self._state == "new":
+            self._state = "starting"
+            try:
+                if self._backend is None:
+                    self._backend = DockerBackend()
+                await _check_backend(self._backend)
+            except BaseException:
+                self._state = "new"
+                raise
+            trio.lowlevel.spawn_system_task(self._serve, name=f"isol8rt-engine-{self.engine_id}")
+            await self._started.wait()
+            self._state = "started"
+        await self._started.wait()
+        if prewarm:
+            await self._prewarm(prewarm)
+
+    async def stop(self) -> None:
+        """Remove every container this engine made (pooled, checked out, persistent) and end its tasks."""
+        if self._state in ("new", "stopped"):
+            self._state = "stopped"
+            return
+        self._state = "stopped"
+        self._stop_requested.set()
+        with trio.CancelScope(shield=True):
+            await self._stopped.wait()
+
+    async def _serve(self) -> None:
+        # A system task: it must never raise. It owns the engine's nursery, and on the way out (stop(),
+        # or the end of trio.run without stop()) it removes everything the engine made.
+        try:
+            async with trio.open_nursery() as nursery:
+                self._pool = Pool(self._backend, nursery, strategy=self.options.pool_strategy,
+                                  size=_pool_size(self.options.pool_size),
+                                  max_idle=max(_pool_size(self.options.pool_size), self.options.max_concurrent))
+                self._started.set()
+                await self._stop_requested.wait()
+                nursery.cancel_scope.cancel()
+        except BaseException as exc:  # noqa: BLE001
+            if not isinstance(exc, trio.Cancelled):
+                log.exception("engine service task failed")
+                self._service_error = exc
+        finally:
+            self._state = "stopped"
+            self._started.set()
+            with trio.CancelScope(shield=True):
+                try:
+                    if self._pool is not None:
+                        await self._pool.close()
+                    if self._session is not None:
+                        await self._session.close(keep=self.options.persist)
+                    if self._owns_backend and self._backend is not None:
+                        await self._backend.aclose()
+                except BaseException:  # noqa: BLE001
+                    log.exception("engine clean-up failed")
+            self._stopped.set()
+
+    def _check_started(self) -> None:
+        if self._state != "started":
+            if self._state == "stopped":
+                raise EngineClosed("this engine was stopped")
+            raise EngineClosed("call `await engine.start()` (or use `async with`) before running code")
+
+    async def _prewarm(self, prewarm) -> None:
+        self._check_started()
+        if self.options.mode == "persistent":
+            return
+        if isinstance(prewarm, dict):
+            runtimes = prewarm.get("runtimes") or list(RUNTIME_NAMES)
+        elif isinstance(prewarm, (list, tuple)):
+            runtimes = list(prewarm)
+        else:
+            runtimes = list(RUNTIME_NAMES) if self.options.image is None else ["python"]
+        async with trio.open_nursery() as nursery:
+            for name in runtimes:
+                runtime = RUNTIMES.get(name)
+                if runtime is None:
+                    raise InvalidRequest(f"prewarm: unknown runtime {name!r}")
+                spec, configure = self._container_for(runtime, self.options.image or runtime.image)
+                nursery.start_soon(self._pool.prewarm, spec, configure)
+
+    # ------------------------------------------------------------------------------------ running
+
+    def _container_for(self, runtime: RuntimeInfo, image: str) -> tuple[SandboxSpec, protocol.Configure]:
+        key = (runtime.name, image)
+        spec = self._specs.get(key)
+        if spec is None:
+            spec = self._specs[key] = sandbox_spec(self.options, runtime, image, self.engine_id)
+        prestart = prestart_spec(runtime, self.options)
+        configure = protocol.Configure(prestart=[prestart] if prestart else [],
+                                       reset_after_run=self.options.pool_strategy == "fast")
+        return spec, configure
+
+    async def execute(self, request: ExecutionRequest) -> ExecutionResult:
+        """Run ``request`` to its end and return everything it produced."""
+        async with contextlib.aclosing(self._run(request, stream=False)) as events:
+            async for item in events:
+                if isinstance(item, ExecutionResult):
+                    return item
+        raise SandboxError("the run ended without a result")  # pragma: no cover
+
+    async def execute_stream(self, request: ExecutionRequest) -> AsyncIterator[StreamEvent]:
+        """Run ``request``, yielding stdout/stderr text as it comes, then one ``exit`` (or ``error``) event.
+
+        Leaving the loop early kills the run and frees its container.
+        """
+        async with contextlib.aclosing(self._run(request, stream=True)) as events:
+            async for item in events:
+                if isinstance(item, StreamEvent):
+                    yield item
+
+    async def _run(self, request: ExecutionRequest, *, stream: bool):
+        """The one path every run takes; yields StreamEvents (when streaming) and finally the result."""
+        self._check_started()
+        if not isinstance(request, ExecutionRequest):
+            raise InvalidRequest(f"expected an ExecutionRequest, got {type(request).__name__}")
+        started = time.perf_counter()
+        execution_id = str(uuid.uuid4())
+        timestamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+        plan = plan_execution(request, self.options)
+        runtime = plan.runtime
+        image = self.options.image or runtime.image
+        secrets = tuple(self.options.secrets.values())
+        async with self._limiter:
+            if self.options.mode == "persistent":
+                lease = self._session_lease(runtime, image)
+            else:
+                lease = self._pool_lease(runtime, image)
+            async with lease as sandbox:
+                for setup in plan.setup:
+                    outcome = _Outcome()
+                    async for event in self._phase(sandbox, setup, "setup", outcome, secrets, stream):
+                        yield event
+                    if outcome.failure is not None or outcome.exit is None or outcome.exit.exit_code != 0:
+                        result = self._result(plan, outcome, execution_id, timestamp, started, sandbox, secrets)
+                        note = outcome.failure or f"setup failed with exit code {result.exit_code}"
+                        result.stderr = f"{result.stderr}isol8rt: {note}; the program was not run\n"
+                        if stream:
+                            yield StreamEvent(type="error", data=note, phase="setup")
+                        yield result
+                        return
+                outcome = _Outcome()
+                async for event in self._phase(sandbox, plan.code, "code", outcome, secrets, stream):
+                    yield event
+                result = self._result(plan, outcome, execution_id, timestamp, started, sandbox, secrets)
+        if stream:
+            if outcome.failure is not None:
+                yield StreamEvent(type="error", data=outcome.failure, phase="code")
+            else:
+                yield StreamEvent(type="exit", data=str(result.exit_code), phase="code")
+        yield result
+
+    async def _phase(self, sandbox: Sandbox, run: RunPlan, phase: str, outcome: _Outcome,
+                     secrets: tuple[str, ...], stream: bool):
+        op_id = sandbox.next_id()
+        streams = {1: StreamText(run.max_output, secrets), 2: StreamText(run.max_output, secrets)}
+        texts = {1: outcome.stdout, 2: outcome.stderr}
+        names = {1: "stdout", 2: "stderr"}
+        async for message in sandbox.operate(run.messages(op_id), op_id, run.timeout_ms / 1000):
+            kind = type(message)
+            if kind is protocol.Output:
+                text = streams[message.fd].feed(message.data)
+                if text:
+                    texts[message.fd].append(text)
+                    if stream:
+                        yield StreamEvent(type=names[message.fd], data=text, phase=phase)
+            elif kind is protocol.FileData:
+                outcome.files.setdefault(message.path, bytearray()).extend(message.data)
+            elif kind is protocol.Exit:
+                outcome.exit = message
+            elif kind is protocol.Failed:
+                outcome.failure = mask(message.message, secrets)
+        for fd, text_stream in streams.items():
+            truncated = outcome.exit is not None and (
+                outcome.exit.truncated_stdout if fd == 1 else outcome.exit.truncated_stderr)
+            tail = text_stream.finish(truncated)
+            if tail:
+                texts[fd].append(tail)
+                if stream:
+                    yield StreamEvent(type=names[fd], data=tail, phase=phase)
+        exit = outcome.exit
+        if exit is not None and phase == "code":
+            note = None
+            if exit.timed_out:
+                note = f"isol8rt: timed out after {run.timeout_ms} ms; the process was killed\n"
+            elif exit.oom_killed:
+                note = f"isol8rt: out of memory: the process was killed at the {self.options.memory_limit} limit\n"
+            if note:
+                outcome.stderr.append(note)
+                if stream:
+                    yield StreamEvent(type="stderr", data=note, phase=phase)
+        outcome.truncated = (streams[1].truncated, streams[2].truncated)
+
+    def _result(self, plan: ExecutionPlan, outcome: _Outcome, execution_id: str, timestamp: str, started: float,
+                sandbox: Sandbox, secrets: tuple[str, ...]) -> ExecutionResult:
+        exit = outcome.exit
+        truncated_out, truncated_err = outcome.truncated
+        duration_ms = (time.perf_counter() - started) * 1000
+        usage = None
+        if exit is not None:
+            cpu_ms = exit.usage.cpu_user_ms + exit.usage.cpu_system_ms
+            usage = ResourceUsage(
+                cpu_percent=round(100 * cpu_ms / exit.duration_ms, 1) if exit.duration_ms > 0 else 0.0,
+                cpu_time_ms=round(cpu_ms, 3),
+                memory_mb=round(exit.usage.peak_memory_kb / 1024, 2),
+                peak_memory_mb=round(exit.usage.peak_memory_kb / 1024, 2),
+                network_bytes_in=exit.usage.net_rx_bytes,
+                network_bytes_out=exit.usage.net_tx_bytes,
+            )
+        stderr = "".join(outcome.stderr)
+        if outcome.failure is not None:
+            stderr += f"isol8rt: {outcome.failure}\n"
+        return ExecutionResult(
+            stdout="".join(outcome.stdout),
+            stderr=stderr,
+            exit_code=exit.exit_code if exit is not None else 1,
+            duration_ms=round(duration_ms, 3),
+            truncated=truncated_out or truncated_err,
+            truncated_stdout=truncated_out,
+            truncated_stderr=truncated_err,
+            execution_id=execution_id,
+            runtime=plan.runtime.name,
+            timestamp=timestamp,
+            timed_out=bool(exit and exit.timed_out),
+            oom_killed=bool(exit and exit.oom_killed),
+            container_id=sandbox.container_id,
+            files={path: bytes(data) for path, data in outcome.files.items()} if plan.code.output_paths else None,
+            file_errors=dict(exit.file_errors) if exit is not None and exit.file_errors else None,
+            resource_usage=usage,
+        )
+
+    # ------------------------------------------------------------------------------------ leases
+
+    @contextlib.asynccontextmanager
+    async def _pool_lease(self, runtime: RuntimeInfo, image: str):
+        spec, configure = self._container_for(runtime, image)
+        pool = self._pool
+        for attempt in range(_ACQUIRE_ATTEMPTS):
+            sandbox = await pool.acquire(spec, configure)
+            try:
+                await sandbox.settle()
+                break
+            except SandboxError as exc:
+                log.warning("discarding a pooled container: %s", exc)
+                pool.release(sandbox)
+                if attempt == _ACQUIRE_ATTEMPTS - 1:
+                    raise
+        try:
+            yield sandbox
+        finally:
+            pool.release(sandbox)
+
+    @contextlib.asynccontextmanager
+    async def _session_lease(self, runtime: RuntimeInfo, image: str):
+        session = await self._ensure_session(runtime, image)
+        async with session.lock:
+            if session.sandbox is None or session.sandbox.broken:
+                raise SessionError("the persistent session's container is gone; stop this engine and make a new one")
+            try:
+                yield session.sandbox
+            finally:
+                if session.sandbox.broken:
+                    log.warning("the persistent session's container broke")
+
+    async def _ensure_session(self, runtime: RuntimeInfo | None, image: str | None) -> _Session:
+        if self._session is None:
+            runtime = runtime or RUNTIMES["python"]
+            self._session = _Session(runtime.name)
+        session = self._session
+        if runtime is not None and session.runtime != runtime.name:
+            raise SessionError(
+                f"this persistent session runs {session.runtime}; it cannot switch to {runtime.name}. "
+                "Use another engine (or session) for another runtime."
+            )
+        async with session.lock:
+            if session.sandbox is None:
+                info = RUNTIMES[session.runtime]
+                spec, _ = self._container_for(info, image or self.options.image or info.image)
+                session.sandbox = await Sandbox.create(self._backend, spec, protocol.Configure())
+        return session
+
+    # ------------------------------------------------------------------------------------ files
+
+    async def put_file(self, path: str, content: str | bytes) -> None:
+        """Write a file into the persistent session's /sandbox (starting the session if needed)."""
+        self._check_started()
+        data = content.encode() if isinstance(content, str) else bytes(content)
+        self._require_persistent("put_file")
+        session = await self._ensure_session(None, None)
+        async with session.lock:
+            sandbox = session.sandbox
+            op_id = sandbox.next_id()
+            messages = [protocol.PutFile(id=op_id, path=path, data=chunk, offset=offset, last=last, ack=last)
+                        for offset, chunk, last in protocol.chunks(data)]
+            async for message in sandbox.operate(messages, op_id, None):
+                if isinstance(message, protocol.Failed):
+                    raise InvalidRequest(message.message)
+
+    async def get_file(self, path: str) -> bytes:
+        """Read a file from the persistent session's /sandbox."""
+        self._check_started()
+        self._require_persistent("get_file")
+        session = await self._ensure_session(None, None)
+        data = bytearray()
+        async with session.lock:
+            sandbox = session.sandbox
+            op_id = sandbox.next_id()
+            async for message in sandbox.operate([protocol.GetFile(id=op_id, path=path)], op_id, None):
+                if isinstance(message, protocol.FileData):
+                    data += message.data
+                elif isinstance(message, protocol.Failed):
+                    if message.kind == "not_found":
+                        raise FileNotFoundError(message.message)
+                    raise InvalidRequest(message.message)
+        return bytes(data)
+
+    def _require_persistent(self, what: str) -> None:
+        if self.options.mode != "persistent":
+            raise SessionError(f"{what} needs a persistent engine (mode='persistent'): an ephemeral run's "
+                               "files are gone with its container; use files/outputPaths on the request instead")
+
+    # ------------------------------------------------------------------------------------ housekeeping
+
+    @staticmethod
+    async def cleanup(backend: ContainerBackend | None = None) -> dict:
+        """Remove every container isol8rt made (by label), whichever engine made it."""
+        own = backend is None
+        backend = backend or DockerBackend()
+        removed, failed, errors = 0, 0, []
+        try:
+            await _check_backend(backend)
+            for container_id in await backend.list({}):
+                try:
+                    await backend.remove(container_id)
+                    removed += 1
+                except Exception as exc:  # noqa: BLE001 - report, go on with the rest
+                    failed += 1
+                    errors.append(f"{container_id[:12]}: {exc}")
+        finally:
+            if own:
+                await backend.aclose()
+        return {"removed": removed, "failed": failed, "errors": errors}
+
+    @staticmethod
+    async def cleanup_images() -> dict:
+        """Remove every image isol8rt built (by label)."""
+        from .. import images
+
+        return await images.remove_images()
+
+    @property
+    def containers(self) -> list[str]:
+        """Ids of the containers this engine holds now (pooled, checked out, session)."""
+        ids = list(self._pool.live) if self._pool is not None else []
+        if self._session is not None and self._session.sandbox is not None:
+            ids.append(self._session.sandbox.container_id)
+        return ids
+
+
+class _Session:
+    """The persistent mode's one container, serving one operation at a time."""
+
+    def __init__(self, runtime: str) -> None:
+        self.runtime = runtime
+        self.sandbox: Sandbox | None = None
+        self.lock = trio.Lock()
+
+    async def close(self, keep: bool = False) -> None:
+        if self.sandbox is not None and not keep:
+            await self.sandbox.discard()
+        self.sandbox = None
+
+
+async def _check_backend(backend: ContainerBackend) -> None:
+    client = getattr(backend, "client", None)
+    if client is None:
+        return
+    from .. import docker
+
+    try:
+        await client.ping()
+    except docker.DaemonNotRunning as exc:
+        raise EngineUnavailable(str(exc)) from None
+    except docker.DockerError as exc:
+        raise EngineUnavailable(f"Docker answered, but not usably: {exc}") from None
+
+

@@ -1,0 +1,220 @@
+"""From a request and the engine's options to exactly what the agent will be asked to do.
+
+Pure functions, no I/O: every bad input is refused here with an :class:`~isol8rt.errors.InvalidRequest`
+naming the field, before a container is touched.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass, field
+
+from ..agent import files as agent_files
+from ..agent import protocol
+from ..errors import InvalidRequest
+from ..runtimes import RUNTIMES, SANDBOX_DIR, RuntimeInfo
+from ..types import ExecutionRequest, Isol8Options, file_bytes
+
+#: The largest program text accepted (it travels in one frame).
+MAX_CODE_BYTES = 16 * 1024 * 1024
+MAX_TIMEOUT_MS = 24 * 3600 * 1000
+_EXTENSION = re.compile(r"^\.[A-Za-z0-9]{1,16}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Package specs as pip, npm, bun and deno take them; never an option (leading '-') or shell syntax.
+_PACKAGE = re.compile(r"^[A-Za-z0-9@][A-Za-z0-9@/._+:=<>!~^*,\[\]-]*$")
+
+_PATH = "/sandbox/.local/bin:/sandbox/node_modules/.bin:/sandbox/.npm-global/bin:" \
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+#: The environment every run starts from, before the engine's secrets and the request's own variables.
+BASE_ENV: dict[str, str] = {
+    "PATH": _PATH,
+    "HOME": SANDBOX_DIR,
+    "USER": "sandbox",
+    "LANG": "C.UTF-8",
+    "TMPDIR": "/tmp",
+    "PYTHONUNBUFFERED": "1",
+    "PYTHONUSERBASE": f"{SANDBOX_DIR}/.local",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    "PIP_NO_CACHE_DIR": "1",
+    "NPM_CONFIG_PREFIX": f"{SANDBOX_DIR}/.npm-global",
+    "NPM_CONFIG_CACHE": "/tmp/.npm",
+    "NPM_CONFIG_UPDATE_NOTIFIER": "false",
+    "NPM_CONFIG_FUND": "false",
+    "NPM_CONFIG_AUDIT": "false",
+    "BUN_INSTALL_CACHE_DIR": "/tmp/.bun",
+    "DENO_DIR": f"{SANDBOX_DIR}/.deno",
+    "DENO_NO_UPDATE_CHECK": "1",
+    "NO_COLOR": "1",
+}
+
+
+@dataclass
+class RunPlan:
+    """One process for the agent to run, and the files to put in place before it."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str = SANDBOX_DIR
+    code: bytes | None = None
+    code_path: str | None = None
+    stdin: bytes = b""
+    timeout_ms: int = 30_000
+    max_output: int = 1024 * 1024
+    output_paths: list[str] = field(default_factory=list)
+    files: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def messages(self, op_id: int, *, stdin_open: bool = False) -> list:
+        """The frames that start this run: its files (chunked), then the Run itself."""
+        messages: list = [
+            protocol.PutFile(id=op_id, path=path, data=chunk, offset=offset, last=last)
+            for path, data in self.files
+            for offset, chunk, last in protocol.chunks(data)
+        ]
+        messages.append(protocol.Run(
+            id=op_id, argv=self.argv, env=self.env, cwd=self.cwd, code=self.code, code_path=self.code_path,
+            stdin=self.stdin, stdin_open=stdin_open, timeout_ms=self.timeout_ms, max_output=self.max_output,
+            output_paths=self.output_paths,
+        ))
+        return messages
+
+
+@dataclass
+class ExecutionPlan:
+    runtime: RuntimeInfo
+    code: RunPlan
+    setup: list[RunPlan] = field(default_factory=list)
+    packages: list[str] = field(default_factory=list)
+
+
+def run_env(options: Isol8Options, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(BASE_ENV)
+    env.update(options.secrets)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def program_path(runtime: RuntimeInfo, extension: str | None = None) -> str:
+    return f"{SANDBOX_DIR}/main{extension or runtime.extension}"
+
+
+def program_argv(runtime: RuntimeInfo, path: str) -> list[str]:
+    return [part.replace("{file}", path) for part in runtime.command]
+
+
+def prestart_spec(runtime: RuntimeInfo, options: Isol8Options) -> protocol.Prestart | None:
+    """The interpreter a pooled container keeps started for the next plain run of this runtime."""
+    if not runtime.prestart:
+        return None
+    path = program_path(runtime)
+    return protocol.Prestart(argv=program_argv(runtime, path), env=run_env(options), cwd=SANDBOX_DIR, code_path=path)
+
+
+def _check_path(field_name: str, path: str) -> str:
+    try:
+        agent_files.split_path(SANDBOX_DIR, path)
+    except agent_files.PathRefused as exc:
+        raise InvalidRequest(f"{field_name}: {exc}") from None
+    return path
+
+
+def resolve_workdir(workdir: str | None) -> str:
+    if workdir is None or workdir == "":
+        return SANDBOX_DIR
+    if "\x00" in workdir:
+        raise InvalidRequest("workdir: contains a NUL byte")
+    resolved = posixpath.normpath(posixpath.join(SANDBOX_DIR, workdir))
+    if resolved != SANDBOX_DIR and not resolved.startswith(SANDBOX_DIR + "/"):
+        raise InvalidRequest(f"workdir: {workdir!r} resolves to {resolved}, outside {SANDBOX_DIR}")
+    return resolved
+
+
+def check_env(field_name: str, env: dict[str, str]) -> None:
+    for name, value in env.items():
+        if not isinstance(name, str) or not _ENV_NAME.match(name):
+            raise InvalidRequest(f"{field_name}: {name!r} is not a valid environment variable name")
+        if not isinstance(value, str) or "\x00" in value:
+            raise InvalidRequest(f"{field_name}: the value of {name} must be a string without NUL bytes")
+
+
+def check_packages(packages: list[str]) -> list[str]:
+    for package in packages:
+        if not isinstance(package, str) or not _PACKAGE.match(package) or len(package) > 200:
+            raise InvalidRequest(f"installPackages: {package!r} is not a package name this engine will pass on")
+    return sorted(set(packages))
+
+
+def install_plan(runtime: RuntimeInfo, packages: list[str], env: dict[str, str], timeout_ms: int) -> RunPlan:
+    argv = {
+        "pip": ["python3", "-m", "pip", "install", "--user", "--no-warn-script-location", "--quiet", "--"],
+        "npm": ["npm", "install", "--no-save", "--prefix", SANDBOX_DIR, "--"],
+        "bun": ["bun", "add", "--cwd", SANDBOX_DIR],
+        "deno": ["deno", "cache", "--"],
+    }.get(runtime.installer)
+    if argv is None:
+        raise InvalidRequest(
+            f"installPackages: the {runtime.name} runtime installs nothing at run time; bake packages into an "
+            f"image with `isol8rt setup --{runtime.name} {','.join(packages)}`"
+        )
+    if runtime.installer == "deno":
+        packages = [p if ":" in p else f"npm:{p}" for p in packages]
+    # Installs need longer than most programs; they still end.
+    return RunPlan(argv=argv + packages, env=env, timeout_ms=max(timeout_ms, 120_000), max_output=64 * 1024)
+
+
+def plan_execution(request: ExecutionRequest, options: Isol8Options, *, baked: bool = False) -> ExecutionPlan:
+    """Validate ``request`` and turn it into the runs the agent will carry out.
+
+    ``baked`` says the request's packages are already in the image, so nothing is installed.
+    """
+    runtime = RUNTIMES.get(request.runtime)
+    if runtime is None:
+        raise InvalidRequest(f"runtime: {request.runtime!r} is not one of {', '.join(RUNTIMES)}")
+    if request.code_url is not None:
+        raise InvalidRequest("codeUrl: fetching code from a URL is not enabled in this engine")
+    if (request.code is None) == (request.cmd is None):
+        raise InvalidRequest("give exactly one of code and cmd")
+    timeout_ms = request.timeout_ms if request.timeout_ms is not None else options.timeout_ms
+    if not isinstance(timeout_ms, int) or not 0 < timeout_ms <= MAX_TIMEOUT_MS:
+        raise InvalidRequest(f"timeoutMs: {timeout_ms!r} must be between 1 and {MAX_TIMEOUT_MS}")
+    check_env("env", request.env)
+    env = run_env(options, request.env)
+    cwd = resolve_workdir(request.workdir)
+    stdin = (request.stdin or "").encode()
+    files = []
+    for path, content in request.files.items():
+        _check_path("files", path)
+        try:
+            files.append((path, file_bytes(content)))
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequest(f"files[{path!r}]: {exc}") from None
+    for path in request.output_paths:
+        _check_path("outputPaths", path)
+    code_plan = RunPlan(argv=[], env=env, cwd=cwd, stdin=stdin, timeout_ms=timeout_ms,
+                        max_output=options.max_output_size, output_paths=list(request.output_paths), files=files)
+    if request.cmd is not None:
+        if "\x00" in request.cmd:
+            raise InvalidRequest("cmd: contains a NUL byte")
+        code_plan.argv = ["/bin/sh", "-c", request.cmd]
+    else:
+        extension = request.file_extension
+        if extension is not None:
+            extension = extension if extension.startswith(".") else f".{extension}"
+            if not _EXTENSION.match(extension):
+                raise InvalidRequest(f"fileExtension: {request.file_extension!r} is not a file extension")
+        code = request.code.encode()
+        if len(code) > MAX_CODE_BYTES:
+            raise InvalidRequest(f"code: {len(code)} bytes is more than the {MAX_CODE_BYTES}-byte limit")
+        code_plan.code = code
+        code_plan.code_path = program_path(runtime, extension)
+        code_plan.argv = program_argv(runtime, code_plan.code_path)
+    packages = check_packages(list(request.install_packages))
+    setup = []
+    if packages and not baked:
+        setup.append(install_plan(runtime, packages, env, timeout_ms))
+    if request.setup_script:
+        setup.append(RunPlan(argv=["/bin/bash", "-c", request.setup_script], env=env, timeout_ms=timeout_ms,
+                             max_output=options.max_output_size))
+    return ExecutionPlan(runtime=runtime, code=code_plan, setup=setup, packages=packages)

@@ -1,0 +1,157 @@
+"""The warm pool: started containers waiting for runs, keyed by everything that makes them differ.
+
+``fast``: a container goes back to the pool after each run. Its agent resets it on its own right after
+sending the run's Exit (kills every sandbox-user process and confirms none is left, wipes /sandbox, /tmp
+and /dev/shm, removes SysV IPC and message queues, starts the next interpreter) and announces the result;
+the next holder waits for that announcement and uses the container only when every check passed. A
+container also retires after ``max_uses`` runs or ``max_age_s`` seconds.
+
+``secure``: a container serves exactly one run and is removed; the pool starts replacements in the
+background so the next run still finds one ready.
+
+Creating and removing containers happens in the engine's own nursery, never on the caller's path, except
+when a run finds no container ready and one must be made for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import deque
+
+import trio
+
+from ..agent import protocol
+from ..errors import EngineClosed
+from .backend import ContainerBackend, SandboxSpec
+from .sandbox import Sandbox
+
+log = logging.getLogger("isol8rt.pool")
+
+
+class _Slot:
+    """One kind of container: its recipe and the ready ones."""
+
+    __slots__ = ("spec", "configure", "idle", "creating", "target")
+
+    def __init__(self, spec: SandboxSpec, configure: protocol.Configure, target: int) -> None:
+        self.spec = spec
+        self.configure = configure
+        self.idle: deque[Sandbox] = deque()
+        self.creating = 0
+        self.target = target
+
+
+class Pool:
+    def __init__(self, backend: ContainerBackend, nursery: trio.Nursery, *, strategy: str = "fast",
+                 size: int = 1, max_idle: int = 8, max_uses: int = 200, max_age_s: float = 900.0) -> None:
+        self._backend = backend
+        self._nursery = nursery
+        self.strategy = strategy
+        self.size = size
+        self.max_idle = max(max_idle, size)
+        self.max_uses = max_uses
+        self.max_age_s = max_age_s
+        self._slots: dict[str, _Slot] = {}
+        self._slot_by_sandbox: dict[str, _Slot] = {}
+        #: Every container this pool made and has not removed, idle or checked out.
+        self.live: dict[str, Sandbox] = {}
+        self.closed = False
+
+    def _slot(self, spec: SandboxSpec, configure: protocol.Configure) -> _Slot:
+        key = spec.pool_key() + configure_key(configure)
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = _Slot(spec, configure, self.size)
+        return slot
+
+    async def acquire(self, spec: SandboxSpec, configure: protocol.Configure) -> Sandbox:
+        """A ready container for ``spec``: a warm one if there is one, else one made now."""
+        slot = self._slot(spec, configure)
+        while slot.idle:
+            sandbox = slot.idle.popleft()
+            if self._expired(sandbox):
+                self._retire(sandbox)
+                continue
+            self._refill(slot)
+            return sandbox
+        sandbox = await self._create(slot)
+        # Only now: a refill started earlier would compete with this caller's own container for the CPU.
+        self._refill(slot)
+        return sandbox
+
+    def release(self, sandbox: Sandbox) -> None:
+        """Give a container back after a run: recycled (fast) or removed (secure, broken, retired)."""
+        slot = self._slot_by_sandbox.pop(sandbox.container_id, None)
+        sandbox.uses += 1
+        if (self.closed or slot is None or self.strategy != "fast" or sandbox.broken or self._expired(sandbox)
+                or len(slot.idle) >= self.max_idle):
+            self._retire(sandbox)
+        else:
+            # Its agent is resetting it already (Configure.reset_after_run); the next holder settles it.
+            sandbox.resetting = True
+            self._slot_by_sandbox[sandbox.container_id] = slot
+            slot.idle.append(sandbox)
+        if slot is not None:
+            self._refill(slot)
+
+    async def prewarm(self, spec: SandboxSpec, configure: protocol.Configure) -> None:
+        """Fill the pool for ``spec`` and wait until it is full."""
+        slot = self._slot(spec, configure)
+        async with trio.open_nursery() as nursery:
+            for _ in range(max(0, slot.target - len(slot.idle) - slot.creating)):
+                nursery.start_soon(self._create_idle, slot)
+
+    def _expired(self, sandbox: Sandbox) -> bool:
+        return sandbox.uses >= self.max_uses or time.monotonic() - sandbox.created > self.max_age_s
+
+    def _refill(self, slot: _Slot) -> None:
+        if self.closed:
+            return
+        for _ in range(slot.target - len(slot.idle) - slot.creating):
+            self._nursery.start_soon(self._create_idle, slot)
+
+    async def _create(self, slot: _Slot) -> Sandbox:
+        sandbox = await Sandbox.create(self._backend, slot.spec, slot.configure)
+        if self.closed:
+            await sandbox.discard()
+            raise EngineClosed("the engine stopped while a container was starting")
+        self.live[sandbox.container_id] = sandbox
+        self._slot_by_sandbox[sandbox.container_id] = slot
+        return sandbox
+
+    async def _create_idle(self, slot: _Slot) -> None:
+        slot.creating += 1
+        try:
+            sandbox = await self._create(slot)
+        except Exception as exc:  # noqa: BLE001 - a failed refill must not take the engine down
+            log.warning("could not start a pooled container from %s: %s", slot.spec.image, exc)
+            return
+        finally:
+            slot.creating -= 1
+        if slot.target > len(slot.idle):
+            slot.idle.append(sandbox)
+        else:
+            self._retire(sandbox)
+
+    def _retire(self, sandbox: Sandbox) -> None:
+        self.live.pop(sandbox.container_id, None)
+        self._slot_by_sandbox.pop(sandbox.container_id, None)
+        self._nursery.start_soon(sandbox.discard)
+
+    async def close(self) -> None:
+        """Remove every container this pool made, idle or still checked out."""
+        self.closed = True
+        for slot in self._slots.values():
+            slot.idle.clear()
+        sandboxes = list(self.live.values())
+        self.live.clear()
+        with trio.CancelScope(shield=True):
+            async with trio.open_nursery() as nursery:
+                for sandbox in sandboxes:
+                    nursery.start_soon(sandbox.discard)
+
+
+def configure_key(configure: protocol.Configure) -> str:
+    return hashlib.sha256(protocol.FrameEncoder().encode(configure)).hexdigest()[:16]

@@ -1,0 +1,155 @@
+"""One sandbox: a container, the agent inside it, and the channel to that agent."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import AsyncIterator
+
+import trio
+
+from ..agent import protocol
+from ..errors import SandboxError
+from .backend import ContainerBackend, SandboxSpec, remove_quietly
+from .channel import AgentChannel, ChannelBroken
+
+#: What a reset must verify before a container may serve another run.
+RESET_CHECKS = frozenset({"processes", "files", "ipc"})
+
+#: How long a new container may take to report its agent ready (container start is ~250 ms here).
+READY_TIMEOUT_S = 30.0
+
+#: Beyond a run's own timeout (enforced by the agent), how long the host waits for the agent to report
+#: before it gives the container up as broken.
+AGENT_GRACE_S = 5.0
+
+_TERMINAL = (protocol.Exit, protocol.Failed, protocol.Done)
+
+
+class Sandbox:
+    """A started container whose agent is ready.
+
+    A sandbox serves one operation at a time; the pool or the session that holds it makes sure of that.
+    """
+
+    def __init__(self, backend: ContainerBackend, spec: SandboxSpec, container_id: str, channel: AgentChannel):
+        self.backend = backend
+        self.spec = spec
+        self.key = spec.pool_key()
+        self.container_id = container_id
+        self.channel = channel
+        self.generation = 0
+        #: A reset is under way in the agent; its Ready must arrive before the next run.
+        self.resetting = False
+        self.uses = 0
+        self.created = time.monotonic()
+        self.broken = False
+        self._ids = itertools.count(1)
+
+    @classmethod
+    async def create(cls, backend: ContainerBackend, spec: SandboxSpec,
+                     configure: protocol.Configure | None = None) -> Sandbox:
+        container_id = await backend.create(spec)
+        try:
+            # Attach before start: an attach to a container that has already exited hangs on this daemon.
+            stream = await backend.attach(container_id)
+            channel = AgentChannel(stream)
+            await backend.start(container_id)
+            sandbox = cls(backend, spec, container_id, channel)
+            with trio.fail_after(READY_TIMEOUT_S):
+                ready = await channel.receive()
+            if not isinstance(ready, protocol.Ready):
+                raise SandboxError(f"the agent in {spec.image} greeted with {type(ready).__name__}, not Ready")
+            if ready.version != protocol.PROTOCOL_VERSION:
+                raise SandboxError(
+                    f"the agent in {spec.image} speaks protocol {ready.version}, this engine "
+                    f"{protocol.PROTOCOL_VERSION}: the image is out of date, run `isol8rt setup`"
+                )
+            if configure is not None:
+                await channel.send(configure)
+            return sandbox
+        except trio.TooSlowError:
+            await remove_quietly(backend, container_id)
+            raise SandboxError(f"the agent in {spec.image} did not start within {READY_TIMEOUT_S:.0f} s") from None
+        except ChannelBroken as exc:
+            await remove_quietly(backend, container_id)
+            raise SandboxError(f"the sandbox from {spec.image} failed to start: {exc}") from None
+        except BaseException:
+            await remove_quietly(backend, container_id)
+            raise
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    async def settle(self) -> None:
+        """Wait until a reset under way has finished and verified; a failed reset breaks the sandbox."""
+        if not self.resetting:
+            return
+        try:
+            with trio.fail_after(READY_TIMEOUT_S):
+                while True:
+                    message = await self.channel.receive()
+                    if isinstance(message, protocol.Ready):
+                        break
+        except (trio.TooSlowError, ChannelBroken) as exc:
+            self.broken = True
+            raise SandboxError(f"container {self.container_id[:12]} did not come back from its reset: {exc}") from None
+        self.resetting = False
+        self.generation = message.generation
+        missing = RESET_CHECKS - set(message.verified)
+        if missing:
+            self.broken = True
+            raise SandboxError(f"container {self.container_id[:12]} could not verify its reset: {sorted(missing)}")
+
+    async def operate(self, messages: list, op_id: int, timeout_s: float | None) -> AsyncIterator:
+        """Send ``messages`` (ending with the operation ``op_id``) and yield the agent's answers to it,
+        ending with its terminal message (Exit, Done or Failed).
+
+        Not a single cancel scope spans a yield, so the consumer's own cancellation stays its own. If the
+        consumer leaves early, the run may still be going on: the sandbox is marked broken and its holder
+        must discard (or, for a session, :meth:`interrupt`) it.
+        """
+        finished = False
+        try:
+            await self.channel.send(*messages)
+            deadline = trio.current_time() + (timeout_s + AGENT_GRACE_S if timeout_s else float("inf"))
+            while True:
+                message = None
+                with trio.move_on_at(deadline):
+                    message = await self.channel.receive()
+                if message is None:
+                    self.broken = True
+                    raise SandboxError(f"the agent in container {self.container_id[:12]} stopped answering")
+                if getattr(message, "id", op_id) != op_id:
+                    continue  # a straggler of an operation given up earlier
+                finished = isinstance(message, _TERMINAL)
+                yield message
+                if finished:
+                    return
+        except ChannelBroken as exc:
+            self.broken = True
+            raise SandboxError(f"container {self.container_id[:12]} failed: {exc}") from None
+        finally:
+            if not finished:
+                self.broken = True
+
+    async def interrupt(self, op_id: int) -> bool:
+        """Kill a run a consumer walked away from and wait for its end; True when the sandbox survived."""
+        with trio.CancelScope(shield=True), trio.move_on_after(AGENT_GRACE_S) as scope:
+            try:
+                await self.channel.send(protocol.Signal(id=op_id, signum=9))
+                while True:
+                    message = await self.channel.receive()
+                    if isinstance(message, _TERMINAL) and getattr(message, "id", None) == op_id:
+                        break
+            except ChannelBroken:
+                return False
+        if scope.cancelled_caught:
+            return False
+        self.broken = False
+        return True
+
+    async def discard(self) -> None:
+        self.broken = True
+        await self.channel.aclose()
+        await remove_quietly(self.backend, self.container_id)

@@ -1,0 +1,187 @@
+"""The wire types: requests, results, stream events and engine options, shared by the library, the HTTP
+server and the CLI. snake_case in Python, camelCase on the wire (the reference system's JSON shapes).
+
+These are msgspec Structs: construction does not validate, decoding does. The engine validates what it
+is handed (see :func:`isol8rt.engine.validation`), so a request built in Python gets the same clear errors
+as one decoded from JSON.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Literal, Union
+
+import msgspec
+
+from .runtimes import Runtime
+
+NetworkMode = Literal["none", "host", "filtered"]
+Mode = Literal["ephemeral", "persistent"]
+PoolStrategy = Literal["fast", "secure"]
+SeccompMode = Literal["strict", "unconfined", "custom"]
+StreamEventType = Literal["stdout", "stderr", "exit", "error"]
+Phase = Literal["setup", "code"]
+
+
+class _Wire(msgspec.Struct, rename="camel", omit_defaults=True, forbid_unknown_fields=False):
+    pass
+
+
+class FileBlob(_Wire, frozen=True):
+    """Binary file content in JSON: ``{"base64": "..."}``, or Node's ``Buffer.toJSON()`` shape
+    ``{"type": "Buffer", "data": [bytes]}`` that the reference system's clients send."""
+
+    base64: str | None = None
+    type: str | None = None
+    data: list[int] | None = None
+
+    def to_bytes(self) -> bytes:
+        if self.base64 is not None:
+            return base64.b64decode(self.base64, validate=True)
+        if self.data is not None:
+            return bytes(self.data)
+        raise ValueError("file content object needs 'base64' or 'data'")
+
+
+#: A file's content: text (written as UTF-8), bytes (from Python), or a FileBlob (from JSON).
+FileContent = Union[str, FileBlob]
+
+
+def file_bytes(content: str | bytes | bytearray | FileBlob) -> bytes:
+    if isinstance(content, str):
+        return content.encode()
+    if isinstance(content, (bytes, bytearray, memoryview)):
+        return bytes(content)
+    if isinstance(content, FileBlob):
+        return content.to_bytes()
+    raise TypeError(f"file content must be str, bytes or a FileBlob, not {type(content).__name__}")
+
+
+class NetworkFilter(_Wire):
+    """Hostname regexes for filtered networking; deny wins; an empty whitelist allows every host."""
+
+    whitelist: list[str] = []
+    blacklist: list[str] = []
+
+
+class SecurityConfig(_Wire):
+    seccomp: SeccompMode = "strict"
+    #: The profile file for ``seccomp: "custom"``.
+    profile_path: str | None = None
+
+
+class AuditConfig(_Wire):
+    enabled: bool = False
+    destination: str | None = None
+    include_code: bool = False
+    include_output: bool = False
+    retention_days: int = 30
+
+
+class PoolSize(_Wire):
+    clean: int = 1
+    dirty: int = 1
+
+
+class Isol8Options(_Wire):
+    """Engine options, with the reference system's defaults."""
+
+    mode: Mode = "ephemeral"
+    network: NetworkMode = "none"
+    network_filter: NetworkFilter | None = None
+    cpu_limit: float = 1.0
+    memory_limit: str = "512m"
+    pids_limit: int = 64
+    readonly_root_fs: bool = True
+    max_output_size: int = 1024 * 1024
+    secrets: dict[str, str] = {}
+    timeout_ms: int = 30_000
+    image: str | None = None
+    sandbox_size: str = "512m"
+    tmp_size: str = "256m"
+    debug: bool = False
+    persist: bool = False
+    log_network: bool = False
+    security: SecurityConfig = msgspec.field(default_factory=SecurityConfig)
+    audit: AuditConfig | None = None
+    pool_strategy: PoolStrategy = "fast"
+    pool_size: int | PoolSize = 1
+    max_concurrent: int = 10
+
+
+class ExecutionRequest(_Wire):
+    """One program to run. Exactly one of ``code`` and ``cmd``."""
+
+    runtime: Runtime = "python"
+    code: str | None = None
+    #: A shell command line instead of a program (run with /bin/sh -c in the runtime's image).
+    cmd: str | None = None
+    code_url: str | None = None
+    code_hash: str | None = None
+    allow_insecure_code_url: bool = False
+    timeout_ms: int | None = None
+    env: dict[str, str] = {}
+    file_extension: str | None = None
+    stdin: str | None = None
+    files: dict[str, FileContent] = {}
+    output_paths: list[str] = []
+    install_packages: list[str] = []
+    setup_script: str | None = None
+    metadata: dict[str, str] = {}
+    #: Working directory; must resolve inside /sandbox.
+    workdir: str | None = None
+
+
+class ResourceUsage(_Wire):
+    cpu_percent: float = 0.0
+    cpu_time_ms: float = 0.0
+    memory_mb: float = 0.0
+    peak_memory_mb: float = 0.0
+    network_bytes_in: int = 0
+    network_bytes_out: int = 0
+
+
+class NetworkLogEntry(_Wire):
+    timestamp: str
+    method: str
+    host: str
+    port: int
+    action: Literal["ALLOW", "BLOCK"]
+    path: str | None = None
+    reason: str | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+    duration_ms: float = 0.0
+
+
+class ExecutionResult(_Wire):
+    stdout: str
+    stderr: str
+    exit_code: int
+    duration_ms: float
+    truncated: bool
+    execution_id: str
+    runtime: Runtime
+    timestamp: str
+    truncated_stdout: bool = False
+    truncated_stderr: bool = False
+    timed_out: bool = False
+    oom_killed: bool = False
+    container_id: str | None = None
+    #: Files read back from ``output_paths``: bytes in Python, base64 strings in JSON.
+    files: dict[str, bytes] | None = None
+    #: Output paths that could not be read back, with the reason.
+    file_errors: dict[str, str] | None = None
+    resource_usage: ResourceUsage | None = None
+    network_logs: list[NetworkLogEntry] | None = None
+
+
+class StreamEvent(_Wire, frozen=True):
+    """One event of a streamed run. The ``exit`` event's ``data`` is the exit code as a string."""
+
+    type: StreamEventType
+    data: str
+    phase: Phase | None = None
+
+
+JSON_ENCODER = msgspec.json.Encoder()
