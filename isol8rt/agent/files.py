@@ -101,7 +101,8 @@ def write_file(root: str, path: str, data: bytes, *, offset: int = 0, mode: int 
     finally:
         os.close(root_fd)
     try:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_TRUNC if offset == 0 else 0)
+        # O_NONBLOCK: opening a FIFO for writing would otherwise wait for a reader, possibly forever.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
         try:
             fd = os.open(parts[-1], flags, mode & 0o7777, dir_fd=parent)
         except OSError as exc:
@@ -109,10 +110,15 @@ def write_file(root: str, path: str, data: bytes, *, offset: int = 0, mode: int 
                 raise PathRefused(f"{path}: is a symlink; refusing to write through it") from None
             if exc.errno == errno.EISDIR:
                 raise PathRefused(f"{path}: is a directory") from None
+            if exc.errno == errno.ENXIO:
+                raise PathRefused(f"{path}: is a FIFO; refusing to write to it") from None
             raise
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise PathRefused(f"{path}: not a regular file")
+            os.set_blocking(fd, True)
+            if offset == 0:
+                os.ftruncate(fd, 0)
             view = memoryview(data)
             while view:
                 written = os.pwrite(fd, view, offset)

@@ -61,9 +61,6 @@ class Configure(_Message, tag="configure"):
     config (which ``docker inspect`` shows), such as secrets in a prestarted process's environment."""
 
     prestart: list[Prestart] = []
-    #: Kill every sandbox-user process and wipe the writable directories after each run, then announce
-    #: the container clean with a new :class:`Ready` (the fast pool's recycling).
-    reset_after_run: bool = False
 
 
 class PutFile(_Message, tag="put"):
@@ -130,7 +127,11 @@ class GetFile(_Message, tag="get"):
 class Reset(_Message, tag="reset"):
     """Kill every sandbox-user process, wipe /sandbox, /tmp and /dev/shm, remove SysV IPC and message
     queues, re-arm the prestarted processes; answered with Done (whose ``detail`` reports what was
-    removed) and then a new Ready."""
+    removed) and then a new Ready.
+
+    The fast pool sends it once it has a run's Exit in hand, rather than the agent resetting on its own
+    right after sending Exit: a reset forks and starts the next interpreter, and on a 2-core machine that
+    competed with the daemon for the CPU while it was still forwarding the Exit."""
 
     id: int
 
@@ -183,7 +184,10 @@ class Exit(_Message, tag="exit"):
     oom_killed: bool = False
     truncated_stdout: bool = False
     truncated_stderr: bool = False
+    #: From the process's start to its end.
     duration_ms: float = 0.0
+    #: From the Run's arrival to the process's start (spawn, or handing the program to a prestarted one).
+    start_ms: float = 0.0
     usage: Usage = Usage()
     #: Output paths that could not be read, with the reason.
     file_errors: dict[str, str] = {}

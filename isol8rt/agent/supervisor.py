@@ -16,6 +16,7 @@ import os
 import select
 import selectors
 import signal
+import stat
 import sys
 import time
 
@@ -70,7 +71,7 @@ class ActiveRun:
     """One supervised process, from Run to Exit."""
 
     __slots__ = ("request", "child", "started", "deadline", "sent", "truncated", "stdin_pending",
-                 "stdin_open", "open_pipes", "status", "rusage", "timed_out", "oom_before", "net_before")
+                 "stdin_open", "open_pipes", "status", "rusage", "timed_out", "oom_before", "net_before", "start_ms")
 
     def __init__(self, request: Run, child: Child) -> None:
         self.request = request
@@ -87,6 +88,7 @@ class ActiveRun:
         self.timed_out = False
         self.oom_before = usage.oom_kills()
         self.net_before = usage.network_bytes()
+        self.start_ms = 0.0
 
 
 class Prestarted:
@@ -124,7 +126,6 @@ class Agent:
         # Anything that could change what a prestarted interpreter would have seen at start-up (files
         # written, another process run) makes it stale: it is then discarded, never used.
         self.prestart_stale = False
-        self.reset_after_run = False
         self.failed_puts: dict[int, Failed] = {}
         self.generation = 0
         self.stopping = False
@@ -238,7 +239,6 @@ class Agent:
             self._get_file(message)
         elif kind is Configure:
             self.prestart_specs = list(message.prestart)
-            self.reset_after_run = message.reset_after_run
             self._arm_prestarts()
         elif kind is Reset:
             detail, ready = self._reset()
@@ -250,6 +250,7 @@ class Agent:
     # ---------------------------------------------------------------------------------------- runs
 
     def _start_run(self, request: Run) -> None:
+        arrived = time.monotonic()
         if request.id in self.runs:
             self.send(Failed(id=request.id, message=f"run {request.id} is already running", kind="busy"))
             return
@@ -286,9 +287,9 @@ class Agent:
                 message = f"isol8rt: cannot run {request.argv[0]}: {exc.strerror or exc}\n"
                 self.send(Output(id=request.id, fd=2, data=message.encode()))
                 self.send(Exit(id=request.id, exit_code=code))
-                self._after_run()
                 return
         run = ActiveRun(request, child)
+        run.start_ms = (run.started - arrived) * 1000
         self.runs[request.id] = run
         self.by_pid[child.pid] = run
         for fd in run.open_pipes:
@@ -437,6 +438,7 @@ class Agent:
             truncated_stdout=run.truncated[1],
             truncated_stderr=run.truncated[2],
             duration_ms=duration_ms,
+            start_ms=run.start_ms,
             usage=Usage(
                 cpu_user_ms=rusage.ru_utime * 1000 if rusage else 0.0,
                 cpu_system_ms=rusage.ru_stime * 1000 if rusage else 0.0,
@@ -446,12 +448,7 @@ class Agent:
             ),
             file_errors=file_errors,
         ))
-        self._after_run()
 
-    def _after_run(self) -> None:
-        if self.reset_after_run and not self.runs:
-            self._flush()
-            self.send(self._reset()[1])
 
     # ---------------------------------------------------------------------------------------- files
 
@@ -596,6 +593,14 @@ class Agent:
         kill_group(prestarted.child.pid)
         self.by_pid.pop(prestarted.child.pid, None)
         self._drop_prestarted(prestarted)
+        # Its FIFO must not stay behind as the program file: nobody would ever read it again.
+        path = os.path.join(self.config.sandbox, *files.split_path(self.config.sandbox, prestarted.spec.code_path))
+        with files.as_user(self.config.uid, self.config.gid):
+            try:
+                if stat.S_ISFIFO(os.lstat(path).st_mode):
+                    os.unlink(path)
+            except FileNotFoundError:
+                pass
 
     def _discard_prestarts(self) -> None:
         for prestarted in list(self.prestarted):

@@ -184,8 +184,7 @@ class DockerIsol8:
         if spec is None:
             spec = self._specs[key] = sandbox_spec(self.options, runtime, image, self.engine_id)
         prestart = prestart_spec(runtime, self.options)
-        configure = protocol.Configure(prestart=[prestart] if prestart else [],
-                                       reset_after_run=self.options.pool_strategy == "fast")
+        configure = protocol.Configure(prestart=[prestart] if prestart else [])
         return spec, configure
 
     async def execute(self, request: ExecutionRequest) -> ExecutionResult:
@@ -339,13 +338,13 @@ class DockerIsol8:
                 break
             except SandboxError as exc:
                 log.warning("discarding a pooled container: %s", exc)
-                pool.release(sandbox)
+                await pool.release(sandbox)
                 if attempt == _ACQUIRE_ATTEMPTS - 1:
                     raise
         try:
             yield sandbox
         finally:
-            pool.release(sandbox)
+            await pool.release(sandbox)
 
     @contextlib.asynccontextmanager
     async def _session_lease(self, runtime: RuntimeInfo, image: str):

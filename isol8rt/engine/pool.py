@@ -23,7 +23,7 @@ from collections import deque
 import trio
 
 from ..agent import protocol
-from ..errors import EngineClosed
+from ..errors import EngineClosed, SandboxError
 from .backend import ContainerBackend, SandboxSpec
 from .sandbox import Sandbox
 
@@ -81,18 +81,24 @@ class Pool:
         self._refill(slot)
         return sandbox
 
-    def release(self, sandbox: Sandbox) -> None:
+    async def release(self, sandbox: Sandbox) -> None:
         """Give a container back after a run: recycled (fast) or removed (secure, broken, retired)."""
         slot = self._slot_by_sandbox.pop(sandbox.container_id, None)
         sandbox.uses += 1
-        if (self.closed or slot is None or self.strategy != "fast" or sandbox.broken or self._expired(sandbox)
-                or len(slot.idle) >= self.max_idle):
-            self._retire(sandbox)
-        else:
-            # Its agent is resetting it already (Configure.reset_after_run); the next holder settles it.
-            sandbox.resetting = True
+        recycle = not (self.closed or slot is None or self.strategy != "fast" or sandbox.broken
+                       or self._expired(sandbox) or len(slot.idle) >= self.max_idle)
+        if recycle:
+            try:
+                # Only starts the reset; the next holder waits for its verified end (Sandbox.settle).
+                with trio.CancelScope(shield=True):
+                    await sandbox.begin_reset()
+            except SandboxError:
+                recycle = False
+        if recycle:
             self._slot_by_sandbox[sandbox.container_id] = slot
             slot.idle.append(sandbox)
+        else:
+            self._retire(sandbox)
         if slot is not None:
             self._refill(slot)
 

@@ -81,6 +81,16 @@ class Sandbox:
     def next_id(self) -> int:
         return next(self._ids)
 
+    async def begin_reset(self) -> None:
+        """Ask the agent to return the container to a never-used state; :meth:`settle` waits for it."""
+        op_id = self.next_id()
+        try:
+            await self.channel.send(protocol.Reset(id=op_id))
+        except ChannelBroken as exc:
+            self.broken = True
+            raise SandboxError(f"container {self.container_id[:12]} cannot be reset: {exc}") from None
+        self.resetting = True
+
     async def settle(self) -> None:
         """Wait until a reset under way has finished and verified; a failed reset breaks the sandbox."""
         if not self.resetting:

@@ -132,3 +132,21 @@ async def test_reset_kills_and_wipes(agent):
     assert {"processes", "files"} <= set(seen[-1].verified)
     assert done.detail["files_removed"] >= 3
     assert os.listdir(sandbox) == []
+
+
+async def test_a_run_that_cannot_use_the_prestarted_interpreter_replaces_its_fifo(agent):
+    # Regression: a cold run wrote its program onto the discarded prestart's FIFO and blocked forever.
+    sandbox = agent.sandbox
+    spec = Prestart(argv=[PY, f"{sandbox}/main.py"], env=ENV, cwd=sandbox, code_path=f"{sandbox}/main.py")
+    await agent.send(Configure(prestart=[spec]))
+    run = python_run(1, "import os; print(os.getcwd())", sandbox)
+    run = Run(id=1, argv=run.argv, env=run.env, cwd=f"{sandbox}/sub", code=run.code, code_path=run.code_path)
+    out, err, exit, _ = await agent.run(run, timeout=5)
+    assert out == f"{sandbox}/sub\n".encode() and exit.exit_code == 0, err
+
+
+async def test_files_refuse_to_write_into_a_fifo(agent):
+    _, _, exit, _ = await agent.run(python_run(1, "import os; os.mkfifo('pipe')", agent.sandbox))
+    await agent.send(PutFile(id=2, path="pipe", data=b"x", ack=True))
+    answer = (await agent.until(lambda m: getattr(m, "id", None) == 2, timeout=5))[-1]
+    assert isinstance(answer, Failed) and "FIFO" in answer.message
