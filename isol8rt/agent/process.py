@@ -67,7 +67,7 @@ def _oom_first():
         os.write(_oom_fd, b"0")
 
 
-def spawn(argv: list[str], env: dict[str, str], cwd: str, identity: Identity) -> Child:
+def spawn(argv: list[str], env: dict[str, str], cwd: str, identity: Identity, pass_fds: tuple[int, ...] = ()) -> Child:
     """Start ``argv`` as the sandbox user in a new session with fresh pipes.
 
     Raises OSError when the program cannot be started (not found, not executable, bad cwd).
@@ -88,6 +88,7 @@ def spawn(argv: list[str], env: dict[str, str], cwd: str, identity: Identity) ->
                 cwd=cwd,
                 env=env,
                 close_fds=True,
+                pass_fds=pass_fds,
                 restore_signals=True,
                 start_new_session=True,
                 umask=0o022,

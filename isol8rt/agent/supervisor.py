@@ -22,6 +22,7 @@ import time
 
 from . import files, reset, usage
 from .process import Child, Identity, kill_group, spawn
+from .session import SessionInterpreter
 from .protocol import (
     CHUNK_SIZE,
     PROTOCOL_VERSION,
@@ -53,6 +54,9 @@ _OUT_HIGH = 4 * 1024 * 1024
 _OUT_LOW = 1024 * 1024
 _PIPE_SIZE = 1024 * 1024
 _F_SETPIPE_SZ = 1031
+_SANDBOX_PATH = "/sandbox/.local/bin:/sandbox/node_modules/.bin:/sandbox/.npm-global/bin:"
+# After a session cell overruns its timeout, how long its KeyboardInterrupt has before SIGKILL.
+_SESSION_INTERRUPT_GRACE_S = 1.0
 
 
 class AgentConfig:
@@ -71,24 +75,34 @@ class ActiveRun:
     """One supervised process, from Run to Exit."""
 
     __slots__ = ("request", "child", "started", "deadline", "sent", "truncated", "stdin_pending",
-                 "stdin_open", "open_pipes", "status", "rusage", "timed_out", "oom_before", "net_before", "start_ms")
+                 "stdin_open", "open_pipes", "status", "rusage", "timed_out", "oom_before", "net_before", "start_ms",
+                 "session", "cell_status", "cpu_before")
 
-    def __init__(self, request: Run, child: Child) -> None:
+    def __init__(self, request: Run, child: Child, session: SessionInterpreter | None = None) -> None:
         self.request = request
         self.child = child
+        #: For a run inside a persistent interpreter: the interpreter, and the status its cell reported.
+        self.session = session
+        self.cell_status: int | None = None
+        self.cpu_before = usage.process_cpu_ms(child.pid) if session else (0.0, 0.0)
         self.started = time.monotonic()
         self.deadline = self.started + request.timeout_ms / 1000 if request.timeout_ms > 0 else float("inf")
         self.sent = {1: 0, 2: 0}
         self.truncated = {1: False, 2: False}
-        self.stdin_pending = bytearray(request.stdin)
-        self.stdin_open = request.stdin_open
-        self.open_pipes = {child.stdout: 1, child.stderr: 2}
+        self.stdin_pending = bytearray(request.stdin if session is None else b"")
+        self.stdin_open = request.stdin_open and session is None
+        # A session's pipes belong to the session, which outlives the run.
+        self.open_pipes = {child.stdout: 1, child.stderr: 2} if session is None else {}
         self.status: int | None = None
         self.rusage = None
         self.timed_out = False
         self.oom_before = usage.oom_kills()
         self.net_before = usage.network_bytes()
         self.start_ms = 0.0
+
+    @property
+    def ended(self) -> bool:
+        return self.status is not None or self.cell_status is not None
 
 
 class Prestarted:
@@ -119,7 +133,7 @@ class Agent:
         self.out = bytearray()
         self.out_paused = False
         self.runs: dict[int, ActiveRun] = {}
-        self.by_pid: dict[int, ActiveRun | Prestarted] = {}
+        self.by_pid: dict[int, ActiveRun | Prestarted | SessionInterpreter] = {}
         self.pipe_owner: dict[int, ActiveRun] = {}
         self.prestart_specs: list[Prestart] = []
         self.prestarted: list[Prestarted] = []
@@ -127,6 +141,11 @@ class Agent:
         # written, another process run) makes it stale: it is then discarded, never used.
         self.prestart_stale = False
         self.failed_puts: dict[int, Failed] = {}
+        # The agent's own environment is the container's: the image's ENV plus what Docker adds. Never
+        # secrets: those come with each run and are not in the container's config.
+        self.base_env = {key: value for key, value in os.environ.items() if key not in ("HOME", "PWD", "OLDPWD")}
+        self.sessions: dict[str, SessionInterpreter] = {}
+        self.session_runs: dict[str, ActiveRun] = {}
         self.generation = 0
         self.stopping = False
 
@@ -156,8 +175,7 @@ class Agent:
         self.stopping = True
 
     def _next_timeout(self) -> float | None:
-        deadline = min((run.deadline for run in self.runs.values() if run.status is None and not run.timed_out),
-                       default=float("inf"))
+        deadline = min((run.deadline for run in self.runs.values() if not run.ended), default=float("inf"))
         if deadline == float("inf"):
             return None
         return max(0.0, deadline - time.monotonic())
@@ -259,28 +277,15 @@ class Agent:
             self.send(failed)
             return
         if request.session is not None:
-            self.send(Failed(id=request.id, message="persistent interpreter sessions are not available in "
-                             "this agent", kind="unsupported"))
+            self._start_session_run(request, arrived)
             return
         child = self._take_prestarted(request)
         if child is None:
             self._discard_prestarts()
-            try:
-                with files.as_user(self.config.uid, self.config.gid):
-                    if request.code is not None:
-                        if not request.code_path:
-                            raise files.PathRefused("code given without code_path")
-                        files.write_file(self.config.sandbox, request.code_path, request.code)
-                    if request.cwd.startswith(self.config.sandbox.rstrip("/") + "/"):
-                        os.makedirs(request.cwd, exist_ok=True)
-            except files.PathRefused as exc:
-                self.send(Failed(id=request.id, message=str(exc), kind=exc.kind))
-                return
-            except OSError as exc:
-                self.send(Failed(id=request.id, message=f"cannot prepare the run: {exc}", kind="io"))
+            if not self._prepare(request, write_code=True):
                 return
             try:
-                child = spawn(request.argv, request.env, request.cwd, self.identity)
+                child = spawn(request.argv, self._environment(request.env), request.cwd, self.identity)
             except OSError as exc:
                 # As a shell reports it: the run happened and failed, with 127 (not found) or 126.
                 code = 127 if isinstance(exc, FileNotFoundError) else 126
@@ -297,6 +302,134 @@ class Agent:
             if not self.out_paused:
                 self.selector.register(fd, selectors.EVENT_READ, lambda fd=fd: self._on_pipe(fd))
         self._feed_stdin(run)
+
+    def _environment(self, env: dict[str, str]) -> dict[str, str]:
+        """A user process's environment: the container's (the image's ENV, as `docker exec` would give),
+        under the run's own. PATH gets the sandbox's tool directories in front unless the run sets one."""
+        merged = {**self.base_env, **env}
+        if "PATH" not in env:
+            merged["PATH"] = _SANDBOX_PATH + self.base_env.get("PATH", os.defpath)
+        return merged
+
+    def _prepare(self, request: Run, write_code: bool) -> bool:
+        """Put the program file in place and make the working directory; False (and Failed sent) if not."""
+        try:
+            with files.as_user(self.config.uid, self.config.gid):
+                if write_code and request.code is not None:
+                    if not request.code_path:
+                        raise files.PathRefused("code given without code_path")
+                    files.write_file(self.config.sandbox, request.code_path, request.code)
+                if request.cwd.startswith(self.config.sandbox.rstrip("/") + "/"):
+                    os.makedirs(request.cwd, exist_ok=True)
+        except files.PathRefused as exc:
+            self.send(Failed(id=request.id, message=str(exc), kind=exc.kind))
+            return False
+        except OSError as exc:
+            self.send(Failed(id=request.id, message=f"cannot prepare the run: {exc}", kind="io"))
+            return False
+        return True
+
+    # ---------------------------------------------------------------------------------------- sessions
+
+    def _start_session_run(self, request: Run, arrived: float) -> None:
+        name = request.session
+        if request.code is None:
+            self.send(Failed(id=request.id, message="a run in a persistent session needs code", kind="bad_request"))
+            return
+        if name in self.session_runs:
+            self.send(Failed(id=request.id, message=f"the {name} session is busy with another run", kind="busy"))
+            return
+        if len(request.stdin) > _PIPE_SIZE:
+            self.send(Failed(id=request.id, message=f"stdin for a session run is limited to {_PIPE_SIZE} bytes",
+                             kind="too_large"))
+            return
+        if not self._prepare(request, write_code=False):
+            return
+        session = self.sessions.get(name)
+        if session is None:
+            try:
+                session = SessionInterpreter.start(name, self._environment(request.env), self.config.sandbox,
+                                                    self.identity)
+            except (OSError, ValueError) as exc:
+                self.send(Failed(id=request.id, message=f"cannot start the {name} session: {exc}", kind="spawn"))
+                return
+            self.sessions[name] = session
+            self.by_pid[session.child.pid] = session
+            os.close(session.child.stdin)
+            session.child.stdin = -1
+            for fd, stream in ((session.child.stdout, 1), (session.child.stderr, 2)):
+                self.selector.register(fd, selectors.EVENT_READ, lambda s=session, fd=fd, st=stream: self._on_session_output(s, fd, st))
+            self.selector.register(session.control, selectors.EVENT_READ, lambda s=session: self._on_session_control(s))
+        if request.stdin and not session.takes_stdin:
+            self.send(Failed(id=request.id, message=f"stdin is not available to runs in a persistent {name} session",
+                             kind="unsupported"))
+            return
+        try:
+            session.send_cell(request.code.decode("utf-8", "replace"), request.cwd, self._environment(request.env),
+                              request.stdin)
+        except OSError as exc:
+            self.send(Failed(id=request.id, message=f"the {name} session is gone: {exc}", kind="spawn"))
+            self._end_session(session)
+            return
+        run = ActiveRun(request, session.child, session)
+        run.start_ms = (run.started - arrived) * 1000
+        self.runs[request.id] = run
+        self.session_runs[name] = run
+
+    def _on_session_output(self, session: SessionInterpreter, fd: int, stream: int) -> None:
+        try:
+            data = os.read(fd, _READ_SIZE)
+        except BlockingIOError:
+            return
+        if not data:
+            self.selector.unregister(fd)
+            return
+        run = self.session_runs.get(session.name)
+        if run is not None:
+            self._forward(run, stream, data)
+        # Output between runs (a background thread, a timer) belongs to no run: dropped.
+
+    def _drain_session(self, session: SessionInterpreter, run: ActiveRun) -> None:
+        for fd, stream in ((session.child.stdout, 1), (session.child.stderr, 2)):
+            for _ in range(64):
+                try:
+                    data = os.read(fd, _READ_SIZE)
+                except (BlockingIOError, OSError):
+                    break
+                if not data:
+                    break
+                self._forward(run, stream, data)
+
+    def _on_session_control(self, session: SessionInterpreter) -> None:
+        status = session.read_status()
+        if status is None:
+            return
+        if status < 0:  # the interpreter closed its end: it is exiting, and its wait status will tell
+            self.selector.unregister(session.control)
+            return
+        run = self.session_runs.get(session.name)
+        if run is None:
+            return
+        self._drain_session(session, run)
+        run.cell_status = status
+        self._maybe_finish(run)
+
+    def _end_session(self, session: SessionInterpreter, status: int | None = None) -> None:
+        """The interpreter is gone (it exited, was killed, or the container is being reset)."""
+        if self.sessions.get(session.name) is session:
+            del self.sessions[session.name]
+        run = self.session_runs.get(session.name)
+        if run is not None:
+            self._drain_session(session, run)
+        for fd in (session.child.stdout, session.child.stderr, session.control.fileno()):
+            if self.selector.get_map().get(fd) is not None:
+                self.selector.unregister(fd)
+        os.close(session.child.stdout)
+        os.close(session.child.stderr)
+        session.control.close()
+        if run is not None and not run.ended:
+            run.status = status if status is not None else 9  # killed
+            self._maybe_finish(run)
 
     def _on_pipe(self, fd: int) -> None:
         run = self.pipe_owner.get(fd)
@@ -392,6 +525,11 @@ class Agent:
                 self._maybe_finish(owner)
             elif isinstance(owner, Prestarted):
                 self._drop_prestarted(owner)
+            elif isinstance(owner, SessionInterpreter):
+                run = self.session_runs.get(owner.name)
+                if run is not None and run.rusage is None:
+                    run.rusage = rusage
+                self._end_session(owner, status)
 
     def _drain(self, run: ActiveRun, fd: int) -> None:
         for _ in range(64):
@@ -406,29 +544,51 @@ class Agent:
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
-        for run in self.runs.values():
-            if run.status is None and not run.timed_out and now >= run.deadline:
+        for run in list(self.runs.values()):
+            if run.ended or now < run.deadline:
+                continue
+            if run.session is not None and not run.timed_out:
+                # A KeyboardInterrupt lets the session keep its state; SIGKILL follows if it is ignored.
                 run.timed_out = True
+                run.deadline = now + _SESSION_INTERRUPT_GRACE_S
+                kill_group(run.child.pid, signal.SIGINT)
+            elif not run.timed_out or run.session is not None:
+                run.timed_out = True
+                run.deadline = float("inf")
                 kill_group(run.child.pid)
 
     def _maybe_finish(self, run: ActiveRun) -> None:
-        if run.status is None or run.open_pipes:
+        if not run.ended or run.open_pipes:
             return
         request = run.request
         del self.runs[request.id]
+        if run.session is not None:
+            self.session_runs.pop(run.session.name, None)
         if run.child.stdin >= 0:
             if self.selector.get_map().get(run.child.stdin) is not None:
                 self.selector.unregister(run.child.stdin)
             os.close(run.child.stdin)
             run.child.stdin = -1
         duration_ms = (time.monotonic() - run.started) * 1000
-        status = run.status
-        signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
-        exit_code = 128 + signum if signum else os.WEXITSTATUS(status)
+        if run.cell_status is not None:
+            signum, exit_code = 0, run.cell_status
+        else:
+            status = run.status
+            signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+            exit_code = 128 + signum if signum else os.WEXITSTATUS(status)
+        if run.timed_out:
+            exit_code = 137
         oom_after = usage.oom_kills()
         net_after = usage.network_bytes()
         file_errors = self._send_output_files(request)
         rusage = run.rusage
+        if run.session is not None and rusage is None:
+            user_ms, system_ms = usage.process_cpu_ms(run.child.pid)
+            cpu = (user_ms - run.cpu_before[0], system_ms - run.cpu_before[1])
+            peak_kb = usage.process_peak_kb(run.child.pid)
+        else:
+            cpu = (rusage.ru_utime * 1000, rusage.ru_stime * 1000) if rusage else (0.0, 0.0)
+            peak_kb = rusage.ru_maxrss if rusage else 0
         self.send(Exit(
             id=request.id,
             exit_code=exit_code,
@@ -440,9 +600,9 @@ class Agent:
             duration_ms=duration_ms,
             start_ms=run.start_ms,
             usage=Usage(
-                cpu_user_ms=rusage.ru_utime * 1000 if rusage else 0.0,
-                cpu_system_ms=rusage.ru_stime * 1000 if rusage else 0.0,
-                peak_memory_kb=rusage.ru_maxrss if rusage else 0,
+                cpu_user_ms=cpu[0],
+                cpu_system_ms=cpu[1],
+                peak_memory_kb=peak_kb,
                 net_rx_bytes=net_after[0] - run.net_before[0],
                 net_tx_bytes=net_after[1] - run.net_before[1],
             ),
@@ -543,7 +703,7 @@ class Agent:
             fcntl.fcntl(fifo, _F_SETPIPE_SZ, _PIPE_SIZE)
         except OSError:
             pass
-        child = spawn(spec.argv, spec.env, spec.cwd, self.identity)
+        child = spawn(spec.argv, self._environment(spec.env), spec.cwd, self.identity)
         prestarted = Prestarted(spec, child, fifo)
         self.by_pid[child.pid] = prestarted
         return prestarted
@@ -616,6 +776,10 @@ class Agent:
             for fd in list(run.open_pipes):
                 self._close_pipe(run, fd)
         self.runs.clear()
+        self.session_runs.clear()
+        for session in list(self.sessions.values()):
+            kill_group(session.child.pid)
+            self._end_session(session)
         self._discard_prestarts()
         detail: dict[str, int] = {}
         verified = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 _OOM_CONTROL = (
     "/sys/fs/cgroup/memory/memory.oom_control",  # cgroup v1
     "/sys/fs/cgroup/memory.events",  # cgroup v2
@@ -39,3 +41,28 @@ def network_bytes() -> tuple[int, int]:
             rx += int(fields[0])
             tx += int(fields[8])
     return rx, tx
+
+
+_TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_ms(pid: int) -> tuple[float, float]:
+    """User and system CPU time a live process has used so far (for runs inside a session, which end
+    without a wait status to carry rusage)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            fields = file.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return 0.0, 0.0
+    return int(fields[11]) * _TICK_MS, int(fields[12]) * _TICK_MS
+
+
+def process_peak_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as file:
+            for line in file:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0

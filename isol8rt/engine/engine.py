@@ -26,6 +26,7 @@ from .output import StreamText, mask
 from .plan import ExecutionPlan, RunPlan, plan_execution, prestart_spec
 from .pool import Pool
 from .sandbox import Sandbox
+from .session import Session
 
 log = logging.getLogger("isol8rt.engine")
 
@@ -74,7 +75,7 @@ class DockerIsol8:
         self._owns_backend = backend is None
         self._limiter = trio.Semaphore(self.options.max_concurrent)
         self._pool: Pool | None = None
-        self._session: _Session | None = None
+        self._session: Session | None = None
         self._state = "new"
         self._started = trio.Event()
         self._stop_requested = trio.Event()
@@ -213,13 +214,13 @@ class DockerIsol8:
         started = time.perf_counter()
         execution_id = str(uuid.uuid4())
         timestamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
-        plan = plan_execution(request, self.options)
+        plan = plan_execution(request, self.options, session=self.options.mode == "persistent")
         runtime = plan.runtime
         image = self.options.image or runtime.image
         secrets = tuple(self.options.secrets.values())
         async with self._limiter:
             if self.options.mode == "persistent":
-                lease = self._session_lease(runtime, image)
+                lease = self._the_session().lease(runtime)
             else:
                 lease = self._pool_lease(runtime, image)
             async with lease as sandbox:
@@ -346,69 +347,32 @@ class DockerIsol8:
         finally:
             await pool.release(sandbox)
 
-    @contextlib.asynccontextmanager
-    async def _session_lease(self, runtime: RuntimeInfo, image: str):
-        session = await self._ensure_session(runtime, image)
-        async with session.lock:
-            if session.sandbox is None or session.sandbox.broken:
-                raise SessionError("the persistent session's container is gone; stop this engine and make a new one")
-            try:
-                yield session.sandbox
-            finally:
-                if session.sandbox.broken:
-                    log.warning("the persistent session's container broke")
+    async def _make_session_sandbox(self, runtime: RuntimeInfo) -> Sandbox:
+        spec, _ = self._container_for(runtime, self.options.image or runtime.image)
+        return await Sandbox.create(self._backend, spec, protocol.Configure())
 
-    async def _ensure_session(self, runtime: RuntimeInfo | None, image: str | None) -> _Session:
+    def _the_session(self) -> Session:
         if self._session is None:
-            runtime = runtime or RUNTIMES["python"]
-            self._session = _Session(runtime.name)
-        session = self._session
-        if runtime is not None and session.runtime != runtime.name:
-            raise SessionError(
-                f"this persistent session runs {session.runtime}; it cannot switch to {runtime.name}. "
-                "Use another engine (or session) for another runtime."
-            )
-        async with session.lock:
-            if session.sandbox is None:
-                info = RUNTIMES[session.runtime]
-                spec, _ = self._container_for(info, image or self.options.image or info.image)
-                session.sandbox = await Sandbox.create(self._backend, spec, protocol.Configure())
-        return session
+            self._session = Session(self._make_session_sandbox)
+        return self._session
 
     # ------------------------------------------------------------------------------------ files
 
     async def put_file(self, path: str, content: str | bytes) -> None:
-        """Write a file into the persistent session's /sandbox (starting the session if needed)."""
+        """Write a file into the persistent session's /sandbox. Before the session's first run the file
+        is staged and written into its container as soon as that exists."""
         self._check_started()
-        data = content.encode() if isinstance(content, str) else bytes(content)
         self._require_persistent("put_file")
-        session = await self._ensure_session(None, None)
-        async with session.lock:
-            sandbox = session.sandbox
-            op_id = sandbox.next_id()
-            messages = [protocol.PutFile(id=op_id, path=path, data=chunk, offset=offset, last=last, ack=last)
-                        for offset, chunk, last in protocol.chunks(data)]
-            async for message in sandbox.operate(messages, op_id, None):
-                if isinstance(message, protocol.Failed):
-                    raise InvalidRequest(message.message)
+        if not isinstance(content, (str, bytes, bytearray, memoryview)):
+            raise InvalidRequest(f"put_file: content must be str or bytes, not {type(content).__name__}")
+        data = content.encode() if isinstance(content, str) else bytes(content)
+        await self._the_session().put_file(path, data)
 
     async def get_file(self, path: str) -> bytes:
-        """Read a file from the persistent session's /sandbox."""
+        """Read a file from the persistent session's /sandbox; FileNotFoundError if there is none."""
         self._check_started()
         self._require_persistent("get_file")
-        session = await self._ensure_session(None, None)
-        data = bytearray()
-        async with session.lock:
-            sandbox = session.sandbox
-            op_id = sandbox.next_id()
-            async for message in sandbox.operate([protocol.GetFile(id=op_id, path=path)], op_id, None):
-                if isinstance(message, protocol.FileData):
-                    data += message.data
-                elif isinstance(message, protocol.Failed):
-                    if message.kind == "not_found":
-                        raise FileNotFoundError(message.message)
-                    raise InvalidRequest(message.message)
-        return bytes(data)
+        return await self._the_session().get_file(path)
 
     def _require_persistent(self, what: str) -> None:
         if self.options.mode != "persistent":
@@ -451,20 +415,6 @@ class DockerIsol8:
         if self._session is not None and self._session.sandbox is not None:
             ids.append(self._session.sandbox.container_id)
         return ids
-
-
-class _Session:
-    """The persistent mode's one container, serving one operation at a time."""
-
-    def __init__(self, runtime: str) -> None:
-        self.runtime = runtime
-        self.sandbox: Sandbox | None = None
-        self.lock = trio.Lock()
-
-    async def close(self, keep: bool = False) -> None:
-        if self.sandbox is not None and not keep:
-            await self.sandbox.discard()
-        self.sandbox = None
 
 
 async def _check_backend(backend: ContainerBackend) -> None:

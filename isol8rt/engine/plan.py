@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import shlex
 from dataclasses import dataclass, field
 
 from ..agent import files as agent_files
@@ -24,12 +25,9 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Package specs as pip, npm, bun and deno take them; never an option (leading '-') or shell syntax.
 _PACKAGE = re.compile(r"^[A-Za-z0-9@][A-Za-z0-9@/._+:=<>!~^*,\[\]-]*$")
 
-_PATH = "/sandbox/.local/bin:/sandbox/node_modules/.bin:/sandbox/.npm-global/bin:" \
-        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
 #: The environment every run starts from, before the engine's secrets and the request's own variables.
+#: The agent puts these over the image's own ENV, and the sandbox's tool directories in front of its PATH.
 BASE_ENV: dict[str, str] = {
-    "PATH": _PATH,
     "HOME": SANDBOX_DIR,
     "USER": "sandbox",
     "LANG": "C.UTF-8",
@@ -44,9 +42,10 @@ BASE_ENV: dict[str, str] = {
     "NPM_CONFIG_FUND": "false",
     "NPM_CONFIG_AUDIT": "false",
     "BUN_INSTALL_CACHE_DIR": "/tmp/.bun",
-    "DENO_DIR": f"{SANDBOX_DIR}/.deno",
     "DENO_NO_UPDATE_CHECK": "1",
     "NO_COLOR": "1",
+    # Node and Bun trust the system's CA store too (it may hold a site's own CA).
+    "NODE_EXTRA_CA_CERTS": "/etc/ssl/certs/ca-certificates.crt",
 }
 
 
@@ -64,6 +63,8 @@ class RunPlan:
     max_output: int = 1024 * 1024
     output_paths: list[str] = field(default_factory=list)
     files: list[tuple[str, bytes]] = field(default_factory=list)
+    #: Run the code in the container's live interpreter of this name (persistent mode).
+    session: str | None = None
 
     def messages(self, op_id: int, *, stdin_open: bool = False) -> list:
         """The frames that start this run: its files (chunked), then the Run itself."""
@@ -75,9 +76,30 @@ class RunPlan:
         messages.append(protocol.Run(
             id=op_id, argv=self.argv, env=self.env, cwd=self.cwd, code=self.code, code_path=self.code_path,
             stdin=self.stdin, stdin_open=stdin_open, timeout_ms=self.timeout_ms, max_output=self.max_output,
-            output_paths=self.output_paths,
+            output_paths=self.output_paths, session=self.session,
         ))
         return messages
+
+
+#: Runtimes whose persistent sessions keep a live interpreter (see isol8rt/agent/session.py).
+SESSION_INTERPRETERS = ("python", "node")
+
+_BASH_STATE = "/tmp/.isol8rt-bash-session"
+
+
+def _bash_session_wrapper(program: str, restore_cwd: bool, request_env: dict[str, str]) -> str:
+    """Run the program as a bash session's next command: with the exported variables and working directory
+    the previous run left (this request's own env and workdir win), saved again however this one ends."""
+    restore = f'[ -f {_BASH_STATE}/cwd ] && cd "$(cat {_BASH_STATE}/cwd)" 2>/dev/null\n' if restore_cwd else ""
+    overrides = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in request_env.items())
+    return (
+        f"mkdir -p {_BASH_STATE}\n"
+        f"[ -f {_BASH_STATE}/env ] && . {_BASH_STATE}/env\n"
+        f"{overrides}"
+        f"{restore}"
+        f"trap 'export -p > {_BASH_STATE}/env; pwd > {_BASH_STATE}/cwd' EXIT\n"
+        f". {program}\n"
+    )
 
 
 @dataclass
@@ -164,10 +186,13 @@ def install_plan(runtime: RuntimeInfo, packages: list[str], env: dict[str, str],
     return RunPlan(argv=argv + packages, env=env, timeout_ms=max(timeout_ms, 120_000), max_output=64 * 1024)
 
 
-def plan_execution(request: ExecutionRequest, options: Isol8Options, *, baked: bool = False) -> ExecutionPlan:
+def plan_execution(request: ExecutionRequest, options: Isol8Options, *, baked: bool = False,
+                   session: bool = False) -> ExecutionPlan:
     """Validate ``request`` and turn it into the runs the agent will carry out.
 
-    ``baked`` says the request's packages are already in the image, so nothing is installed.
+    ``baked`` says the request's packages are already in the image, so nothing is installed. ``session``
+    plans for a persistent session: Python and Node code runs in the live interpreter, Bash restores the
+    previous run's working directory and exported variables.
     """
     runtime = RUNTIMES.get(request.runtime)
     if runtime is None:
@@ -210,6 +235,12 @@ def plan_execution(request: ExecutionRequest, options: Isol8Options, *, baked: b
         code_plan.code = code
         code_plan.code_path = program_path(runtime, extension)
         code_plan.argv = program_argv(runtime, code_plan.code_path)
+        if session and runtime.name in SESSION_INTERPRETERS:
+            code_plan.session = runtime.name
+            code_plan.code_path = None
+        elif session and runtime.name == "bash":
+            code_plan.argv = ["bash", "-c", _bash_session_wrapper(
+                code_plan.code_path, restore_cwd=request.workdir is None, request_env=request.env)]
     packages = check_packages(list(request.install_packages))
     setup = []
     if packages and not baked:

@@ -1,0 +1,108 @@
+"""Persistent mode: one container that keeps its files, and for Python and Node a live interpreter, from
+run to run.
+
+The container is made by the first run, whose runtime the session then keeps. Files put before that run
+are staged here and written into the container before anything else happens in it, so ``put_file`` works
+from the start without guessing which runtime's image to start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Awaitable, Callable
+
+import trio
+
+from ..agent import files as agent_files
+from ..agent import protocol
+from ..errors import InvalidRequest, SessionError
+from ..runtimes import SANDBOX_DIR, RuntimeInfo
+from .sandbox import Sandbox
+
+#: Staged files are held in memory until the session's container exists.
+MAX_STAGED_BYTES = 64 * 1024 * 1024
+
+
+class Session:
+    def __init__(self, make_sandbox: Callable[[RuntimeInfo], Awaitable[Sandbox]]) -> None:
+        self._make_sandbox = make_sandbox
+        self.runtime: str | None = None
+        self.sandbox: Sandbox | None = None
+        # Operations in one session are serialized: one container, one agent conversation at a time.
+        self.lock = trio.Lock()
+        self._staged: dict[str, bytes] = {}
+
+    @contextlib.asynccontextmanager
+    async def lease(self, runtime: RuntimeInfo):
+        """The session's container, for one run of ``runtime``; made on first use."""
+        async with self.lock:
+            if self.runtime is not None and self.runtime != runtime.name:
+                raise SessionError(
+                    f"this persistent session runs {self.runtime}; it cannot switch to {runtime.name}. "
+                    "Use another engine (or session) for another runtime."
+                )
+            if self.sandbox is not None and self.sandbox.broken:
+                raise SessionError("the persistent session's container failed; its state is lost. Stop this "
+                                   "engine and start a new one.")
+            if self.sandbox is None:
+                self.sandbox = await self._make_sandbox(runtime)
+                self.runtime = runtime.name
+                await self._write_staged()
+            yield self.sandbox
+
+    async def _write_staged(self) -> None:
+        for path, data in list(self._staged.items()):
+            await self._put(path, data)
+        self._staged.clear()
+
+    async def put_file(self, path: str, data: bytes) -> None:
+        async with self.lock:
+            if self.sandbox is None:
+                _check_path(path)
+                if sum(map(len, self._staged.values())) + len(data) > MAX_STAGED_BYTES:
+                    raise SessionError(f"more than {MAX_STAGED_BYTES} bytes of files put before the session's "
+                                       "first run; run something first so the files go straight to its container")
+                self._staged[path] = data
+                return
+            await self._put(path, data)
+
+    async def _put(self, path: str, data: bytes) -> None:
+        sandbox = self.sandbox
+        op_id = sandbox.next_id()
+        messages = [protocol.PutFile(id=op_id, path=path, data=chunk, offset=offset, last=last, ack=last)
+                    for offset, chunk, last in protocol.chunks(data)]
+        async for message in sandbox.operate(messages, op_id, None):
+            if isinstance(message, protocol.Failed):
+                raise InvalidRequest(message.message)
+
+    async def get_file(self, path: str) -> bytes:
+        async with self.lock:
+            if self.sandbox is None:
+                parts = _check_path(path)
+                for staged_path, data in self._staged.items():
+                    if agent_files.split_path(SANDBOX_DIR, staged_path) == parts:
+                        return data
+                raise FileNotFoundError(f"{path}: no such file")
+            data = bytearray()
+            op_id = self.sandbox.next_id()
+            async for message in self.sandbox.operate([protocol.GetFile(id=op_id, path=path)], op_id, None):
+                if isinstance(message, protocol.FileData):
+                    data += message.data
+                elif isinstance(message, protocol.Failed):
+                    if message.kind == "not_found":
+                        raise FileNotFoundError(message.message)
+                    raise InvalidRequest(message.message)
+            return bytes(data)
+
+    async def close(self, keep: bool = False) -> None:
+        """Remove the container (unless ``keep``: the persist option leaves it for inspection)."""
+        if self.sandbox is not None and not keep:
+            await self.sandbox.discard()
+        self.sandbox = None
+
+
+def _check_path(path: str) -> list[str]:
+    try:
+        return agent_files.split_path(SANDBOX_DIR, path)
+    except agent_files.PathRefused as exc:
+        raise InvalidRequest(str(exc)) from None
