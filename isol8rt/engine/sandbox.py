@@ -49,7 +49,10 @@ class Sandbox:
     @classmethod
     async def create(cls, backend: ContainerBackend, spec: SandboxSpec,
                      configure: protocol.Configure | None = None) -> Sandbox:
-        container_id = await backend.create(spec)
+        # Shielded: a create cancelled in flight still makes the container, and then we would never
+        # learn its id to remove it. Everything after this point cleans up on cancellation.
+        with trio.CancelScope(shield=True):
+            container_id = await backend.create(spec)
         try:
             # Attach before start: an attach to a container that has already exited hangs on this daemon.
             stream = await backend.attach(container_id)
