@@ -63,6 +63,7 @@ class ContainerBackend(Protocol):
     async def kill(self, container_id: str) -> None: ...
     async def remove(self, container_id: str) -> None: ...
     async def list(self, labels: dict[str, str]) -> list[str]: ...
+    async def find_baked_image(self, runtime: str, packages: list[str]) -> str | None: ...
     async def aclose(self) -> None: ...
 
 
@@ -170,6 +171,15 @@ class DockerBackend:
     async def list(self, labels: dict[str, str]) -> list[str]:
         containers = await self.client.list_containers(all=True, labels={LABEL_MANAGED_BY: MANAGED_BY, **labels})
         return [container.id for container in containers]
+
+    async def find_baked_image(self, runtime: str, packages: list[str]) -> str | None:
+        """The image `isol8rt setup --<runtime> ...` built with exactly these packages, if there is one."""
+        from ..images import find_baked_image
+
+        try:
+            return await find_baked_image(self.client, runtime, packages)
+        except docker.DockerError:
+            return None
 
 
 async def remove_quietly(backend: ContainerBackend, container_id: str) -> None:

@@ -82,6 +82,7 @@ class DockerIsol8:
         self._stopped = trio.Event()
         self._service_error: BaseException | None = None
         self._specs: dict[tuple[str, str], SandboxSpec] = {}
+        self._baked: dict[tuple[str, tuple[str, ...]], str | None] = {}
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -214,13 +215,21 @@ class DockerIsol8:
         started = time.perf_counter()
         execution_id = str(uuid.uuid4())
         timestamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
-        plan = plan_execution(request, self.options, session=self.options.mode == "persistent")
+        persistent = self.options.mode == "persistent"
+        plan = plan_execution(request, self.options, session=persistent)
         runtime = plan.runtime
         image = self.options.image or runtime.image
+        session_started = persistent and self._session is not None and self._session.sandbox is not None
+        if plan.packages and self.options.image is None and not session_started:
+            baked = await self._baked_image(runtime.name, plan.packages)
+            if baked is not None:
+                # Everything asked for is in that image already: nothing to install, no network needed.
+                image = baked
+                plan = plan_execution(request, self.options, session=persistent, baked=True)
         secrets = tuple(self.options.secrets.values())
         async with self._limiter:
             if self.options.mode == "persistent":
-                lease = self._the_session().lease(runtime)
+                lease = self._the_session().lease(runtime, image)
             else:
                 lease = self._pool_lease(runtime, image)
             async with lease as sandbox:
@@ -231,6 +240,10 @@ class DockerIsol8:
                     if outcome.failure is not None or outcome.exit is None or outcome.exit.exit_code != 0:
                         result = self._result(plan, outcome, execution_id, timestamp, started, sandbox, secrets)
                         note = outcome.failure or f"setup failed with exit code {result.exit_code}"
+                        if plan.packages and self.options.network == "none":
+                            note += (f"; installing packages needs network access (network is 'none'): use "
+                                     f"network 'filtered' or 'host', or bake them into an image with "
+                                     f"`isol8rt setup --{runtime.name} {','.join(plan.packages)}`")
                         result.stderr = f"{result.stderr}isol8rt: {note}; the program was not run\n"
                         if stream:
                             yield StreamEvent(type="error", data=note, phase="setup")
@@ -326,6 +339,12 @@ class DockerIsol8:
             resource_usage=usage,
         )
 
+    async def _baked_image(self, runtime: str, packages: list[str]) -> str | None:
+        key = (runtime, tuple(packages))
+        if key not in self._baked:
+            self._baked[key] = await self._backend.find_baked_image(runtime, packages)
+        return self._baked[key]
+
     # ------------------------------------------------------------------------------------ leases
 
     @contextlib.asynccontextmanager
@@ -347,8 +366,8 @@ class DockerIsol8:
         finally:
             await pool.release(sandbox)
 
-    async def _make_session_sandbox(self, runtime: RuntimeInfo) -> Sandbox:
-        spec, _ = self._container_for(runtime, self.options.image or runtime.image)
+    async def _make_session_sandbox(self, runtime: RuntimeInfo, image: str) -> Sandbox:
+        spec, _ = self._container_for(runtime, image)
         return await Sandbox.create(self._backend, spec, protocol.Configure())
 
     def _the_session(self) -> Session:

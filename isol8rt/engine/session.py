@@ -24,7 +24,7 @@ MAX_STAGED_BYTES = 64 * 1024 * 1024
 
 
 class Session:
-    def __init__(self, make_sandbox: Callable[[RuntimeInfo], Awaitable[Sandbox]]) -> None:
+    def __init__(self, make_sandbox: Callable[[RuntimeInfo, str], Awaitable[Sandbox]]) -> None:
         self._make_sandbox = make_sandbox
         self.runtime: str | None = None
         self.sandbox: Sandbox | None = None
@@ -33,8 +33,8 @@ class Session:
         self._staged: dict[str, bytes] = {}
 
     @contextlib.asynccontextmanager
-    async def lease(self, runtime: RuntimeInfo):
-        """The session's container, for one run of ``runtime``; made on first use."""
+    async def lease(self, runtime: RuntimeInfo, image: str):
+        """The session's container, for one run of ``runtime``; made from ``image`` on first use."""
         async with self.lock:
             if self.runtime is not None and self.runtime != runtime.name:
                 raise SessionError(
@@ -45,7 +45,7 @@ class Session:
                 raise SessionError("the persistent session's container failed; its state is lost. Stop this "
                                    "engine and start a new one.")
             if self.sandbox is None:
-                self.sandbox = await self._make_sandbox(runtime)
+                self.sandbox = await self._make_sandbox(runtime, image)
                 self.runtime = runtime.name
                 await self._write_staged()
             yield self.sandbox
