@@ -51,7 +51,8 @@ RUNTIMES: dict[str, RuntimeInfo] = {
     "python": RuntimeInfo("python", "isol8rt:python", ".py", ("python3", "{file}"), "pip", prestart=True),
     "node": RuntimeInfo("node", "isol8rt:node", ".mjs", ("node", "{file}"), "npm", prestart=True),
     "bun": RuntimeInfo("bun", "isol8rt:bun", ".ts", ("bun", "run", "{file}"), "bun"),
-    "deno": RuntimeInfo("deno", "isol8rt:deno", ".mts", ("deno", "run", "-A", "--no-prompt", "{file}"), "deno"),
+    "deno": RuntimeInfo("deno", "isol8rt:deno", ".mts", ("deno", "run", "-A", "--no-prompt", "{file}"), "deno",
+                        prestart=True),
     "bash": RuntimeInfo("bash", "isol8rt:bash", ".sh", ("bash", "{file}"), "", prestart=True),
 }
 

@@ -46,30 +46,62 @@ def sandbox_pids(uid: int) -> list[int]:
 def kill_all(uid: int, reap, deadline_s: float = 5.0) -> bool:
     """SIGKILL every process of ``uid`` until none is left; True when /proc confirms it.
 
-    ``kill(-1)`` from a process running as that uid reaches exactly the processes it may signal, in one
-    sweep the kernel makes; a fork bomb can add children during the sweep, so sweep until /proc shows none.
+    Usually nothing is left (a run's process has exited, the prestarted ones were killed already) and this
+    costs one /proc scan. Survivors are killed from here (the agent holds CAP_KILL). If they keep coming
+    (a fork bomb racing the sweeps), the last resort is ``kill(-1)`` from a process running as ``uid``:
+    the kernel then signals every process that uid may signal in one pass.
     ``reap`` collects the zombies (we are their init).
     """
     if uid == 0:
         raise ValueError("refusing to kill every process of uid 0")
     deadline = time.monotonic() + deadline_s
+    sweeps = 0
     while True:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - child
-            try:
-                os.setresgid(uid, uid, uid)
-                os.setresuid(uid, uid, uid)
-                for _ in range(3):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(-1, signal.SIGKILL)
-            finally:
-                os._exit(0)
-        os.waitpid(pid, 0)
         reap()
-        if not sandbox_pids(uid):
+        pids = sandbox_pids(uid)
+        if not pids:
             return True
         if time.monotonic() > deadline:
             return False
+        if sweeps < 3:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        else:
+            _kill_as(uid)
+        sweeps += 1
+        _wait_gone(pids, reap, until=time.monotonic() + 0.05)
+
+
+def _kill_as(uid: int) -> None:
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            for _ in range(3):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(-1, signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def _wait_gone(pids: list[int], reap, until: float) -> None:
+    """SIGKILL takes effect asynchronously: give the killed a moment to become zombies we can reap."""
+    pending = set(pids)
+    while pending and time.monotonic() < until:
+        reap()
+        for pid in list(pending):
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as stat:
+                    if stat.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                        continue
+            except OSError:
+                pending.discard(pid)
+                continue
+        if pending:
+            time.sleep(0.0002)
 
 
 def _remove_ipc_object(libc, table: str, ipc_id: int) -> bool:

@@ -77,7 +77,7 @@ def split_age(output: str) -> tuple[float, str]:
     return float(first.split()[1]), re.sub(r"\b[0-9a-f]{12}\b", "<container>", rest)
 
 
-@pytest.mark.parametrize(("runtime", "probe"), [("python", PYTHON_PROBE), ("node", NODE_PROBE), ("bash", BASH_PROBE)])
+@pytest.mark.parametrize(("runtime", "probe"), [("python", PYTHON_PROBE), ("node", NODE_PROBE), ("deno", NODE_PROBE.replace("process.execArgv", "Deno.args")), ("bash", BASH_PROBE)])
 async def test_prestarted_run_is_a_fresh_process(monkeypatch, runtime, probe):
     warm, cold = await both(runtime, probe, monkeypatch, stdin="some input\n")
     warm_age, warm_rest = split_age(warm)
@@ -100,6 +100,8 @@ async def test_prestarted_run_is_a_fresh_process(monkeypatch, runtime, probe):
         ("node", "process.exitCode = 5", 5, ""),
         ("node", "process.kill(process.pid, 'SIGTERM')", 143, ""),
         ("node", "throw new Error('boom')", 1, "Error: boom"),
+        ("deno", "Deno.exit(4)", 4, ""),
+        ("deno", "throw new Error('boom')", 1, "Error: boom"),
         ("bash", "exit 7", 7, ""),
         ("bash", "kill -TERM $$", 143, ""),
     ],
