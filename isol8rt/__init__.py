@@ -5,7 +5,7 @@ milliseconds. The public surface is re-exported here.
 """
 
 from ._version import __version__
-from .engine import DockerIsol8
+from .engine import DockerIsol8, RunControl
 from .errors import (
     EngineClosed,
     EngineUnavailable,
@@ -24,6 +24,7 @@ from .types import (
     NetworkFilter,
     ResourceUsage,
     SecurityConfig,
+    SessionInfo,
     StreamEvent,
 )
 
@@ -40,9 +41,11 @@ __all__ = [
     "Isol8Options",
     "NetworkFilter",
     "ResourceUsage",
+    "RunControl",
     "SandboxError",
     "SecurityConfig",
     "SessionError",
+    "SessionInfo",
     "SetupError",
     "StreamEvent",
     "__version__",

@@ -184,4 +184,14 @@ class StreamEvent(_Wire, frozen=True):
     phase: Phase | None = None
 
 
+class SessionInfo(_Wire):
+    """A persistent session, as ``GET /sessions`` lists it."""
+
+    id: str
+    is_active: bool
+    last_accessed_at: str
+    runtime: Runtime | None = None
+    container_id: str | None = None
+
+
 JSON_ENCODER = msgspec.json.Encoder()

@@ -19,14 +19,26 @@ import trio
 from ..agent import protocol
 from ..errors import EngineClosed, EngineUnavailable, InvalidRequest, SandboxError, SessionError
 from ..runtimes import RUNTIME_NAMES, RUNTIMES, RuntimeInfo
-from ..types import ExecutionRequest, ExecutionResult, Isol8Options, PoolSize, ResourceUsage, StreamEvent
+from ..types import (
+    ExecutionRequest,
+    ExecutionResult,
+    Isol8Options,
+    PoolSize,
+    ResourceUsage,
+    SessionInfo,
+    StreamEvent,
+)
 from .backend import ContainerBackend, DockerBackend, SandboxSpec
 from .limits import sandbox_spec
 from .output import StreamText, mask
 from .plan import ExecutionPlan, RunPlan, plan_execution, prestart_spec
 from .pool import Pool
 from .sandbox import Sandbox
+from .control import RunControl
 from .session import Session
+
+#: The session persistent mode uses when a call names none.
+DEFAULT_SESSION = "default"
 
 log = logging.getLogger("isol8rt.engine")
 
@@ -75,7 +87,7 @@ class DockerIsol8:
         self._owns_backend = backend is None
         self._limiter = trio.Semaphore(self.options.max_concurrent)
         self._pool: Pool | None = None
-        self._session: Session | None = None
+        self._sessions: dict[str, Session] = {}
         self._state = "new"
         self._started = trio.Event()
         self._stop_requested = trio.Event()
@@ -146,8 +158,8 @@ class DockerIsol8:
                 try:
                     if self._pool is not None:
                         await self._pool.close()
-                    if self._session is not None:
-                        await self._session.close(keep=self.options.persist)
+                    for session in self._sessions.values():
+                        await session.close(keep=self.options.persist)
                     if self._owns_backend and self._backend is not None:
                         await self._backend.aclose()
                 except BaseException:  # noqa: BLE001
@@ -189,37 +201,46 @@ class DockerIsol8:
         configure = protocol.Configure(prestart=[prestart] if prestart else [])
         return spec, configure
 
-    async def execute(self, request: ExecutionRequest) -> ExecutionResult:
-        """Run ``request`` to its end and return everything it produced."""
-        async with contextlib.aclosing(self._run(request, stream=False)) as events:
+    async def execute(self, request: ExecutionRequest, *, session_id: str | None = None) -> ExecutionResult:
+        """Run ``request`` to its end and return everything it produced.
+
+        With ``session_id`` the run happens in that persistent session (made on first use) whatever the
+        engine's mode; in persistent mode, runs without one share the session "default".
+        """
+        async with contextlib.aclosing(self._run(request, stream=False, session_id=session_id)) as events:
             async for item in events:
                 if isinstance(item, ExecutionResult):
                     return item
         raise SandboxError("the run ended without a result")  # pragma: no cover
 
-    async def execute_stream(self, request: ExecutionRequest) -> AsyncIterator[StreamEvent]:
+    async def execute_stream(self, request: ExecutionRequest, *, session_id: str | None = None,
+                             control: RunControl | None = None) -> AsyncIterator[StreamEvent]:
         """Run ``request``, yielding stdout/stderr text as it comes, then one ``exit`` (or ``error``) event.
 
+        With ``control``, another task can write to the program's stdin and signal it while it runs.
         Leaving the loop early kills the run and frees its container.
         """
-        async with contextlib.aclosing(self._run(request, stream=True)) as events:
+        async with contextlib.aclosing(self._run(request, stream=True, session_id=session_id,
+                                                 control=control)) as events:
             async for item in events:
                 if isinstance(item, StreamEvent):
                     yield item
 
-    async def _run(self, request: ExecutionRequest, *, stream: bool):
+    async def _run(self, request: ExecutionRequest, *, stream: bool, session_id: str | None = None,
+                   control: RunControl | None = None):
         """The one path every run takes; yields StreamEvents (when streaming) and finally the result."""
         self._check_started()
         if not isinstance(request, ExecutionRequest):
             raise InvalidRequest(f"expected an ExecutionRequest, got {type(request).__name__}")
+        session = self._session_for(session_id)
         started = time.perf_counter()
         execution_id = str(uuid.uuid4())
         timestamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
-        persistent = self.options.mode == "persistent"
+        persistent = session is not None
         plan = plan_execution(request, self.options, session=persistent)
         runtime = plan.runtime
         image = self.options.image or runtime.image
-        session_started = persistent and self._session is not None and self._session.sandbox is not None
+        session_started = persistent and session.sandbox is not None
         if plan.packages and self.options.image is None and not session_started:
             baked = await self._baked_image(runtime.name, plan.packages)
             if baked is not None:
@@ -228,8 +249,8 @@ class DockerIsol8:
                 plan = plan_execution(request, self.options, session=persistent, baked=True)
         secrets = tuple(self.options.secrets.values())
         async with self._limiter:
-            if self.options.mode == "persistent":
-                lease = self._the_session().lease(runtime, image)
+            if session is not None:
+                lease = session.lease(runtime, image)
             else:
                 lease = self._pool_lease(runtime, image)
             async with lease as sandbox:
@@ -250,8 +271,12 @@ class DockerIsol8:
                         yield result
                         return
                 outcome = _Outcome()
-                async for event in self._phase(sandbox, plan.code, "code", outcome, secrets, stream):
-                    yield event
+                try:
+                    async for event in self._phase(sandbox, plan.code, "code", outcome, secrets, stream, control):
+                        yield event
+                finally:
+                    if control is not None:
+                        control._end()
                 result = self._result(plan, outcome, execution_id, timestamp, started, sandbox, secrets)
         if stream:
             if outcome.failure is not None:
@@ -261,12 +286,15 @@ class DockerIsol8:
         yield result
 
     async def _phase(self, sandbox: Sandbox, run: RunPlan, phase: str, outcome: _Outcome,
-                     secrets: tuple[str, ...], stream: bool):
+                     secrets: tuple[str, ...], stream: bool, control: RunControl | None = None):
         op_id = sandbox.next_id()
+        messages = run.messages(op_id, stdin_open=control is not None)
+        if control is not None:
+            control._attach(sandbox, op_id)
         streams = {1: StreamText(run.max_output, secrets), 2: StreamText(run.max_output, secrets)}
         texts = {1: outcome.stdout, 2: outcome.stderr}
         names = {1: "stdout", 2: "stderr"}
-        async for message in sandbox.operate(run.messages(op_id), op_id, run.timeout_ms / 1000):
+        async for message in sandbox.operate(messages, op_id, run.timeout_ms / 1000):
             kind = type(message)
             if kind is protocol.Output:
                 text = streams[message.fd].feed(message.data)
@@ -370,33 +398,56 @@ class DockerIsol8:
         spec, _ = self._container_for(runtime, image)
         return await Sandbox.create(self._backend, spec, protocol.Configure())
 
-    def _the_session(self) -> Session:
-        if self._session is None:
-            self._session = Session(self._make_session_sandbox)
-        return self._session
+    def _session_for(self, session_id: str | None) -> Session | None:
+        """The persistent session a run or file operation belongs to (made on first use), or None for an
+        ephemeral run."""
+        if session_id is None:
+            if self.options.mode != "persistent":
+                return None
+            session_id = DEFAULT_SESSION
+        if not isinstance(session_id, str) or not session_id or len(session_id) > 256:
+            raise InvalidRequest("sessionId: must be a non-empty string of at most 256 characters")
+        session = self._sessions.get(session_id)
+        if session is None:
+            session = self._sessions[session_id] = Session(session_id, self._make_session_sandbox)
+        return session
+
+    def sessions(self) -> list[SessionInfo]:
+        """Every persistent session of this engine."""
+        return [session.info() for session in self._sessions.values()]
+
+    async def close_session(self, session_id: str) -> bool:
+        """End a session and remove its container; False when there was no such session."""
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            return False
+        await session.close()
+        return True
 
     # ------------------------------------------------------------------------------------ files
 
-    async def put_file(self, path: str, content: str | bytes) -> None:
-        """Write a file into the persistent session's /sandbox. Before the session's first run the file
-        is staged and written into its container as soon as that exists."""
+    async def put_file(self, path: str, content: str | bytes, *, session_id: str | None = None) -> None:
+        """Write a file into a persistent session's /sandbox. Before the session's first run the file is
+        staged and written into its container as soon as that exists."""
         self._check_started()
-        self._require_persistent("put_file")
+        session = self._require_session("put_file", session_id)
         if not isinstance(content, (str, bytes, bytearray, memoryview)):
             raise InvalidRequest(f"put_file: content must be str or bytes, not {type(content).__name__}")
         data = content.encode() if isinstance(content, str) else bytes(content)
-        await self._the_session().put_file(path, data)
+        await session.put_file(path, data)
 
-    async def get_file(self, path: str) -> bytes:
-        """Read a file from the persistent session's /sandbox; FileNotFoundError if there is none."""
+    async def get_file(self, path: str, *, session_id: str | None = None) -> bytes:
+        """Read a file from a persistent session's /sandbox; FileNotFoundError if there is none."""
         self._check_started()
-        self._require_persistent("get_file")
-        return await self._the_session().get_file(path)
+        return await self._require_session("get_file", session_id).get_file(path)
 
-    def _require_persistent(self, what: str) -> None:
-        if self.options.mode != "persistent":
-            raise SessionError(f"{what} needs a persistent engine (mode='persistent'): an ephemeral run's "
-                               "files are gone with its container; use files/outputPaths on the request instead")
+    def _require_session(self, what: str, session_id: str | None) -> Session:
+        session = self._session_for(session_id)
+        if session is None:
+            raise SessionError(f"{what} needs a session: a persistent engine (mode='persistent') or a "
+                               "session_id; an ephemeral run's files are gone with its container (use "
+                               "files/outputPaths on the request instead)")
+        return session
 
     # ------------------------------------------------------------------------------------ housekeeping
 
@@ -431,8 +482,7 @@ class DockerIsol8:
     def containers(self) -> list[str]:
         """Ids of the containers this engine holds now (pooled, checked out, session)."""
         ids = list(self._pool.live) if self._pool is not None else []
-        if self._session is not None and self._session.sandbox is not None:
-            ids.append(self._session.sandbox.container_id)
+        ids += [s.sandbox.container_id for s in self._sessions.values() if s.sandbox is not None]
         return ids
 
 

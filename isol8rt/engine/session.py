@@ -9,6 +9,8 @@ from the start without guessing which runtime's image to start.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import time
 from typing import Awaitable, Callable
 
 import trio
@@ -17,6 +19,7 @@ from ..agent import files as agent_files
 from ..agent import protocol
 from ..errors import InvalidRequest, SessionError
 from ..runtimes import SANDBOX_DIR, RuntimeInfo
+from ..types import SessionInfo
 from .sandbox import Sandbox
 
 #: Staged files are held in memory until the session's container exists.
@@ -24,8 +27,10 @@ MAX_STAGED_BYTES = 64 * 1024 * 1024
 
 
 class Session:
-    def __init__(self, make_sandbox: Callable[[RuntimeInfo, str], Awaitable[Sandbox]]) -> None:
+    def __init__(self, session_id: str, make_sandbox: Callable[[RuntimeInfo, str], Awaitable[Sandbox]]) -> None:
+        self.id = session_id
         self._make_sandbox = make_sandbox
+        self.last_used = time.time()
         self.runtime: str | None = None
         self.sandbox: Sandbox | None = None
         # Operations in one session are serialized: one container, one agent conversation at a time.
@@ -36,6 +41,7 @@ class Session:
     async def lease(self, runtime: RuntimeInfo, image: str):
         """The session's container, for one run of ``runtime``; made from ``image`` on first use."""
         async with self.lock:
+            self.last_used = time.time()
             if self.runtime is not None and self.runtime != runtime.name:
                 raise SessionError(
                     f"this persistent session runs {self.runtime}; it cannot switch to {runtime.name}. "
@@ -57,6 +63,7 @@ class Session:
 
     async def put_file(self, path: str, data: bytes) -> None:
         async with self.lock:
+            self.last_used = time.time()
             if self.sandbox is None:
                 _check_path(path)
                 if sum(map(len, self._staged.values())) + len(data) > MAX_STAGED_BYTES:
@@ -77,6 +84,7 @@ class Session:
 
     async def get_file(self, path: str) -> bytes:
         async with self.lock:
+            self.last_used = time.time()
             if self.sandbox is None:
                 parts = _check_path(path)
                 for staged_path, data in self._staged.items():
@@ -93,6 +101,16 @@ class Session:
                         raise FileNotFoundError(message.message)
                     raise InvalidRequest(message.message)
             return bytes(data)
+
+    def info(self) -> SessionInfo:
+        stamp = datetime.datetime.fromtimestamp(self.last_used, datetime.timezone.utc)
+        return SessionInfo(
+            id=self.id,
+            is_active=self.sandbox is not None and not self.sandbox.broken,
+            last_accessed_at=stamp.isoformat(timespec="milliseconds"),
+            runtime=self.runtime,
+            container_id=self.sandbox.container_id if self.sandbox is not None else None,
+        )
 
     async def close(self, keep: bool = False) -> None:
         """Remove the container (unless ``keep``: the persist option leaves it for inspection)."""

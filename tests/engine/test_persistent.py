@@ -66,3 +66,19 @@ async def test_put_and_get_file_before_the_first_run(make_engine):
 async def test_file_methods_need_persistent_mode(engine):
     with pytest.raises(SessionError, match="persistent"):
         await engine.put_file("x", b"y")
+
+
+async def test_named_sessions_in_an_ephemeral_engine(engine):
+    await engine.execute(ExecutionRequest(code="who = 'a'"), session_id="a")
+    await engine.execute(ExecutionRequest(code="who = 'b'"), session_id="b")
+    assert (await engine.execute(ExecutionRequest(code="print(who)"), session_id="a")).stdout == "a\n"
+    assert (await engine.execute(ExecutionRequest(code="print(who)"), session_id="b")).stdout == "b\n"
+    ephemeral = await engine.execute(ExecutionRequest(code="print('who' in globals())"))
+    assert ephemeral.stdout == "False\n"
+    await engine.put_file("shared.txt", "for a", session_id="a")
+    assert await engine.get_file("/sandbox/shared.txt", session_id="a") == b"for a"
+    listed = {info.id: info for info in engine.sessions()}
+    assert set(listed) == {"a", "b"} and listed["a"].is_active and listed["a"].runtime == "python"
+    assert await engine.close_session("a") is True
+    assert await engine.close_session("a") is False
+    assert [info.id for info in engine.sessions()] == ["b"]

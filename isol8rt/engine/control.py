@@ -1,0 +1,72 @@
+"""Talking to a run while it goes: its stdin, and signals (what a WebSocket client or a terminal needs)."""
+
+from __future__ import annotations
+
+import signal as signals
+
+import trio
+
+from ..agent import protocol
+from ..errors import InvalidRequest
+from .channel import ChannelBroken
+
+
+class RunControl:
+    """Pass one to ``execute_stream(request, control=...)``; then, from another task, feed the program's
+    stdin and send it signals. The request's own ``stdin`` is written first; the pipe stays open until
+    :meth:`close_stdin`. Calls made before the program has started wait for it; calls made after it
+    ended do nothing and return False.
+    """
+
+    def __init__(self) -> None:
+        self._started = trio.Event()
+        self._ended = False
+        self._sandbox = None
+        self._op_id = 0
+
+    def _attach(self, sandbox, op_id: int) -> None:
+        self._sandbox = sandbox
+        self._op_id = op_id
+        self._started.set()
+
+    def _end(self) -> None:
+        self._ended = True
+        self._started.set()
+
+    async def _send(self, message) -> bool:
+        await self._started.wait()
+        if self._ended or self._sandbox is None:
+            return False
+        try:
+            await self._sandbox.channel.send(message)
+        except ChannelBroken:
+            return False
+        return True
+
+    async def write_stdin(self, data: str | bytes) -> bool:
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        return await self._send(protocol.Stdin(id=self._op_id, data=payload)) if payload else not self._ended
+
+    async def close_stdin(self) -> bool:
+        await self._started.wait()
+        return await self._send(protocol.Stdin(id=self._op_id, eof=True))
+
+    async def signal(self, signum: int | str) -> bool:
+        """Deliver a signal (a number or a name such as "SIGINT" or "TERM") to the run's process group."""
+        await self._started.wait()
+        return await self._send(protocol.Signal(id=self._op_id, signum=parse_signal(signum)))
+
+
+def parse_signal(signum: int | str) -> int:
+    if isinstance(signum, int) and not isinstance(signum, bool):
+        number = signum
+    else:
+        name = str(signum).upper()
+        name = name if name.startswith("SIG") else f"SIG{name}"
+        try:
+            number = int(getattr(signals.Signals, name))
+        except AttributeError:
+            raise InvalidRequest(f"signal: {signum!r} is not a signal name or number") from None
+    if number not in {int(s) for s in signals.valid_signals()}:
+        raise InvalidRequest(f"signal: {signum!r} is not a valid signal")
+    return number
