@@ -12,7 +12,7 @@ import sys
 from .._version import __version__
 from ..errors import Isol8Error
 
-_COMMANDS = ("run", "setup", "cleanup")
+_COMMANDS = ("run", "setup", "cleanup", "profile")
 
 
 def build_parser() -> argparse.ArgumentParser:
