@@ -61,6 +61,9 @@ class Configure(_Message, tag="configure"):
     config (which ``docker inspect`` shows), such as secrets in a prestarted process's environment."""
 
     prestart: list[Prestart] = []
+    #: A seccomp BPF program (compiled on the host with libseccomp, for this container's architecture)
+    #: that every user process installs on itself just before exec, on top of the container's profile.
+    user_filter: bytes = b""
 
 
 class PutFile(_Message, tag="put"):

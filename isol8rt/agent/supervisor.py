@@ -20,7 +20,7 @@ import stat
 import sys
 import time
 
-from . import files, reset, usage
+from . import files, reset, seccomp_filter, usage
 from .process import Child, Identity, kill_group, spawn
 from .session import SessionInterpreter
 from .protocol import (
@@ -54,6 +54,8 @@ _OUT_HIGH = 4 * 1024 * 1024
 _OUT_LOW = 1024 * 1024
 _PIPE_SIZE = 1024 * 1024
 _F_SETPIPE_SZ = 1031
+# A stand-in filter whose installation always fails, so nothing runs when the real one could not be prepared.
+_REFUSE_TO_SPAWN = object()
 _SANDBOX_PATH = "/sandbox/.local/bin:/sandbox/node_modules/.bin:/sandbox/.npm-global/bin:"
 # After a session cell overruns its timeout, how long its KeyboardInterrupt has before SIGKILL.
 _SESSION_INTERRUPT_GRACE_S = 1.0
@@ -256,6 +258,13 @@ class Agent:
         elif kind is GetFile:
             self._get_file(message)
         elif kind is Configure:
+            if message.user_filter:
+                try:
+                    self.identity.filter = seccomp_filter.prepare(message.user_filter)
+                except (OSError, ValueError) as exc:
+                    # Without its filter no user process may start: every spawn will fail loudly.
+                    self.log("error", f"the per-run seccomp filter is unusable: {exc}")
+                    self.identity.filter = _REFUSE_TO_SPAWN
             self.prestart_specs = list(message.prestart)
             self._arm_prestarts()
         elif kind is Reset:

@@ -19,6 +19,7 @@ import trio
 from ..agent import protocol
 from ..errors import EngineClosed, EngineUnavailable, InvalidRequest, SandboxError, SessionError
 from ..runtimes import RUNTIME_NAMES, RUNTIMES, RuntimeInfo
+from ..security import seccomp
 from ..types import (
     ExecutionRequest,
     ExecutionResult,
@@ -94,6 +95,7 @@ class DockerIsol8:
         self._stopped = trio.Event()
         self._service_error: BaseException | None = None
         self._specs: dict[tuple[str, str], SandboxSpec] = {}
+        self._filter: bytes | None = None
         self._baked: dict[tuple[str, tuple[str, ...]], str | None] = {}
 
     # ------------------------------------------------------------------------------------ lifecycle
@@ -198,8 +200,15 @@ class DockerIsol8:
         if spec is None:
             spec = self._specs[key] = sandbox_spec(self.options, runtime, image, self.engine_id)
         prestart = prestart_spec(runtime, self.options)
-        configure = protocol.Configure(prestart=[prestart] if prestart else [])
+        configure = protocol.Configure(prestart=[prestart] if prestart else [], user_filter=self._user_filter())
         return spec, configure
+
+    def _user_filter(self) -> bytes:
+        """The per-run seccomp filter, compiled once (none when the engine runs unconfined)."""
+        if self._filter is None:
+            self._filter = b"" if self.options.security.seccomp == "unconfined" else seccomp.user_filter_bpf(
+                seccomp.host_arch())
+        return self._filter
 
     async def execute(self, request: ExecutionRequest, *, session_id: str | None = None) -> ExecutionResult:
         """Run ``request`` to its end and return everything it produced.
@@ -396,7 +405,7 @@ class DockerIsol8:
 
     async def _make_session_sandbox(self, runtime: RuntimeInfo, image: str) -> Sandbox:
         spec, _ = self._container_for(runtime, image)
-        return await Sandbox.create(self._backend, spec, protocol.Configure())
+        return await Sandbox.create(self._backend, spec, protocol.Configure(user_filter=self._user_filter()))
 
     def _session_for(self, session_id: str | None) -> Session | None:
         """The persistent session a run or file operation belongs to (made on first use), or None for an

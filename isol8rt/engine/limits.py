@@ -6,7 +6,8 @@ import re
 
 from ..errors import InvalidRequest
 from ..runtimes import LABEL_ENGINE, LABEL_RUNTIME, RuntimeInfo
-from ..types import Isol8Options
+from ..security import seccomp
+from ..types import Isol8Options, SecurityConfig
 from .backend import SandboxSpec
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
@@ -32,6 +33,24 @@ def tmpfs_size(field_name: str, text: str) -> str:
     return str(parse_size(field_name, text))
 
 
+def seccomp_profile(security: SecurityConfig) -> str:
+    """What Docker gets as the container's seccomp profile: "unconfined", or a profile's JSON.
+
+    Profiles are validated and compiled with libseccomp when they load, so a bad one fails here, with
+    its problem named, before any container is made."""
+    if security.seccomp == "unconfined":
+        return "unconfined"
+    if security.seccomp == "custom":
+        if not security.profile_path:
+            raise InvalidRequest("security.profilePath: a custom seccomp profile needs the path of its JSON file")
+        profile = seccomp.load_profile(security.profile_path)
+    elif security.seccomp == "strict":
+        profile = seccomp.load_profile("strict")
+    else:
+        raise InvalidRequest(f"security.seccomp: {security.seccomp!r} must be strict, unconfined or custom")
+    return "unconfined" if profile.is_unconfined else seccomp.docker_json(profile)
+
+
 def sandbox_spec(options: Isol8Options, runtime: RuntimeInfo, image: str, engine_id: str) -> SandboxSpec:
     memory = parse_size("memoryLimit", options.memory_limit)
     if memory < 6 * 1024 * 1024:
@@ -52,4 +71,5 @@ def sandbox_spec(options: Isol8Options, runtime: RuntimeInfo, image: str, engine
         sandbox_size=tmpfs_size("sandboxSize", options.sandbox_size),
         tmp_size=tmpfs_size("tmpSize", options.tmp_size),
         network=options.network,
+        seccomp=seccomp_profile(options.security),
     )
