@@ -513,7 +513,9 @@ class Agent:
             pass
         self._reap()
 
-    def _reap(self) -> None:
+    def _ended_children(self):
+        """(owner, wait status, rusage) of every child that has ended since the last call; the owner is
+        what started it (a run, a prestart, a session), or None for an orphan we inherited as init."""
         while True:
             try:
                 pid, status, rusage = os.wait4(-1, os.WNOHANG)
@@ -524,6 +526,10 @@ class Agent:
             owner = self.by_pid.pop(pid, None)
             if owner is not None:
                 owner.child.reaped(status)
+            yield owner, status, rusage
+
+    def _reap(self) -> None:
+        for owner, status, rusage in self._ended_children():
             if isinstance(owner, ActiveRun):
                 owner.status = status
                 owner.rusage = rusage
@@ -808,16 +814,8 @@ class Agent:
         return detail, Ready(version=PROTOCOL_VERSION, generation=self.generation, pid=os.getpid(), verified=verified)
 
     def _reap_quietly(self) -> None:
-        while True:
-            try:
-                pid, _status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            owner = self.by_pid.pop(pid, None)
-            if owner is not None:
-                owner.child.reaped(_status)
+        for _ in self._ended_children():
+            pass
 
     def _kill_everything(self) -> None:
         for run in self.runs.values():
