@@ -22,6 +22,9 @@ SANDBOX_UID = 1000
 SANDBOX_GID = 1000
 PROXY_UID = 1001
 
+#: Where the filtering proxy listens inside a filtered-network sandbox (loopback only).
+PROXY_PORT = 3128
+
 #: Every image and container isol8rt makes carries these labels, so strays can always be found.
 LABEL_MANAGED_BY = "isol8rt.managed-by"
 LABEL_ENGINE = "isol8rt.engine"

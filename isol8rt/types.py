@@ -58,10 +58,16 @@ def file_bytes(content: str | bytes | bytearray | FileBlob) -> bytes:
 
 
 class NetworkFilter(_Wire):
-    """Hostname regexes for filtered networking; deny wins; an empty whitelist allows every host."""
+    """Filtered networking's policy. Hostname regexes (``re.search``, case-insensitive, on the host name
+    without port): deny wins; an empty whitelist allows every host. Destinations that resolve to
+    loopback, private, link-local (cloud metadata), CGNAT or ULA addresses are refused unless their
+    network is in ``allow_private`` (CIDRs). ``connect_ports`` are the ports HTTPS tunnels may reach
+    (default 443 and 80)."""
 
     whitelist: list[str] = []
     blacklist: list[str] = []
+    allow_private: list[str] = []
+    connect_ports: list[int] = []
 
 
 class SecurityConfig(_Wire):
@@ -107,6 +113,8 @@ class Isol8Options(_Wire):
     pool_strategy: PoolStrategy = "fast"
     pool_size: int | PoolSize = 1
     max_concurrent: int = 10
+    #: Extra ``/etc/hosts`` entries inside sandboxes: host name -> address.
+    extra_hosts: dict[str, str] = {}
 
 
 class ExecutionRequest(_Wire):
@@ -130,6 +138,8 @@ class ExecutionRequest(_Wire):
     metadata: dict[str, str] = {}
     #: Working directory; must resolve inside /sandbox.
     workdir: str | None = None
+    #: Filtered networking only: this run's own policy instead of the engine's (no container restarts).
+    network_filter: NetworkFilter | None = None
 
 
 class ResourceUsage(_Wire):

@@ -56,6 +56,23 @@ class Prestart(msgspec.Struct, frozen=True, omit_defaults=True):
     code_path: str
 
 
+class NetworkPolicy(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What the filtering proxy lets through: hostname regexes (deny wins; an empty allow list allows every
+    host), private networks allowed after all (CIDRs), and the ports CONNECT may reach (empty: 443, 80)."""
+
+    allow: list[str] = []
+    deny: list[str] = []
+    allow_private: list[str] = []
+    connect_ports: list[int] = []
+
+
+class NetworkConfig(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Filtered networking: the agent installs the firewall and starts the proxy on this loopback port."""
+
+    proxy_port: int
+    policy: NetworkPolicy = NetworkPolicy()
+
+
 class Configure(_Message, tag="configure"):
     """Sent once, right after :class:`Ready`: per-container settings that must not sit in the container's
     config (which ``docker inspect`` shows), such as secrets in a prestarted process's environment."""
@@ -64,6 +81,7 @@ class Configure(_Message, tag="configure"):
     #: A seccomp BPF program (compiled on the host with libseccomp, for this container's architecture)
     #: that every user process installs on itself just before exec, on top of the container's profile.
     user_filter: bytes = b""
+    network: NetworkConfig | None = None
 
 
 class PutFile(_Message, tag="put"):
@@ -105,6 +123,10 @@ class Run(_Message, tag="run"):
     output_paths: list[str] = []
     #: Run in the container's persistent interpreter for this runtime instead of a new process.
     session: str | None = None
+    #: Filtered networking only: this run's own policy instead of the container's (None: the container's).
+    network_policy: NetworkPolicy | None = None
+    #: Filtered networking only: report the proxy's log lines for this run in its Exit.
+    log_network: bool = False
 
 
 class Stdin(_Message, tag="stdin"):
@@ -194,6 +216,8 @@ class Exit(_Message, tag="exit"):
     usage: Usage = Usage()
     #: Output paths that could not be read, with the reason.
     file_errors: dict[str, str] = {}
+    #: The proxy's JSON log lines for this run, when it asked for them.
+    network_log: list[bytes] = []
 
 
 class Done(_Message, tag="done"):

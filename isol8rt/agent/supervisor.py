@@ -20,7 +20,7 @@ import stat
 import sys
 import time
 
-from . import files, reset, seccomp_filter, usage
+from . import files, network, reset, seccomp_filter, usage
 from .process import Child, Identity, kill_group, spawn
 from .session import SessionInterpreter
 from .protocol import (
@@ -34,6 +34,8 @@ from .protocol import (
     FrameEncoder,
     GetFile,
     Log,
+    NetworkConfig,
+    NetworkPolicy,
     Output,
     Prestart,
     ProtocolError,
@@ -62,15 +64,17 @@ _SESSION_INTERRUPT_GRACE_S = 1.0
 
 
 class AgentConfig:
-    __slots__ = ("sandbox", "uid", "gid", "wipe", "debug")
+    __slots__ = ("sandbox", "uid", "gid", "wipe", "debug", "proxy_uid")
 
     def __init__(self, sandbox: str = "/sandbox", uid: int = 1000, gid: int = 1000,
-                 wipe: tuple[str, ...] = ("/sandbox", "/tmp", "/dev/shm", "/dev/mqueue"), debug: bool = False):
+                 wipe: tuple[str, ...] = ("/sandbox", "/tmp", "/dev/shm", "/dev/mqueue"), debug: bool = False,
+                 proxy_uid: int = 1001):
         self.sandbox = sandbox
         self.uid = uid
         self.gid = gid
         self.wipe = wipe
         self.debug = debug
+        self.proxy_uid = proxy_uid
 
 
 class ActiveRun:
@@ -78,7 +82,7 @@ class ActiveRun:
 
     __slots__ = ("request", "child", "started", "deadline", "sent", "truncated", "stdin_pending",
                  "stdin_open", "open_pipes", "status", "rusage", "timed_out", "oom_before", "net_before", "start_ms",
-                 "session", "cell_status", "cpu_before")
+                 "session", "cell_status", "cpu_before", "network_log", "flushing", "network_log_flushed")
 
     def __init__(self, request: Run, child: Child, session: SessionInterpreter | None = None) -> None:
         self.request = request
@@ -87,6 +91,10 @@ class ActiveRun:
         self.session = session
         self.cell_status: int | None = None
         self.cpu_before = usage.process_cpu_ms(child.pid) if session else (0.0, 0.0)
+        self.network_log: list[bytes] = []
+        #: Waiting for the proxy to close this run's connections (and log them) before the Exit.
+        self.flushing = False
+        self.network_log_flushed = False
         self.started = time.monotonic()
         self.deadline = self.started + request.timeout_ms / 1000 if request.timeout_ms > 0 else float("inf")
         self.sent = {1: 0, 2: 0}
@@ -146,6 +154,13 @@ class Agent:
         # The agent's own environment is the container's: the image's ENV plus what Docker adds. Never
         # secrets: those come with each run and are not in the container's config.
         self.base_env = {key: value for key, value in os.environ.items() if key not in ("HOME", "PWD", "OLDPWD")}
+        self.network: NetworkConfig | None = None
+        self.proxy: network.Proxy | None = None
+        self.proxy_policy: NetworkPolicy | None = None
+        # Runs waiting for the proxy: to be listening, or to confirm the policy a run asked for.
+        self.deferred: list[Run] = []
+        self.policy_pending = False
+        self.network_failure: str | None = None
         self.sessions: dict[str, SessionInterpreter] = {}
         self.session_runs: dict[str, ActiveRun] = {}
         self.generation = 0
@@ -246,7 +261,7 @@ class Agent:
     def _dispatch(self, message) -> None:
         kind = type(message)
         if kind is Run:
-            self._start_run(message)
+            self._admit_run(message)
         elif kind is Stdin:
             self._on_stdin(message)
         elif kind is Signal:
@@ -265,6 +280,8 @@ class Agent:
                     # Without its filter no user process may start: every spawn will fail loudly.
                     self.log("error", f"the per-run seccomp filter is unusable: {exc}")
                     self.identity.filter = _REFUSE_TO_SPAWN
+            if message.network is not None and self.network is None:
+                self._start_network(message.network)
             self.prestart_specs = list(message.prestart)
             self._arm_prestarts()
         elif kind is Reset:
@@ -273,6 +290,146 @@ class Agent:
             self.send(ready)
         elif kind is Shutdown:
             self.stopping = True
+
+    # ---------------------------------------------------------------------------------------- network
+
+    def _start_network(self, config: NetworkConfig) -> None:
+        """Firewall first, then the proxy: no user process runs before both are in place (runs wait)."""
+        self.network = config
+        try:
+            network.apply_firewall(self.config.uid)
+            network.drop_capability()
+        except OSError as exc:
+            # Without the firewall, filtered mode would be no filter at all: refuse every run instead.
+            self.log("error", f"cannot set up filtered networking: {exc}")
+            self.network_failure = f"filtered networking could not be set up: {exc}"
+            return
+        self._start_proxy()
+
+    def _start_proxy(self) -> None:
+        identity = Identity(self.config.proxy_uid, self.config.proxy_uid)
+        identity.filter = self.identity.filter
+        policy = policy_dict(self.network.policy)
+        self.proxy = network.Proxy.start(identity, self.network.proxy_port, policy,
+                                         {"PATH": self.base_env.get("PATH", os.defpath), "LANG": "C.UTF-8"})
+        self.proxy_policy = self.network.policy
+        self.by_pid[self.proxy.child.pid] = self.proxy
+        os.set_blocking(self.proxy.child.stdin, True)
+        self.selector.register(self.proxy.child.stdout, selectors.EVENT_READ, self._on_proxy_output)
+        self.selector.register(self.proxy.child.stderr, selectors.EVENT_READ, self._on_proxy_stderr)
+
+    def _on_proxy_output(self) -> None:
+        proxy = self.proxy
+        try:
+            data = os.read(proxy.child.stdout, 65536)
+        except BlockingIOError:
+            return
+        if not data:
+            self.selector.unregister(proxy.child.stdout)
+            return
+        for line, raw in proxy.feed(data):
+            self._on_proxy_line(line, raw)
+
+    def _on_proxy_stderr(self) -> None:
+        try:
+            data = os.read(self.proxy.child.stderr, 65536)
+        except BlockingIOError:
+            return
+        if not data:
+            self.selector.unregister(self.proxy.child.stderr)
+            return
+        self.log("warning", f"proxy: {data.decode(errors='replace').strip()}")
+
+    def _on_proxy_line(self, line: dict, raw: bytes) -> None:
+        kind = line.get("type")
+        if kind == "request":
+            for run in self.runs.values():
+                run.network_log.append(raw)
+        elif kind == "listening":
+            self.proxy.ready = True
+            self._admit_deferred()
+        elif kind == "policy_ok":
+            self.policy_pending = False
+            self._admit_deferred()
+        elif kind == "reset_ok":
+            for run in list(self.runs.values()):
+                if run.flushing:
+                    run.flushing = False
+                    self._maybe_finish(run)
+        elif kind == "error":
+            self.log("warning", f"proxy: {line.get('message')}")
+            if self.policy_pending:
+                # The policy a run asked for was refused (bad regex...): that run fails, nothing opens up.
+                self.policy_pending = False
+                self.proxy_policy = None
+                run = self.deferred.pop(0)
+                self.send(Failed(id=run.id, message=f"network policy refused: {line.get('message')}",
+                                 kind="bad_request"))
+                self._admit_deferred()
+
+    def _drop_proxy(self) -> None:
+        proxy = self.proxy
+        if proxy is None:
+            return
+        for fd in (proxy.child.stdout, proxy.child.stderr):
+            if fd >= 0 and self.selector.get_map().get(fd) is not None:
+                self.selector.unregister(fd)
+        proxy.close()
+        self.proxy = None
+        self.proxy_policy = None
+        self.policy_pending = False
+
+    def _reset_network(self) -> bool:
+        """Close every connection the last run left open and put the container's own policy back; start the
+        proxy again if it died. True when the proxy is up with the right policy."""
+        if self.network is None:
+            return True
+        if self.network_failure is not None:
+            return False
+        if self.proxy is None:
+            self._start_proxy()
+            return True  # it comes up on its own; runs wait for it meanwhile
+        if not self.proxy.ready:
+            return True
+        discard = lambda line, raw: None  # noqa: E731 - log lines of a run that is over
+        if self.proxy.request_sync({"type": "reset"}, "reset_ok", 5.0, discard) is None:
+            self._drop_proxy()
+            return False
+        if self.proxy_policy != self.network.policy:
+            answer = self.proxy.request_sync({"type": "policy", "run": "reset", **policy_dict(self.network.policy)},
+                                             "policy_ok", 5.0, discard)
+            if answer is None:
+                self._drop_proxy()
+                return False
+            self.proxy_policy = self.network.policy
+        return True
+
+    def _admit_run(self, request: Run) -> None:
+        """Start a run now, or once filtered networking is ready for it."""
+        if self.network is None:
+            self._start_run(request)
+            return
+        self.deferred.append(request)
+        self._admit_deferred()
+
+    def _admit_deferred(self) -> None:
+        failure = self.network_failure
+        while self.deferred:
+            request = self.deferred[0]
+            if failure is not None:
+                self.deferred.pop(0)
+                self.send(Failed(id=request.id, message=failure, kind="network"))
+                continue
+            if self.proxy is None or not self.proxy.ready or self.policy_pending:
+                return
+            wanted = request.network_policy or self.network.policy
+            if wanted != self.proxy_policy:
+                self.proxy.send({"type": "policy", "run": str(request.id), **policy_dict(wanted)})
+                self.proxy_policy = wanted
+                self.policy_pending = True
+                return
+            self.deferred.pop(0)
+            self._start_run(request)
 
     # ---------------------------------------------------------------------------------------- runs
 
@@ -540,6 +697,9 @@ class Agent:
                 self._maybe_finish(owner)
             elif isinstance(owner, Prestarted):
                 self._drop_prestarted(owner)
+            elif isinstance(owner, network.Proxy):
+                self.log("error", f"the proxy exited (status {status}); it restarts with the next reset")
+                self._drop_proxy()
             elif isinstance(owner, SessionInterpreter):
                 run = self.session_runs.get(owner.name)
                 if run is not None and run.rusage is None:
@@ -573,9 +733,15 @@ class Agent:
                 kill_group(run.child.pid)
 
     def _maybe_finish(self, run: ActiveRun) -> None:
-        if not run.ended or run.open_pipes:
+        if not run.ended or run.open_pipes or run.flushing:
             return
         request = run.request
+        if request.log_network and self.proxy is not None and self.proxy.ready and not run.network_log_flushed:
+            # Tunnels are logged when they close: have the proxy close this run's connections first.
+            run.flushing = True
+            run.network_log_flushed = True
+            self.proxy.send({"type": "reset"})
+            return
         del self.runs[request.id]
         if run.session is not None:
             self.session_runs.pop(run.session.name, None)
@@ -622,6 +788,7 @@ class Agent:
                 net_tx_bytes=net_after[1] - run.net_before[1],
             ),
             file_errors=file_errors,
+            network_log=run.network_log if request.log_network else [],
         ))
 
 
@@ -807,6 +974,9 @@ class Agent:
         detail["files_removed"] = reset.wipe_directories(list(config.wipe), config.uid, config.gid)
         if all(files.is_empty(directory) for directory in config.wipe):
             verified.append("files")
+        self.deferred.clear()
+        if self.network is not None and self._reset_network():
+            verified.append("network")
         self.failed_puts.clear()
         self.by_pid = {pid: owner for pid, owner in self.by_pid.items() if not isinstance(owner, ActiveRun)}
         self._arm_prestarts()
@@ -823,6 +993,11 @@ class Agent:
         self._discard_prestarts()
         if self.config.uid != 0 and os.getuid() == 0:
             reset.kill_all(self.config.uid, self._reap_quietly, deadline_s=2.0)
+
+
+def policy_dict(policy: NetworkPolicy) -> dict:
+    return {"allow": list(policy.allow), "deny": list(policy.deny), "allow_private": list(policy.allow_private),
+            "connect_ports": list(policy.connect_ports) or [443, 80]}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,7 +9,15 @@ import trio
 
 from ..errors import InvalidRequest
 from ..runtimes import EXTENSIONS, RUNTIME_NAMES
-from ..types import ExecutionRequest, Isol8Options
+from ..types import ExecutionRequest, Isol8Options, NetworkFilter
+
+#: The hosts each runtime's installer downloads from: what `--install` opens in filtered mode.
+REGISTRY_HOSTS = {
+    "python": (r"^pypi\.org$", r"^files\.pythonhosted\.org$"),
+    "node": (r"^registry\.npmjs\.org$",),
+    "bun": (r"^registry\.npmjs\.org$",),
+    "deno": (r"^registry\.npmjs\.org$", r"^jsr\.io$", r"^deno\.land$"),
+}
 
 
 def register(subparsers) -> None:
@@ -42,7 +50,13 @@ def register(subparsers) -> None:
     limits.add_argument("--writable", action="store_true", help="make the root filesystem writable")
     limits.add_argument("--image", metavar="IMAGE", help="use this image instead of the runtime's")
     net = parser.add_argument_group("network")
-    net.add_argument("--net", choices=("none", "host"), help="network mode (default none)")
+    net.add_argument("--net", choices=("none", "host", "filtered"), help="network mode (default none; with "
+                     "--install, filtered to the runtime's package registry)")
+    net.add_argument("--allow", action="append", default=[], metavar="REGEX",
+                     help="filtered mode: allow hosts matching REGEX (repeatable; none given: every host)")
+    net.add_argument("--deny", action="append", default=[], metavar="REGEX",
+                     help="filtered mode: deny hosts matching REGEX (repeatable; deny wins)")
+    net.add_argument("--log-network", action="store_true", help="filtered mode: print the requests made")
     runtime = parser.add_argument_group("runtime")
     runtime.add_argument("--secret", action="append", default=[], metavar="KEY=VALUE",
                          help="secret environment variable, masked as *** in output (repeatable)")
@@ -51,6 +65,9 @@ def register(subparsers) -> None:
     runtime.add_argument("--install", action="append", default=[], metavar="PACKAGE",
                          help="install a package before running (repeatable)")
     runtime.add_argument("--debug", action="store_true", help="log the engine's internal steps")
+    remote = parser.add_argument_group("remote")
+    remote.add_argument("--host", metavar="URL", help="run on an isol8rt server (http://host:port) instead of here")
+    remote.add_argument("--key", metavar="KEY", help="API key for --host (default: $ISOL8_API_KEY)")
     parser.set_defaults(handler=_handle)
 
 
@@ -113,6 +130,17 @@ def _options(args) -> Isol8Options:
         "debug": args.debug or None,
     }
     options = Isol8Options(**{key: value for key, value in fields.items() if value is not None})
+    if (args.allow or args.deny) and options.network != "filtered":
+        if args.net is not None:
+            raise InvalidRequest(f"--allow and --deny apply to --net filtered, not --net {args.net}")
+        options.network = "filtered"
+    if args.install and args.net is None and options.network == "none":
+        # Packages need their registry, and nothing else: filtered to it rather than no network or all of it.
+        options.network = "filtered"
+        args.allow = args.allow or list(REGISTRY_HOSTS.get(args.runtime or "python", ()))
+    if options.network == "filtered":
+        options.network_filter = NetworkFilter(whitelist=list(args.allow), blacklist=list(args.deny))
+        options.log_network = args.log_network
     options.readonly_root_fs = not args.writable
     options.secrets = _pairs("--secret", args.secret)
     # One run, then gone: no warm pool to fill and tear down again.
@@ -144,15 +172,18 @@ def _handle(args) -> int:
 
 
 async def _run(request: ExecutionRequest, options: Isol8Options, args) -> int:
-    from ..engine import DockerIsol8
-
     out_file = open(args.out, "w", encoding="utf-8") if args.out else None  # noqa: SIM115
     try:
-        async with DockerIsol8(options) as engine:
-            if args.no_stream:
+        async with _engine(options, args) as engine:
+            if args.no_stream or args.log_network:
+                # The network log comes with the whole result, so --log-network waits for it too.
                 result = await engine.execute(request)
                 _write(sys.stdout, result.stdout, out_file)
                 _write(sys.stderr, result.stderr)
+                for entry in result.network_logs or ():
+                    target = f"{entry.host}:{entry.port}{entry.path or ''}"
+                    _write(sys.stderr, f"isol8rt: network {entry.action} {entry.method} {target}"
+                                       f"{f' ({entry.reason})' if entry.reason else ''}\n")
                 return result.exit_code
             exit_code = 1
             async for event in engine.execute_stream(request):
@@ -172,6 +203,17 @@ async def _run(request: ExecutionRequest, options: Isol8Options, args) -> int:
     finally:
         if out_file is not None:
             out_file.close()
+
+
+def _engine(options: Isol8Options, args):
+    """The local engine, or with --host a server's (RemoteIsol8 has the same methods)."""
+    if args.host:
+        from ..client import RemoteIsol8
+
+        return RemoteIsol8(args.host, args.key or os.environ.get("ISOL8_API_KEY"), options=options)
+    from ..engine import DockerIsol8
+
+    return DockerIsol8(options)
 
 
 def _write(stream, text: str, copy=None) -> None:

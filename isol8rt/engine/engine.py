@@ -18,7 +18,7 @@ import trio
 
 from ..agent import protocol
 from ..errors import EngineClosed, EngineUnavailable, InvalidRequest, SandboxError, SessionError
-from ..runtimes import RUNTIME_NAMES, RUNTIMES, RuntimeInfo
+from ..runtimes import PROXY_PORT, RUNTIME_NAMES, RUNTIMES, RuntimeInfo
 from ..security import seccomp
 from ..types import (
     ExecutionRequest,
@@ -30,7 +30,8 @@ from ..types import (
     StreamEvent,
 )
 from .backend import ContainerBackend, DockerBackend, SandboxSpec
-from .limits import sandbox_spec
+from .limits import network_policy, sandbox_spec
+from .netlog import network_logs
 from .output import StreamText, mask
 from .plan import ExecutionPlan, RunPlan, plan_execution, prestart_spec
 from .pool import Pool
@@ -200,8 +201,14 @@ class DockerIsol8:
         if spec is None:
             spec = self._specs[key] = sandbox_spec(self.options, runtime, image, self.engine_id)
         prestart = prestart_spec(runtime, self.options)
-        configure = protocol.Configure(prestart=[prestart] if prestart else [], user_filter=self._user_filter())
+        configure = protocol.Configure(prestart=[prestart] if prestart else [], user_filter=self._user_filter(),
+                                       network=self._network_config())
         return spec, configure
+
+    def _network_config(self) -> protocol.NetworkConfig | None:
+        if self.options.network != "filtered":
+            return None
+        return protocol.NetworkConfig(proxy_port=PROXY_PORT, policy=network_policy(self.options.network_filter))
 
     def _user_filter(self) -> bytes:
         """The per-run seccomp filter, compiled once (none when the engine runs unconfined)."""
@@ -374,6 +381,7 @@ class DockerIsol8:
             files={path: bytes(data) for path, data in outcome.files.items()} if plan.code.output_paths else None,
             file_errors=dict(exit.file_errors) if exit is not None and exit.file_errors else None,
             resource_usage=usage,
+            network_logs=network_logs(exit.network_log, secrets) if exit is not None and plan.code.log_network else None,
         )
 
     async def _baked_image(self, runtime: str, packages: list[str]) -> str | None:
@@ -405,7 +413,8 @@ class DockerIsol8:
 
     async def _make_session_sandbox(self, runtime: RuntimeInfo, image: str) -> Sandbox:
         spec, _ = self._container_for(runtime, image)
-        return await Sandbox.create(self._backend, spec, protocol.Configure(user_filter=self._user_filter()))
+        return await Sandbox.create(self._backend, spec, protocol.Configure(user_filter=self._user_filter(),
+                                                                            network=self._network_config()))
 
     def _session_for(self, session_id: str | None) -> Session | None:
         """The persistent session a run or file operation belongs to (made on first use), or None for an

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
+import msgspec
+
+from ..agent import protocol
 from ..errors import InvalidRequest
 from ..runtimes import LABEL_ENGINE, LABEL_RUNTIME, RuntimeInfo
 from ..security import seccomp
-from ..types import Isol8Options, SecurityConfig
+from ..types import Isol8Options, NetworkFilter, SecurityConfig
 from .backend import SandboxSpec
 
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -33,7 +38,17 @@ def tmpfs_size(field_name: str, text: str) -> str:
     return str(parse_size(field_name, text))
 
 
-def seccomp_profile(security: SecurityConfig) -> str:
+#: The one addition a filtered sandbox's container profile needs: the agent writes its firewall through
+#: netfilter's netlink family (NETLINK_NETFILTER). The per-run filter keeps user code off it.
+_NETFILTER_SOCKET = seccomp.SyscallRule(
+    names=["socket"], action="SCMP_ACT_ALLOW",
+    args=[seccomp.ArgCondition(index=0, value=16, op="SCMP_CMP_EQ"),
+          seccomp.ArgCondition(index=2, value=12, op="SCMP_CMP_EQ")],
+    comment="AF_NETLINK with NETLINK_NETFILTER: the agent's firewall set-up in filtered mode",
+)
+
+
+def seccomp_profile(security: SecurityConfig, network: str = "none") -> str:
     """What Docker gets as the container's seccomp profile: "unconfined", or a profile's JSON.
 
     Profiles are validated and compiled with libseccomp when they load, so a bad one fails here, with
@@ -46,6 +61,8 @@ def seccomp_profile(security: SecurityConfig) -> str:
         profile = seccomp.load_profile(security.profile_path)
     elif security.seccomp == "strict":
         profile = seccomp.load_profile("strict")
+        if network == "filtered":
+            profile = msgspec.structs.replace(profile, syscalls=[*profile.syscalls, _NETFILTER_SOCKET])
     else:
         raise InvalidRequest(f"security.seccomp: {security.seccomp!r} must be strict, unconfined or custom")
     return "unconfined" if profile.is_unconfined else seccomp.docker_json(profile)
@@ -59,8 +76,13 @@ def sandbox_spec(options: Isol8Options, runtime: RuntimeInfo, image: str, engine
         raise InvalidRequest(f"cpuLimit: {options.cpu_limit!r} must be a positive number of cores")
     if not 0 < options.pids_limit <= 1_000_000:
         raise InvalidRequest(f"pidsLimit: {options.pids_limit!r} must be a positive number")
+    if options.network not in ("none", "host", "filtered"):
+        raise InvalidRequest(f"network: {options.network!r} must be none, host or filtered")
+    extra_hosts = tuple(f"{name}:{check_host_entry(name, address)}" for name, address in sorted(options.extra_hosts.items()))
+    cap_add = ("SETUID", "SETGID", "KILL")
     if options.network == "filtered":
-        raise InvalidRequest("network: 'filtered' is not available yet in this version; use 'none' or 'host'")
+        # Only the agent's firewall set-up uses it; the agent drops it before any user process starts.
+        cap_add += ("NET_ADMIN",)
     return SandboxSpec(
         image=image,
         labels={LABEL_ENGINE: engine_id, LABEL_RUNTIME: runtime.name},
@@ -71,5 +93,39 @@ def sandbox_spec(options: Isol8Options, runtime: RuntimeInfo, image: str, engine
         sandbox_size=tmpfs_size("sandboxSize", options.sandbox_size),
         tmp_size=tmpfs_size("tmpSize", options.tmp_size),
         network=options.network,
-        seccomp=seccomp_profile(options.security),
+        seccomp=seccomp_profile(options.security, options.network),
+        extra_hosts=extra_hosts,
+        cap_add=cap_add,
     )
+
+
+def check_host_entry(name: str, address: str) -> str:
+    if not _HOST_NAME.match(name):
+        raise InvalidRequest(f"extraHosts: {name!r} is not a host name")
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        raise InvalidRequest(f"extraHosts[{name!r}]: {address!r} is not an IP address") from None
+
+
+def network_policy(network_filter: NetworkFilter | None) -> protocol.NetworkPolicy:
+    """The proxy's policy for a filter, checked here so a bad regex or CIDR is refused before anything runs."""
+    if network_filter is None:
+        return protocol.NetworkPolicy()
+    for field_name, patterns in (("whitelist", network_filter.whitelist), ("blacklist", network_filter.blacklist)):
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except (re.error, TypeError) as exc:
+                raise InvalidRequest(f"networkFilter.{field_name}: {pattern!r} is not a valid regex: {exc}") from None
+    for cidr in network_filter.allow_private:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except (ValueError, TypeError):
+            raise InvalidRequest(f"networkFilter.allowPrivate: {cidr!r} is not a network (CIDR)") from None
+    for port in network_filter.connect_ports:
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise InvalidRequest(f"networkFilter.connectPorts: {port!r} is not a port")
+    return protocol.NetworkPolicy(allow=list(network_filter.whitelist), deny=list(network_filter.blacklist),
+                                  allow_private=list(network_filter.allow_private),
+                                  connect_ports=list(network_filter.connect_ports))

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from ..agent import files as agent_files
 from ..agent import protocol
 from ..errors import InvalidRequest
-from ..runtimes import RUNTIMES, SANDBOX_DIR, RuntimeInfo
+from ..runtimes import PROXY_PORT, RUNTIMES, SANDBOX_DIR, RuntimeInfo
 from ..types import ExecutionRequest, Isol8Options, file_bytes
+from .limits import network_policy
 
 #: The largest program text accepted (it travels in one frame).
 MAX_CODE_BYTES = 16 * 1024 * 1024
@@ -49,6 +50,21 @@ BASE_ENV: dict[str, str] = {
 }
 
 
+_PROXY_URL = f"http://127.0.0.1:{PROXY_PORT}"
+
+#: Filtered networking: every runtime is pointed at the proxy (the firewall stops whatever is not).
+PROXY_ENV: dict[str, str] = {
+    "HTTP_PROXY": _PROXY_URL,
+    "HTTPS_PROXY": _PROXY_URL,
+    "http_proxy": _PROXY_URL,
+    "https_proxy": _PROXY_URL,
+    "NO_PROXY": "localhost,127.0.0.1,::1",
+    "no_proxy": "localhost,127.0.0.1,::1",
+    # Node's own fetch and http ignore the variables above unless told (Node 24+); Bun and Deno honour them.
+    "NODE_USE_ENV_PROXY": "1",
+}
+
+
 @dataclass
 class RunPlan:
     """One process for the agent to run, and the files to put in place before it."""
@@ -65,6 +81,8 @@ class RunPlan:
     files: list[tuple[str, bytes]] = field(default_factory=list)
     #: Run the code in the container's live interpreter of this name (persistent mode).
     session: str | None = None
+    network_policy: protocol.NetworkPolicy | None = None
+    log_network: bool = False
 
     def messages(self, op_id: int, *, stdin_open: bool = False) -> list:
         """The frames that start this run: its files (chunked), then the Run itself."""
@@ -76,7 +94,8 @@ class RunPlan:
         messages.append(protocol.Run(
             id=op_id, argv=self.argv, env=self.env, cwd=self.cwd, code=self.code, code_path=self.code_path,
             stdin=self.stdin, stdin_open=stdin_open, timeout_ms=self.timeout_ms, max_output=self.max_output,
-            output_paths=self.output_paths, session=self.session,
+            output_paths=self.output_paths, session=self.session, network_policy=self.network_policy,
+            log_network=self.log_network,
         ))
         return messages
 
@@ -112,6 +131,8 @@ class ExecutionPlan:
 
 def run_env(options: Isol8Options, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(BASE_ENV)
+    if options.network == "filtered":
+        env.update(PROXY_ENV)
     env.update(options.secrets)
     if extra:
         env.update(extra)
@@ -218,7 +239,12 @@ def plan_execution(request: ExecutionRequest, options: Isol8Options, *, baked: b
     for path in request.output_paths:
         _check_path("outputPaths", path)
     code_plan = RunPlan(argv=[], env=env, cwd=cwd, stdin=stdin, timeout_ms=timeout_ms,
-                        max_output=options.max_output_size, output_paths=list(request.output_paths), files=files)
+                        max_output=options.max_output_size, output_paths=list(request.output_paths), files=files,
+                        log_network=options.log_network and options.network == "filtered")
+    if request.network_filter is not None:
+        if options.network != "filtered":
+            raise InvalidRequest("networkFilter: applies only to an engine whose network is 'filtered'")
+        code_plan.network_policy = network_policy(request.network_filter)
     if request.cmd is not None:
         if "\x00" in request.cmd:
             raise InvalidRequest("cmd: contains a NUL byte")
@@ -248,4 +274,6 @@ def plan_execution(request: ExecutionRequest, options: Isol8Options, *, baked: b
     if request.setup_script:
         setup.append(RunPlan(argv=["/bin/bash", "-c", request.setup_script], env=env, timeout_ms=timeout_ms,
                              max_output=options.max_output_size))
+    for step in setup:
+        step.network_policy = code_plan.network_policy
     return ExecutionPlan(runtime=runtime, code=code_plan, setup=setup, packages=packages)

@@ -109,7 +109,8 @@ class Sandbox:
             raise SandboxError(f"container {self.container_id[:12]} did not come back from its reset: {exc}") from None
         self.resetting = False
         self.generation = message.generation
-        missing = RESET_CHECKS - set(message.verified)
+        required = RESET_CHECKS | ({"network"} if self.spec.network == "filtered" else set())
+        missing = required - set(message.verified)
         if missing:
             self.broken = True
             raise SandboxError(f"container {self.container_id[:12]} could not verify its reset: {sorted(missing)}")

@@ -24,7 +24,6 @@ NOT_PUBLIC = {
     "239.255.255.250": "multicast",
     "240.0.0.1": "reserved",
     "255.255.255.255": "reserved",
-    "192.0.2.1": "documentation",
     "198.18.0.1": "benchmarking",
     "::1": "loopback",
     "::": "unspecified",
@@ -33,7 +32,6 @@ NOT_PUBLIC = {
     "fe80::1": "link-local",
     "fec0::1": "site-local",
     "ff02::1": "multicast",
-    "2001:db8::1": "documentation",
     "2001::1": "reserved",  # Teredo
     "100::1": "discard-only",
     "::127.0.0.1": "reserved",  # IPv4-compatible, long deprecated
@@ -46,7 +44,7 @@ NOT_PUBLIC = {
     "2002:7f00:1::1": "loopback, in IPv6",  # 6to4 127.0.0.1
 }
 
-PUBLIC = ["93.184.216.34", "8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700::1",
+PUBLIC = ["93.184.216.34", "8.8.8.8", "203.0.113.80", "2001:db8::1", "1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700::1",
           "2a00:1450:4001::200e", "::ffff:93.184.216.34", "64:ff9b::808:808"]  # fmt: skip
 
 
