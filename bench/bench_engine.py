@@ -77,7 +77,7 @@ async def throughput(engine: DockerIsol8, callers: int, seconds: float) -> tuple
 
 async def main(args) -> None:
     runtimes = args.runtimes.split(",")
-    async with DockerIsol8(Isol8Options(pool_size=args.pool, max_concurrent=16)) as engine:
+    async with DockerIsol8(Isol8Options(pool_size=args.pool, max_concurrent=16, network=args.network)) as engine:
         await engine.start(prewarm=runtimes)
         await trio.sleep(1)
         lines = []
@@ -108,4 +108,5 @@ if __name__ == "__main__":
     parser.add_argument("--gap-ms", type=float, default=0.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--runtimes", default="python,bash,node,bun,deno")
+    parser.add_argument("--network", default="none", choices=("none", "filtered"))
     trio.run(main, parser.parse_args())

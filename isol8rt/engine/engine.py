@@ -124,8 +124,10 @@ class DockerIsol8:
                 raise
             trio.lowlevel.spawn_system_task(self._serve, name=f"isol8rt-engine-{self.engine_id}")
             await self._started.wait()
-            self._state = "started"
+            if self._state == "starting":  # else the service task failed at once and said so
+                self._state = "started"
         await self._started.wait()
+        self._check_started()
         if prewarm:
             await self._prewarm(prewarm)
 

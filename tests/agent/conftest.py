@@ -39,12 +39,13 @@ class LocalAgent:
     async def until(self, predicate, *, timeout: float = 10.0) -> list:
         """Every message up to and including the first that satisfies ``predicate``."""
         seen = []
-        with trio.fail_after(timeout):
+        with trio.move_on_after(timeout):
             while True:
                 message = await self.receive()
                 seen.append(message)
                 if predicate(message):
                     return seen
+        raise AssertionError(f"no matching message within {timeout} s; got {seen!r}")
 
     async def run(self, run: protocol.Run, *before, timeout: float = 10.0):
         """Send ``before`` messages and ``run``; returns (stdout, stderr, exit, all messages)."""

@@ -60,12 +60,14 @@ async def test_signal_and_streaming_stdin(agent):
     code = "import sys\nfor line in sys.stdin:\n    print('got', line.strip(), flush=True)"
     await agent.send(python_run(1, code, agent.sandbox, stdin_open=True))
     await agent.send(Stdin(id=1, data=b"a\n"))
-    seen = await agent.until(lambda m: getattr(m, "data", b"") == b"got a\n")
+    # Unbuffered print() writes its pieces separately: wait for the line's end, then look at the whole.
+    seen = await agent.until(lambda m: getattr(m, "data", b"").endswith(b"\n"))
+    assert b"".join(m.data for m in seen) == b"got a\n"
     await agent.send(Stdin(id=1, data=b"b\n", eof=True))
     seen = await agent.until(lambda m: isinstance(m, Exit))
     assert b"got b\n" in b"".join(m.data for m in seen if hasattr(m, "fd"))
     await agent.send(python_run(2, "import time\nprint('up', flush=True)\ntime.sleep(30)", agent.sandbox))
-    await agent.until(lambda m: getattr(m, "data", b"") == b"up\n")
+    await agent.until(lambda m: getattr(m, "data", b"").endswith(b"\n"))
     await agent.send(Signal(id=2, signum=signal.SIGTERM))
     exit = (await agent.until(lambda m: isinstance(m, Exit)))[-1]
     assert exit.signal == signal.SIGTERM and exit.exit_code == 143
