@@ -84,6 +84,24 @@ class AuditConfig(_Wire):
     retention_days: int = 30
 
 
+class RemoteCodeConfig(_Wire, forbid_unknown_fields=True):
+    """Fetching a program from a URL (a request's codeUrl; the CLI's --url, --github, --gist). Off unless
+    enabled; https only unless http is allowed here and the request allows an insecure URL; the host must
+    pass the lists and resolve (also after every redirect) to public addresses only."""
+
+    enabled: bool = False
+    allowed_schemes: list[Literal["https", "http"]] = msgspec.field(default_factory=lambda: ["https"])
+    #: Host name regexes; empty: any host that passes the blocked list and the address checks.
+    allowed_hosts: list[str] = []
+    blocked_hosts: list[str] = []
+    #: Private networks allowed after all (CIDRs); for an internal code server, or tests.
+    allow_private: list[str] = []
+    max_code_size: int = 10 * 1024 * 1024
+    fetch_timeout_ms: int = 30_000
+    #: Refuse code fetched without a codeHash to check it against.
+    require_hash: bool = False
+
+
 class PoolSize(_Wire):
     clean: int = 1
     dirty: int = 1
@@ -115,6 +133,8 @@ class Isol8Options(_Wire):
     max_concurrent: int = 10
     #: Extra ``/etc/hosts`` entries inside sandboxes: host name -> address.
     extra_hosts: dict[str, str] = {}
+    #: Fetching programs from URLs; None: disabled.
+    remote_code: RemoteCodeConfig | None = None
 
 
 class ExecutionRequest(_Wire):

@@ -7,12 +7,13 @@ Each sub-command is a module here exposing ``register(subparsers)``, which adds 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .._version import __version__
 from ..errors import Isol8Error
 
-_COMMANDS = ("run", "setup", "cleanup", "profile")
+_COMMANDS = ("run", "setup", "cleanup", "config", "profile")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +44,13 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`isol8rt config | head`): not an error worth a traceback.
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter shutdown from flushing again
+        except OSError:
+            pass
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,11 +14,13 @@ import time
 import uuid
 from typing import AsyncIterator
 
+import msgspec
 import trio
 
 from ..agent import protocol
 from ..errors import EngineClosed, EngineUnavailable, InvalidRequest, SandboxError, SessionError
 from ..runtimes import PROXY_PORT, RUNTIME_NAMES, RUNTIMES, RuntimeInfo
+from ..remote_code import fetch_code
 from ..security import seccomp
 from ..types import (
     ExecutionRequest,
@@ -251,6 +253,8 @@ class DockerIsol8:
         if not isinstance(request, ExecutionRequest):
             raise InvalidRequest(f"expected an ExecutionRequest, got {type(request).__name__}")
         session = self._session_for(session_id)
+        if request.code_url is not None:
+            request = await self._fetch_code(request)
         started = time.perf_counter()
         execution_id = str(uuid.uuid4())
         timestamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
@@ -385,6 +389,14 @@ class DockerIsol8:
             resource_usage=usage,
             network_logs=network_logs(exit.network_log, secrets) if exit is not None and plan.code.log_network else None,
         )
+
+    async def _fetch_code(self, request: ExecutionRequest) -> ExecutionRequest:
+        """The request with its codeUrl's program fetched into ``code`` (or RemoteCodeError)."""
+        if request.code is not None or request.cmd is not None:
+            raise InvalidRequest("give exactly one of code, cmd and codeUrl")
+        code = await fetch_code(request.code_url, self.options.remote_code, expected_sha256=request.code_hash,
+                                allow_insecure=request.allow_insecure_code_url)
+        return msgspec.structs.replace(request, code=code, code_url=None)
 
     async def _baked_image(self, runtime: str, packages: list[str]) -> str | None:
         key = (runtime, tuple(packages))

@@ -219,7 +219,7 @@ def plan_execution(request: ExecutionRequest, options: Isol8Options, *, baked: b
     if runtime is None:
         raise InvalidRequest(f"runtime: {request.runtime!r} is not one of {', '.join(RUNTIMES)}")
     if request.code_url is not None:
-        raise InvalidRequest("codeUrl: fetching code from a URL is not enabled in this engine")
+        raise InvalidRequest("codeUrl: the engine fetches the code before planning; nothing was fetched")
     if (request.code is None) == (request.cmd is None):
         raise InvalidRequest("give exactly one of code and cmd")
     timeout_ms = request.timeout_ms if request.timeout_ms is not None else options.timeout_ms
