@@ -18,6 +18,7 @@ import msgspec
 import trio
 
 from ..agent import protocol
+from ..audit import AuditLog, record_for
 from ..errors import EngineClosed, EngineUnavailable, InvalidRequest, SandboxError, SessionError
 from ..runtimes import PROXY_PORT, RUNTIME_NAMES, RUNTIMES, RuntimeInfo
 from ..remote_code import fetch_code
@@ -45,6 +46,9 @@ from .session import Session
 DEFAULT_SESSION = "default"
 
 log = logging.getLogger("isol8rt.engine")
+
+#: Audit records waiting for the writer; beyond this many, records are dropped (and that is logged).
+_AUDIT_BACKLOG = 10_000
 
 _ACQUIRE_ATTEMPTS = 3
 
@@ -99,6 +103,7 @@ class DockerIsol8:
         self._service_error: BaseException | None = None
         self._specs: dict[tuple[str, str], SandboxSpec] = {}
         self._filter: bytes | None = None
+        self._audit_send = None
         self._baked: dict[tuple[str, tuple[str, ...]], str | None] = {}
 
     # ------------------------------------------------------------------------------------ lifecycle
@@ -151,8 +156,18 @@ class DockerIsol8:
                 self._pool = Pool(self._backend, nursery, strategy=self.options.pool_strategy,
                                   size=_pool_size(self.options.pool_size),
                                   max_idle=max(_pool_size(self.options.pool_size), self.options.max_concurrent))
+                audit_done = trio.Event()
+                if self.options.audit is not None and self.options.audit.enabled:
+                    self._audit_send, receive = trio.open_memory_channel(_AUDIT_BACKLOG)
+                    nursery.start_soon(self._write_audit, receive, audit_done)
+                else:
+                    audit_done.set()
                 self._started.set()
                 await self._stop_requested.wait()
+                if self._audit_send is not None:
+                    self._audit_send.close()  # the writer finishes what is queued, then stops
+                    with trio.move_on_after(5):
+                        await audit_done.wait()
                 nursery.cancel_scope.cancel()
         except BaseException as exc:  # noqa: BLE001
             if not isinstance(exc, trio.Cancelled):
@@ -172,6 +187,27 @@ class DockerIsol8:
                 except BaseException:  # noqa: BLE001
                     log.exception("engine clean-up failed")
             self._stopped.set()
+
+    async def _write_audit(self, receive, done: trio.Event) -> None:
+        audit_log = AuditLog(self.options.audit)
+        try:
+            async with receive:
+                async for request, result, session_id in receive:
+                    try:
+                        audit_log.write(record_for(request, result, self.options.audit, engine_id=self.engine_id,
+                                                   session_id=session_id))
+                    except OSError as exc:
+                        log.error("cannot write the audit log in %s: %s", audit_log.directory, exc)
+        finally:
+            done.set()
+
+    def _audit(self, request: ExecutionRequest, result: ExecutionResult, session: Session | None) -> None:
+        if self._audit_send is None:
+            return
+        try:
+            self._audit_send.send_nowait((request, result, session.id if session is not None else None))
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            log.error("audit backlog full or closed: execution %s not recorded", result.execution_id)
 
     def _check_started(self) -> None:
         if self._state != "started":
@@ -290,6 +326,7 @@ class DockerIsol8:
                         result.stderr = f"{result.stderr}isol8rt: {note}; the program was not run\n"
                         if stream:
                             yield StreamEvent(type="error", data=note, phase="setup")
+                        self._audit(request, result, session)
                         yield result
                         return
                 outcome = _Outcome()
@@ -305,6 +342,7 @@ class DockerIsol8:
                 yield StreamEvent(type="error", data=outcome.failure, phase="code")
             else:
                 yield StreamEvent(type="exit", data=str(result.exit_code), phase="code")
+        self._audit(request, result, session)
         yield result
 
     async def _phase(self, sandbox: Sandbox, run: RunPlan, phase: str, outcome: _Outcome,
