@@ -32,6 +32,7 @@ LABEL_RUNTIME = "isol8rt.runtime"
 LABEL_CONTENT_HASH = "isol8rt.content-hash"
 LABEL_PACKAGES = "isol8rt.packages"
 LABEL_PROTOCOL = "isol8rt.protocol"
+LABEL_SESSION = "isol8rt.session"
 MANAGED_BY = "isol8rt"
 
 

@@ -82,6 +82,9 @@ class Configure(_Message, tag="configure"):
     #: that every user process installs on itself just before exec, on top of the container's profile.
     user_filter: bytes = b""
     network: NetworkConfig | None = None
+    #: Exit (ending the container) after this long with no message from the host and no run going;
+    #: 0: never. Sessions that outlive their host process (the CLI's) end this way.
+    idle_timeout_s: float = 0.0
 
 
 class PutFile(_Message, tag="put"):
@@ -157,6 +160,13 @@ class Reset(_Message, tag="reset"):
     The fast pool sends it once it has a run's Exit in hand, rather than the agent resetting on its own
     right after sending Exit: a reset forks and starts the next interpreter, and on a 2-core machine that
     competed with the daemon for the CPU while it was still forwarding the Exit."""
+
+    id: int
+
+
+class Ping(_Message, tag="ping"):
+    """Answered with Done: a host that re-attaches to a running agent sends it, then skips whatever
+    arrives before that Done."""
 
     id: int
 
@@ -241,7 +251,7 @@ class Log(_Message, tag="log"):
     message: str
 
 
-HostMessage = Union[Configure, PutFile, Run, Stdin, Signal, GetFile, Reset, Shutdown]
+HostMessage = Union[Configure, PutFile, Run, Stdin, Signal, GetFile, Reset, Ping, Shutdown]
 AgentMessage = Union[Ready, Output, FileData, Exit, Done, Failed, Log]
 
 

@@ -37,6 +37,7 @@ from .protocol import (
     NetworkConfig,
     NetworkPolicy,
     Output,
+    Ping,
     Prestart,
     ProtocolError,
     PutFile,
@@ -165,6 +166,8 @@ class Agent:
         self.session_runs: dict[str, ActiveRun] = {}
         self.generation = 0
         self.stopping = False
+        self.idle_timeout_s = 0.0
+        self.last_heard = time.monotonic()
 
     # ---------------------------------------------------------------------------------------- loop
 
@@ -183,9 +186,17 @@ class Agent:
             if self.stopping and not self.out:
                 break
             timeout = self._next_timeout()
+            if self.idle_timeout_s > 0:
+                idle_left = self.last_heard + self.idle_timeout_s - time.monotonic()
+                timeout = idle_left if timeout is None else min(timeout, idle_left)
+                timeout = max(0.0, timeout)
             for key, _mask in self.selector.select(timeout):
                 key.data()
             self._enforce_deadlines()
+            if (self.idle_timeout_s > 0 and not self.runs
+                    and time.monotonic() - self.last_heard >= self.idle_timeout_s):
+                self.log("info", f"no word from the host for {self.idle_timeout_s:g} s: exiting")
+                self.stopping = True
         self._kill_everything()
 
     def _on_term(self, signum, frame) -> None:
@@ -244,6 +255,7 @@ class Agent:
             data = os.read(self.in_fd, 256 * 1024)
         except BlockingIOError:
             return
+        self.last_heard = time.monotonic()
         if not data:
             # The container's stdin closed: nobody can ever talk to us again.
             self.stopping = True
@@ -280,6 +292,7 @@ class Agent:
                     # Without its filter no user process may start: every spawn will fail loudly.
                     self.log("error", f"the per-run seccomp filter is unusable: {exc}")
                     self.identity.filter = _REFUSE_TO_SPAWN
+            self.idle_timeout_s = message.idle_timeout_s
             if message.network is not None and self.network is None:
                 self._start_network(message.network)
             self.prestart_specs = list(message.prestart)
@@ -288,6 +301,8 @@ class Agent:
             detail, ready = self._reset()
             self.send(Done(id=message.id, detail=detail))
             self.send(ready)
+        elif kind is Ping:
+            self.send(Done(id=message.id))
         elif kind is Shutdown:
             self.stopping = True
 
@@ -743,6 +758,7 @@ class Agent:
             self.proxy.send({"type": "reset"})
             return
         del self.runs[request.id]
+        self.last_heard = time.monotonic()  # a session's idle time counts from its last run's end too
         if run.session is not None:
             self.session_runs.pop(run.session.name, None)
         if run.child.stdin >= 0:

@@ -41,6 +41,8 @@ class SandboxSpec(msgspec.Struct, frozen=True, kw_only=True):
     #: An OCI runtime such as runsc, for users who have one.
     oci_runtime: str | None = None
     nofile: int = 4096
+    #: Docker removes the container when it stops (a detached session that ended on its own).
+    auto_remove: bool = False
 
     def pool_key(self) -> str:
         """Equal for specs whose containers are interchangeable."""
@@ -63,6 +65,7 @@ class ContainerBackend(Protocol):
     async def kill(self, container_id: str) -> None: ...
     async def remove(self, container_id: str) -> None: ...
     async def list(self, labels: dict[str, str]) -> list[str]: ...
+    async def find_running(self, labels: dict[str, str]) -> list[tuple[str, dict[str, str]]]: ...
     async def find_baked_image(self, runtime: str, packages: list[str]) -> str | None: ...
     async def aclose(self) -> None: ...
 
@@ -114,6 +117,7 @@ class DockerBackend:
             # has once capabilities are dropped (the start fails). User processes raise theirs to 1000
             # instead, so the OOM killer takes them first.
             init=False,
+            auto_remove=spec.auto_remove or None,
             extra_hosts=list(spec.extra_hosts) or None,
             runtime=spec.oci_runtime,
         )
@@ -171,6 +175,11 @@ class DockerBackend:
     async def list(self, labels: dict[str, str]) -> list[str]:
         containers = await self.client.list_containers(all=True, labels={LABEL_MANAGED_BY: MANAGED_BY, **labels})
         return [container.id for container in containers]
+
+    async def find_running(self, labels: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
+        """(id, labels) of the running containers isol8rt made that carry ``labels``."""
+        containers = await self.client.list_containers(all=False, labels={LABEL_MANAGED_BY: MANAGED_BY, **labels})
+        return [(c.id, dict(c.labels or {})) for c in containers if c.state == "running"]
 
     async def find_baked_image(self, runtime: str, packages: list[str]) -> str | None:
         """The image `isol8rt setup --<runtime> ...` built with exactly these packages, if there is one."""

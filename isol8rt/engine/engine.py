@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import logging
 import time
 import uuid
@@ -20,7 +21,7 @@ import trio
 from ..agent import protocol
 from ..audit import AuditLog, record_for
 from ..errors import EngineClosed, EngineUnavailable, InvalidRequest, SandboxError, SessionError
-from ..runtimes import PROXY_PORT, RUNTIME_NAMES, RUNTIMES, RuntimeInfo
+from ..runtimes import LABEL_RUNTIME, LABEL_SESSION, PROXY_PORT, RUNTIME_NAMES, RUNTIMES, RuntimeInfo
 from ..remote_code import fetch_code
 from ..security import seccomp
 from ..types import (
@@ -80,7 +81,11 @@ class DockerIsol8:
     """
 
     def __init__(self, options: Isol8Options | None = None, *, backend: ContainerBackend | None = None,
+                 detached_sessions: bool = False, session_idle_timeout_s: float = 1800.0,
                  **option_fields) -> None:
+        """``detached_sessions``: persistent sessions outlive this engine (and this process): their
+        containers are found again by name by the next engine, and end by themselves after
+        ``session_idle_timeout_s`` without use. That is what the CLI's ``--persistent`` needs."""
         if options is not None and option_fields:
             raise TypeError("pass either an Isol8Options or option keywords, not both")
         self.options = options if options is not None else Isol8Options(**option_fields)
@@ -91,6 +96,8 @@ class DockerIsol8:
         if self.options.max_concurrent < 1:
             raise InvalidRequest("maxConcurrent: must be at least 1")
         self.engine_id = uuid.uuid4().hex[:12]
+        self._detached = detached_sessions
+        self._session_idle_timeout_s = session_idle_timeout_s
         self._backend = backend
         self._owns_backend = backend is None
         self._limiter = trio.Semaphore(self.options.max_concurrent)
@@ -463,10 +470,25 @@ class DockerIsol8:
         finally:
             await pool.release(sandbox)
 
-    async def _make_session_sandbox(self, runtime: RuntimeInfo, image: str) -> Sandbox:
+    async def _make_session_sandbox(self, session_id: str, runtime: RuntimeInfo, image: str) -> Sandbox:
         spec, _ = self._container_for(runtime, image)
-        return await Sandbox.create(self._backend, spec, protocol.Configure(user_filter=self._user_filter(),
-                                                                            network=self._network_config()))
+        configure = protocol.Configure(user_filter=self._user_filter(), network=self._network_config())
+        if self._detached:
+            spec = msgspec.structs.replace(spec, labels={**spec.labels, LABEL_SESSION: session_id}, auto_remove=True)
+            configure = msgspec.structs.replace(configure, idle_timeout_s=self._session_idle_timeout_s)
+        return await Sandbox.create(self._backend, spec, configure)
+
+    async def _find_session_sandbox(self, session_id: str) -> tuple[Sandbox, str] | None:
+        for container_id, labels in await self._backend.find_running({LABEL_SESSION: session_id}):
+            runtime = RUNTIMES.get(labels.get(LABEL_RUNTIME, ""))
+            if runtime is None:
+                continue
+            spec, _ = self._container_for(runtime, self.options.image or runtime.image)
+            try:
+                return await Sandbox.adopt(self._backend, spec, container_id), runtime.name
+            except SandboxError as exc:
+                log.warning("could not take up session %s again: %s", session_id, exc)
+        return None
 
     def _session_for(self, session_id: str | None) -> Session | None:
         """The persistent session a run or file operation belongs to (made on first use), or None for an
@@ -479,7 +501,9 @@ class DockerIsol8:
             raise InvalidRequest("sessionId: must be a non-empty string of at most 256 characters")
         session = self._sessions.get(session_id)
         if session is None:
-            session = self._sessions[session_id] = Session(session_id, self._make_session_sandbox)
+            session = self._sessions[session_id] = Session(
+                session_id, functools.partial(self._make_session_sandbox, session_id),
+                functools.partial(self._find_session_sandbox, session_id) if self._detached else None)
         return session
 
     def sessions(self) -> list[SessionInfo]:
@@ -487,12 +511,25 @@ class DockerIsol8:
         return [session.info() for session in self._sessions.values()]
 
     async def close_session(self, session_id: str) -> bool:
-        """End a session and remove its container; False when there was no such session."""
+        """End a session and remove its container (a detached one's too); False when there was none."""
         session = self._sessions.pop(session_id, None)
         if session is None:
-            return False
-        await session.close()
+            if not self._detached:
+                return False
+            session = self._session_for(session_id)
+            self._sessions.pop(session_id, None)
+            await session.end()
+            return session.runtime is not None
+        await session.end()
         return True
+
+    async def detached_sessions(self) -> list[SessionInfo]:
+        """The detached sessions running on this Docker host, whoever made them."""
+        infos = []
+        for container_id, labels in await self._backend.find_running({LABEL_SESSION: None}):
+            infos.append(SessionInfo(id=labels.get(LABEL_SESSION, ""), is_active=True, last_accessed_at="",
+                                     runtime=labels.get(LABEL_RUNTIME), container_id=container_id))
+        return infos
 
     # ------------------------------------------------------------------------------------ files
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from typing import AsyncIterator
 
@@ -80,6 +81,28 @@ class Sandbox:
         except BaseException:
             await remove_quietly(backend, container_id)
             raise
+
+    @classmethod
+    async def adopt(cls, backend: ContainerBackend, spec: SandboxSpec, container_id: str) -> Sandbox:
+        """Attach to a running container whose agent another process talked to before (a detached session).
+
+        Whatever the agent says before the answer to our Ping was meant for someone else: skipped."""
+        stream = await backend.attach(container_id)
+        channel = AgentChannel(stream)
+        sandbox = cls(backend, spec, container_id, channel)
+        # Ids far from any an earlier process used, so none of its stragglers is taken for ours.
+        sandbox._ids = itertools.count(1_000_000 + int.from_bytes(os.urandom(3), "big"))
+        ping = sandbox.next_id()
+        try:
+            await channel.send(protocol.Ping(id=ping))
+            with trio.fail_after(READY_TIMEOUT_S):
+                while True:
+                    message = await channel.receive()
+                    if isinstance(message, protocol.Done) and message.id == ping:
+                        return sandbox
+        except (trio.TooSlowError, ChannelBroken) as exc:
+            await channel.aclose()
+            raise SandboxError(f"the session container {container_id[:12]} does not answer: {exc}") from None
 
     def next_id(self) -> int:
         return next(self._ids)

@@ -27,9 +27,15 @@ MAX_STAGED_BYTES = 64 * 1024 * 1024
 
 
 class Session:
-    def __init__(self, session_id: str, make_sandbox: Callable[[RuntimeInfo, str], Awaitable[Sandbox]]) -> None:
+    """``find_sandbox``, when given, makes the session *detached*: its container outlives this process
+    (the CLI's ``--session``), so it is looked for before one is made, and left running at close."""
+
+    def __init__(self, session_id: str, make_sandbox: Callable[[RuntimeInfo, str], Awaitable[Sandbox]],
+                 find_sandbox: Callable[[], Awaitable[tuple[Sandbox, str] | None]] | None = None) -> None:
         self.id = session_id
         self._make_sandbox = make_sandbox
+        self._find_sandbox = find_sandbox
+        self.detached = find_sandbox is not None
         self.last_used = time.time()
         self.runtime: str | None = None
         self.sandbox: Sandbox | None = None
@@ -42,6 +48,7 @@ class Session:
         """The session's container, for one run of ``runtime``; made from ``image`` on first use."""
         async with self.lock:
             self.last_used = time.time()
+            await self._adopt()
             if self.runtime is not None and self.runtime != runtime.name:
                 raise SessionError(
                     f"this persistent session runs {self.runtime}; it cannot switch to {runtime.name}. "
@@ -56,6 +63,14 @@ class Session:
                 await self._write_staged()
             yield self.sandbox
 
+    async def _adopt(self) -> None:
+        """A detached session's container from an earlier process, if one is still running."""
+        if self.sandbox is None and self._find_sandbox is not None:
+            found = await self._find_sandbox()
+            if found is not None:
+                self.sandbox, self.runtime = found
+                await self._write_staged()
+
     async def _write_staged(self) -> None:
         for path, data in list(self._staged.items()):
             await self._put(path, data)
@@ -64,6 +79,7 @@ class Session:
     async def put_file(self, path: str, data: bytes) -> None:
         async with self.lock:
             self.last_used = time.time()
+            await self._adopt()
             if self.sandbox is None:
                 _check_path(path)
                 if sum(map(len, self._staged.values())) + len(data) > MAX_STAGED_BYTES:
@@ -85,6 +101,7 @@ class Session:
     async def get_file(self, path: str) -> bytes:
         async with self.lock:
             self.last_used = time.time()
+            await self._adopt()
             if self.sandbox is None:
                 parts = _check_path(path)
                 for staged_path, data in self._staged.items():
@@ -113,8 +130,19 @@ class Session:
         )
 
     async def close(self, keep: bool = False) -> None:
-        """Remove the container (unless ``keep``: the persist option leaves it for inspection)."""
-        if self.sandbox is not None and not keep:
+        """Remove the container (unless ``keep``: the persist option leaves it for inspection; a detached
+        session's is left for its next process, and ends by itself when idle)."""
+        if self.sandbox is not None:
+            if keep or self.detached:
+                await self.sandbox.channel.aclose()
+            else:
+                await self.sandbox.discard()
+        self.sandbox = None
+
+    async def end(self) -> None:
+        """End the session for good, detached or not: its container is removed."""
+        await self._adopt()
+        if self.sandbox is not None:
             await self.sandbox.discard()
         self.sandbox = None
 
