@@ -468,7 +468,11 @@ class DockerIsol8:
         try:
             yield sandbox
         finally:
-            await pool.release(sandbox)
+            if self.options.persist and not sandbox.broken:
+                log.info("container %s kept for inspection (persist)", sandbox.container_id[:12])
+                await pool.keep(sandbox)
+            else:
+                await pool.release(sandbox)
 
     async def _make_session_sandbox(self, session_id: str, runtime: RuntimeInfo, image: str) -> Sandbox:
         spec, _ = self._container_for(runtime, image)

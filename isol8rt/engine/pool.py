@@ -102,6 +102,14 @@ class Pool:
         if slot is not None:
             self._refill(slot)
 
+    async def keep(self, sandbox: Sandbox) -> None:
+        """Let go of a container without removing it (the persist option: kept for inspection)."""
+        self.live.pop(sandbox.container_id, None)
+        slot = self._slot_by_sandbox.pop(sandbox.container_id, None)
+        await sandbox.channel.aclose()
+        if slot is not None:
+            self._refill(slot)
+
     async def prewarm(self, spec: SandboxSpec, configure: protocol.Configure) -> None:
         """Fill the pool for ``spec`` and wait until it is full."""
         slot = self._slot(spec, configure)
