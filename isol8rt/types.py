@@ -160,13 +160,18 @@ class ExecutionRequest(_Wire):
     workdir: str | None = None
     #: Filtered networking only: this run's own policy instead of the engine's (no container restarts).
     network_filter: NetworkFilter | None = None
+    #: A lower output cap for this run than the engine's (never a higher one).
+    max_output_size: int | None = None
 
 
-class ResourceUsage(_Wire):
+class ResourceUsage(_Wire, omit_defaults=False):
+    """What a run used. The reference system spells the memory fields ``memoryMB`` and always sends every
+    field, zeros included; so does this."""
+
     cpu_percent: float = 0.0
     cpu_time_ms: float = 0.0
-    memory_mb: float = 0.0
-    peak_memory_mb: float = 0.0
+    memory_mb: float = msgspec.field(default=0.0, name="memoryMB")
+    peak_memory_mb: float = msgspec.field(default=0.0, name="peakMemoryMB")
     network_bytes_in: int = 0
     network_bytes_out: int = 0
 

@@ -33,28 +33,31 @@ class RunControl:
         self._ended = True
         self._started.set()
 
-    async def _send(self, message) -> bool:
+    async def _send(self, make_message) -> bool:
+        """Send ``make_message(op_id)`` once the run has started (the id is known only then)."""
         await self._started.wait()
         if self._ended or self._sandbox is None:
             return False
         try:
-            await self._sandbox.channel.send(message)
+            await self._sandbox.channel.send(make_message(self._op_id))
         except ChannelBroken:
             return False
         return True
 
     async def write_stdin(self, data: str | bytes) -> bool:
         payload = data.encode() if isinstance(data, str) else bytes(data)
-        return await self._send(protocol.Stdin(id=self._op_id, data=payload)) if payload else not self._ended
+        if not payload:
+            await self._started.wait()
+            return not self._ended
+        return await self._send(lambda op_id: protocol.Stdin(id=op_id, data=payload))
 
     async def close_stdin(self) -> bool:
-        await self._started.wait()
-        return await self._send(protocol.Stdin(id=self._op_id, eof=True))
+        return await self._send(lambda op_id: protocol.Stdin(id=op_id, eof=True))
 
     async def signal(self, signum: int | str) -> bool:
         """Deliver a signal (a number or a name such as "SIGINT" or "TERM") to the run's process group."""
-        await self._started.wait()
-        return await self._send(protocol.Signal(id=self._op_id, signum=parse_signal(signum)))
+        number = parse_signal(signum)
+        return await self._send(lambda op_id: protocol.Signal(id=op_id, signum=number))
 
 
 def parse_signal(signum: int | str) -> int:

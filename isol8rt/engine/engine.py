@@ -101,6 +101,7 @@ class DockerIsol8:
         self._backend = backend
         self._owns_backend = backend is None
         self._limiter = trio.Semaphore(self.options.max_concurrent)
+        self._start_lock = trio.Lock()
         self._pool: Pool | None = None
         self._sessions: dict[str, Session] = {}
         self._state = "new"
@@ -127,6 +128,12 @@ class DockerIsol8:
         runtimes, or ``{"runtimes": [...]}``) fill the warm pool before returning."""
         if self._state == "stopped":
             raise EngineClosed("this engine was stopped; make a new one")
+        async with self._start_lock:  # a second caller waits for the first start's outcome, whatever it is
+            await self._start_once()
+        if prewarm:
+            await self._prewarm(prewarm)
+
+    async def _start_once(self) -> None:
         if self._state == "new":
             self._state = "starting"
             try:
@@ -140,10 +147,7 @@ class DockerIsol8:
             await self._started.wait()
             if self._state == "starting":  # else the service task failed at once and said so
                 self._state = "started"
-        await self._started.wait()
         self._check_started()
-        if prewarm:
-            await self._prewarm(prewarm)
 
     async def stop(self) -> None:
         """Remove every container this engine made (pooled, checked out, persistent) and end its tasks."""
@@ -264,6 +268,14 @@ class DockerIsol8:
                 seccomp.host_arch())
         return self._filter
 
+    def check_request(self, request: ExecutionRequest) -> None:
+        """Raise InvalidRequest if ``request`` would be refused, without running anything (a server answers
+        400 before it starts streaming)."""
+        if not isinstance(request, ExecutionRequest):
+            raise InvalidRequest(f"expected an ExecutionRequest, got {type(request).__name__}")
+        if request.code_url is None:
+            plan_execution(request, self.options, session=self.options.mode == "persistent")
+
     async def execute(self, request: ExecutionRequest, *, session_id: str | None = None) -> ExecutionResult:
         """Run ``request`` to its end and return everything it produced.
 
@@ -312,6 +324,12 @@ class DockerIsol8:
                 # Everything asked for is in that image already: nothing to install, no network needed.
                 image = baked
                 plan = plan_execution(request, self.options, session=persistent, baked=True)
+        if plan.packages and plan.setup and self.options.network == "none":
+            # pip and npm would only retry until they give up: say now what would work.
+            raise InvalidRequest(
+                f"installPackages: installing needs network access and this engine's network is 'none': use "
+                f"network 'filtered' (or 'host'), or bake them into an image with "
+                f"`isol8rt setup --{runtime.name} {','.join(plan.packages)}`")
         secrets = tuple(self.options.secrets.values())
         async with self._limiter:
             if session is not None:
@@ -326,10 +344,6 @@ class DockerIsol8:
                     if outcome.failure is not None or outcome.exit is None or outcome.exit.exit_code != 0:
                         result = self._result(plan, outcome, execution_id, timestamp, started, sandbox, secrets)
                         note = outcome.failure or f"setup failed with exit code {result.exit_code}"
-                        if plan.packages and self.options.network == "none":
-                            note += (f"; installing packages needs network access (network is 'none'): use "
-                                     f"network 'filtered' or 'host', or bake them into an image with "
-                                     f"`isol8rt setup --{runtime.name} {','.join(plan.packages)}`")
                         result.stderr = f"{result.stderr}isol8rt: {note}; the program was not run\n"
                         if stream:
                             yield StreamEvent(type="error", data=note, phase="setup")
@@ -356,12 +370,12 @@ class DockerIsol8:
                      secrets: tuple[str, ...], stream: bool, control: RunControl | None = None):
         op_id = sandbox.next_id()
         messages = run.messages(op_id, stdin_open=control is not None)
-        if control is not None:
-            control._attach(sandbox, op_id)
+        # The control may write stdin only once the Run is on its way: the agent drops what it gets first.
+        on_sent = (lambda: control._attach(sandbox, op_id)) if control is not None else None
         streams = {1: StreamText(run.max_output, secrets), 2: StreamText(run.max_output, secrets)}
         texts = {1: outcome.stdout, 2: outcome.stderr}
         names = {1: "stdout", 2: "stderr"}
-        async for message in sandbox.operate(messages, op_id, run.timeout_ms / 1000):
+        async for message in sandbox.operate(messages, op_id, run.timeout_ms / 1000, on_sent):
             kind = type(message)
             if kind is protocol.Output:
                 text = streams[message.fd].feed(message.data)

@@ -238,8 +238,13 @@ def plan_execution(request: ExecutionRequest, options: Isol8Options, *, baked: b
             raise InvalidRequest(f"files[{path!r}]: {exc}") from None
     for path in request.output_paths:
         _check_path("outputPaths", path)
+    max_output = options.max_output_size
+    if request.max_output_size is not None:
+        if not isinstance(request.max_output_size, int) or request.max_output_size < 1:
+            raise InvalidRequest(f"maxOutputSize: {request.max_output_size!r} must be a positive number of bytes")
+        max_output = min(max_output, request.max_output_size)
     code_plan = RunPlan(argv=[], env=env, cwd=cwd, stdin=stdin, timeout_ms=timeout_ms,
-                        max_output=options.max_output_size, output_paths=list(request.output_paths), files=files,
+                        max_output=max_output, output_paths=list(request.output_paths), files=files,
                         log_network=options.log_network and options.network == "filtered")
     if request.network_filter is not None:
         if options.network != "filtered":

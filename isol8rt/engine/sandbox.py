@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 import trio
 
@@ -23,6 +23,9 @@ READY_TIMEOUT_S = 30.0
 #: Beyond a run's own timeout (enforced by the agent), how long the host waits for the agent to report
 #: before it gives the container up as broken.
 AGENT_GRACE_S = 5.0
+
+#: How long a session's cell gets to stop on SIGINT before it is killed (and the session's state with it).
+SESSION_INTERRUPT_GRACE_S = 2.0
 
 _TERMINAL = (protocol.Exit, protocol.Failed, protocol.Done)
 
@@ -45,6 +48,8 @@ class Sandbox:
         self.uses = 0
         self.created = time.monotonic()
         self.broken = False
+        #: The operation whose terminal answer has not arrived yet (what interrupt() ends).
+        self.pending_op: int | None = None
         self._ids = itertools.count(1)
 
     @classmethod
@@ -138,7 +143,8 @@ class Sandbox:
             self.broken = True
             raise SandboxError(f"container {self.container_id[:12]} could not verify its reset: {sorted(missing)}")
 
-    async def operate(self, messages: list, op_id: int, timeout_s: float | None) -> AsyncIterator:
+    async def operate(self, messages: list, op_id: int, timeout_s: float | None,
+                      on_sent: Callable[[], None] | None = None) -> AsyncIterator:
         """Send ``messages`` (ending with the operation ``op_id``) and yield the agent's answers to it,
         ending with its terminal message (Exit, Done or Failed).
 
@@ -147,8 +153,11 @@ class Sandbox:
         must discard (or, for a session, :meth:`interrupt`) it.
         """
         finished = False
+        self.pending_op = op_id
         try:
             await self.channel.send(*messages)
+            if on_sent is not None:
+                on_sent()  # e.g. a RunControl may talk to the run now: the agent has it first
             deadline = trio.current_time() + (timeout_s + AGENT_GRACE_S if timeout_s else float("inf"))
             while True:
                 message = None
@@ -160,6 +169,8 @@ class Sandbox:
                 if getattr(message, "id", op_id) != op_id:
                     continue  # a straggler of an operation given up earlier
                 finished = isinstance(message, _TERMINAL)
+                if finished:
+                    self.pending_op = None
                 yield message
                 if finished:
                     return
@@ -170,21 +181,25 @@ class Sandbox:
             if not finished:
                 self.broken = True
 
-    async def interrupt(self, op_id: int) -> bool:
-        """Kill a run a consumer walked away from and wait for its end; True when the sandbox survived."""
-        with trio.CancelScope(shield=True), trio.move_on_after(AGENT_GRACE_S) as scope:
-            try:
-                await self.channel.send(protocol.Signal(id=op_id, signum=9))
-                while True:
-                    message = await self.channel.receive()
-                    if isinstance(message, _TERMINAL) and getattr(message, "id", None) == op_id:
-                        break
-            except ChannelBroken:
-                return False
-        if scope.cancelled_caught:
-            return False
-        self.broken = False
-        return True
+    async def interrupt(self, op_id: int, *, gentle: bool = False) -> bool:
+        """End a run a consumer walked away from and wait for its end; True when the sandbox survived
+        (then it is no longer broken). ``gentle`` tries SIGINT first: in a session's live interpreter a
+        KeyboardInterrupt ends the cell and keeps the session's state."""
+        signals = (2, 9) if gentle else (9,)
+        with trio.CancelScope(shield=True):
+            for signum in signals:
+                with trio.move_on_after(AGENT_GRACE_S if signum == 9 else SESSION_INTERRUPT_GRACE_S):
+                    try:
+                        await self.channel.send(protocol.Signal(id=op_id, signum=signum))
+                        while True:
+                            message = await self.channel.receive()
+                            if isinstance(message, _TERMINAL) and getattr(message, "id", None) == op_id:
+                                self.broken = False
+                                self.pending_op = None
+                                return True
+                    except ChannelBroken:
+                        return False
+        return False
 
     async def discard(self) -> None:
         self.broken = True

@@ -61,7 +61,14 @@ class Session:
                 self.sandbox = await self._make_sandbox(runtime, image)
                 self.runtime = runtime.name
                 await self._write_staged()
-            yield self.sandbox
+            try:
+                yield self.sandbox
+            finally:
+                sandbox = self.sandbox
+                if sandbox is not None and sandbox.broken and sandbox.pending_op is not None:
+                    # The caller walked away mid-run (cancelled, disconnected): end that run rather than
+                    # the session, whose state is what the session is for.
+                    await sandbox.interrupt(sandbox.pending_op, gentle=True)
 
     async def _adopt(self) -> None:
         """A detached session's container from an earlier process, if one is still running."""

@@ -45,3 +45,17 @@ def test_signal_names_and_numbers():
         parse_signal("SIGNOPE")
     with pytest.raises(InvalidRequest):
         parse_signal(999)
+
+
+async def test_stdin_written_at_once_is_not_lost(engine):
+    # Regression: the control was usable before the Run reached the agent, which dropped the early stdin.
+    control = RunControl()
+
+    async def feed():
+        await control.write_stdin("abc\n")
+        await control.close_stdin()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(feed)
+        events = [e async for e in engine.execute_stream(ExecutionRequest(code="import sys; print(sys.stdin.read().upper())"), control=control)]
+    assert "".join(e.data for e in events if e.type == "stdout") == "ABC\n\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import trio
 
 from isol8rt import ExecutionRequest, SessionError
 
@@ -82,3 +83,11 @@ async def test_named_sessions_in_an_ephemeral_engine(engine):
     assert await engine.close_session("a") is True
     assert await engine.close_session("a") is False
     assert [info.id for info in engine.sessions()] == ["b"]
+
+
+async def test_a_cancelled_session_run_keeps_the_session(engine):
+    await engine.execute(ExecutionRequest(code="kept = 'still here'"), session_id="s")
+    with trio.move_on_after(1):
+        await engine.execute(ExecutionRequest(code="import time\ntime.sleep(60)"), session_id="s")
+    result = await engine.execute(ExecutionRequest(code="print(kept)"), session_id="s")
+    assert result.stdout == "still here\n", result.stderr
