@@ -5,6 +5,7 @@ milliseconds. The public surface is re-exported here.
 """
 
 from ._version import __version__
+from .client import RemoteIsol8
 from .engine import DockerIsol8, RunControl
 from .errors import (
     EngineClosed,
@@ -40,6 +41,7 @@ __all__ = [
     "Isol8Error",
     "Isol8Options",
     "NetworkFilter",
+    "RemoteIsol8",
     "ResourceUsage",
     "RunControl",
     "SandboxError",

@@ -1,0 +1,401 @@
+"""RemoteIsol8: the engine's methods, carried out by an isol8rt (or isol8) server over HTTP.
+
+HTTP/1.1 through h11 over trio, with a small keep-alive pool; streams come as server-sent events, or
+over a WebSocket (``transport="ws"``), which also carries a running program's stdin and signals. The
+server's answers are mapped back into :mod:`isol8rt.errors`, so code written against
+:class:`~isol8rt.DockerIsol8` handles a remote engine's failures the same way.
+
+    async with RemoteIsol8("http://127.0.0.1:3000", api_key="...") as remote:
+        result = await remote.execute(ExecutionRequest(code="print(1)"))
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ssl
+from typing import Any, AsyncIterator
+from urllib.parse import quote, urlencode, urlsplit
+
+import h11
+import msgspec
+import trio
+
+from .errors import EngineUnavailable, InvalidRequest, Isol8Error, SandboxError, SessionError
+from .server import _sse, _websocket, _wire
+from .types import ExecutionRequest, ExecutionResult, Isol8Options, SessionInfo, StreamEvent
+
+RECEIVE_SIZE = 64 * 1024
+MAX_IDLE = 8
+
+
+class AccessDenied(Isol8Error):
+    """The server refused the key (401, 403), or an option above its limits (403)."""
+
+    exit_code = 2
+
+
+class RateLimited(Isol8Error):
+    """429: too many requests, runs or sessions for this key; ``retry_after`` says when to try again."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def error_for(status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> Exception:
+    """The exception for a server's error answer ``{"error": msg}``."""
+    try:
+        message = _wire.decode_error(body).error
+    except msgspec.MsgspecError:
+        message = body.decode("utf-8", "replace").strip() or f"HTTP {status}"
+    if status in (401, 403):
+        return AccessDenied(message)
+    if status in (400, 405, 413, 431):
+        return InvalidRequest(message)
+    if status == 404:
+        if message.startswith("File not found"):
+            return FileNotFoundError(message)
+        return SessionError(message) if "ession" in message else Isol8Error(message)
+    if status == 409:
+        return SessionError(message)
+    if status == 429:
+        retry = dict(headers or []).get(b"retry-after")
+        return RateLimited(message, float(retry) if retry and retry.isdigit() else None)
+    if status == 503:
+        return EngineUnavailable(message)
+    return SandboxError(message)
+
+
+class _Connection:
+    """One HTTP/1.1 connection to the server."""
+
+    __slots__ = ("stream", "h11")
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+        self.h11 = h11.Connection(h11.CLIENT)
+
+    async def send(self, *events) -> None:
+        data = b"".join(self.h11.send(event) for event in events)
+        try:
+            await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise EngineUnavailable(f"the connection to the isol8rt server broke: {exc}") from None
+
+    async def next_event(self):
+        while True:
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise SandboxError(f"the isol8rt server sent malformed HTTP: {exc}") from None
+            if event is not h11.NEED_DATA:
+                return event
+            try:
+                data = await self.stream.receive_some(RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise EngineUnavailable(f"the connection to the isol8rt server broke: {exc}") from None
+            self.h11.receive_data(data)
+
+    async def body(self) -> bytes:
+        parts = []
+        while True:
+            event = await self.next_event()
+            if isinstance(event, h11.Data):
+                parts.append(bytes(event.data))
+            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                return b"".join(parts)
+
+    def close(self) -> None:
+        # Synchronous: it runs while unwinding from a cancellation, where an await would not.
+        stream = getattr(self.stream, "transport_stream", self.stream)  # under TLS, the TCP stream
+        stream.socket.close()
+
+
+class RemoteControl:
+    """Stdin and signals for a run streamed over the WebSocket (``execute_stream(..., control=)``); the
+    same calls as :class:`~isol8rt.RunControl`. Calls made before the run has started wait for it; calls
+    made after it ended return False."""
+
+    def __init__(self) -> None:
+        self._ready = trio.Event()
+        self._send = None
+        self._ended = False
+
+    def _attach(self, send) -> None:
+        self._send = send
+        self._ready.set()
+
+    def _end(self) -> None:
+        self._ended = True
+        self._ready.set()
+
+    async def _message(self, message) -> bool:
+        await self._ready.wait()
+        if self._ended:
+            return False
+        await self._send(_wire.encode(message).decode())
+        return True
+
+    async def write_stdin(self, data: str | bytes) -> bool:
+        text = data.decode() if isinstance(data, (bytes, bytearray)) else data
+        return await self._message(_wire.WsStdin(data=text))
+
+    async def close_stdin(self) -> bool:
+        return await self._message(_wire.WsStdin(eof=True))
+
+    async def signal(self, signum: int | str) -> bool:
+        return await self._message(_wire.WsSignal(signal=signum))
+
+
+class RemoteIsol8:
+    """An isol8rt server at ``host`` (``http://host:port``, or https), used like a local engine.
+
+    ``session_id`` makes every run, and the file calls, happen in that persistent session on the server;
+    :meth:`stop` ends it. ``options`` go with every request (the server may tighten but never loosen
+    its own limits, and refuses options above them with :class:`AccessDenied`).
+    """
+
+    def __init__(self, host: str, api_key: str | None = None, session_id: str | None = None,
+                 options: Isol8Options | dict[str, Any] | None = None, *, connect_timeout: float = 10.0) -> None:
+        url = urlsplit(host if "://" in host else f"http://{host}")
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise InvalidRequest(f"host: {host!r} is not an http:// or https:// URL")
+        self.host = host
+        self._tls = url.scheme == "https"
+        self._address = (url.hostname, url.port or (443 if self._tls else 80))
+        self._authority = url.netloc.rpartition("@")[2].encode("idna")
+        self._base = url.path.rstrip("/")
+        self.session_id = session_id
+        self.options = options
+        self._auth = [(b"Authorization", f"Bearer {api_key}".encode())] if api_key else []
+        self._connect_timeout = connect_timeout
+        self._idle: list[_Connection] = []
+
+    # ------------------------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> RemoteIsol8:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.stop()
+
+    async def start(self, prewarm: Any = False) -> None:
+        """Check the server answers (``GET /health``). ``prewarm`` is the server's business: ignored."""
+        status, _, body = await self._call("GET", "/health")
+        if status != 200 or _wire.decode_health(body).status != "ok":
+            raise EngineUnavailable(f"the isol8rt server at {self.host} is not healthy (HTTP {status})")
+
+    async def stop(self) -> None:
+        """End this client's session on the server (if it has one) and close its connections."""
+        try:
+            if self.session_id is not None:
+                with trio.CancelScope(shield=True), trio.move_on_after(30):
+                    await self.delete_session(self.session_id)
+        finally:
+            idle, self._idle = self._idle, []
+            for conn in idle:
+                conn.close()
+
+    # ------------------------------------------------------------------------------------ runs
+
+    def _envelope(self, request: ExecutionRequest, kind: type = _wire.ExecuteBody):
+        if not isinstance(request, ExecutionRequest):
+            raise InvalidRequest(f"expected an ExecutionRequest, got {type(request).__name__}")
+        options = self.options
+        if isinstance(options, Isol8Options):
+            options = msgspec.json.decode(_wire.encode(options))
+        return kind(request=request, options=options or None, session_id=self.session_id)
+
+    async def execute(self, request: ExecutionRequest) -> ExecutionResult:
+        """Run ``request`` on the server to its end."""
+        body = await self._json("POST", "/execute", self._envelope(request))
+        return _wire.decode_result(body)
+
+    async def execute_stream(self, request: ExecutionRequest, *, transport: str | None = None,
+                             control: RemoteControl | None = None) -> AsyncIterator[StreamEvent]:
+        """Stream a run's events: server-sent events by default, or a WebSocket (``transport="ws"``, and
+        always with a ``control``). Leaving the loop early ends the run on the server."""
+        transport = transport or ("ws" if control is not None else "sse")
+        if transport == "ws":
+            events = self._ws_events(request, control)
+        elif transport == "sse":
+            if control is not None:
+                raise InvalidRequest("a control (stdin, signals) needs transport='ws'")
+            events = self._sse_events(request)
+        else:
+            raise InvalidRequest(f"transport: {transport!r} must be 'sse' or 'ws'")
+        async with contextlib.aclosing(events) as stream:
+            async for event in stream:
+                yield event
+
+    async def _sse_events(self, request: ExecutionRequest) -> AsyncIterator[StreamEvent]:
+        conn = await self._connect()
+        try:
+            payload = _wire.encode(self._envelope(request))
+            await conn.send(self._request("POST", "/execute/stream", len(payload)), h11.Data(data=payload),
+                            h11.EndOfMessage())
+            head = await self._head(conn)
+            if head.status_code != 200:
+                raise error_for(head.status_code, await conn.body(), head.headers)
+            parser = _sse.EventParser()
+            while True:
+                event = await conn.next_event()
+                if isinstance(event, h11.Data):
+                    for data in parser.feed(bytes(event.data)):
+                        yield _wire.decode_event(data)
+                elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                    return
+        finally:
+            conn.close()
+
+    async def _ws_events(self, request: ExecutionRequest, control: RemoteControl | None) -> AsyncIterator[StreamEvent]:
+        conn = await self._connect()
+        lock = trio.Lock()
+        ws: _websocket.MessageConnection | None = None
+
+        async def send(text: str) -> None:
+            async with lock:
+                if ws.open:
+                    await conn.stream.send_all(ws.send_text(text))
+
+        try:
+            key = _websocket.client_key()
+            await conn.send(h11.Request(method="GET", target=self._base + "/execute/ws",
+                                        headers=self._headers() + _websocket.client_headers(key)),
+                            h11.EndOfMessage())
+            head = await self._head(conn)
+            if not isinstance(head, h11.InformationalResponse) or head.status_code != 101:
+                raise error_for(head.status_code, await conn.body(), head.headers)
+            if dict(head.headers).get(b"sec-websocket-accept") != _websocket.accept_token(key):
+                raise SandboxError("the isol8rt server answered the WebSocket handshake wrongly")
+            ws = _websocket.MessageConnection(client=True, trailing=conn.h11.trailing_data[0])
+            await send(_wire.encode(self._envelope(request, _wire.WsExecute)).decode())
+            if control is not None:
+                control._attach(send)
+            while True:
+                for item in ws.events():
+                    if isinstance(item, _websocket.Closed):
+                        async with lock:
+                            await conn.stream.send_all(item.reply)
+                        return
+                    yield _wire.decode_event(item.data)
+                try:
+                    data = await conn.stream.receive_some(RECEIVE_SIZE)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    data = b""
+                ws.receive_data(data)
+                replies = ws.take_replies()
+                if replies:
+                    async with lock:
+                        await conn.stream.send_all(replies)
+        finally:
+            if control is not None:
+                control._end()
+            conn.close()
+
+    # ------------------------------------------------------------------------------------ files and sessions
+
+    def _need_session(self, what: str) -> str:
+        if self.session_id is None:
+            raise SessionError(f"{what} needs a session: make the RemoteIsol8 with session_id=...")
+        return self.session_id
+
+    async def put_file(self, path: str, content: str | bytes) -> None:
+        data = content.encode() if isinstance(content, str) else bytes(content)
+        upload = _wire.FileUpload(session_id=self._need_session("put_file"), path=path,
+                                  content=base64.b64encode(data).decode("ascii"))
+        await self._json("POST", "/file", upload)
+
+    async def get_file(self, path: str) -> bytes:
+        query = urlencode({"sessionId": self._need_session("get_file"), "path": path}, quote_via=quote)
+        body = await self._json("GET", f"/file?{query}")
+        return base64.b64decode(_wire.decode_file_content(body).content)
+
+    async def list_sessions(self) -> list[SessionInfo]:
+        return _wire.decode_sessions(await self._json("GET", "/sessions")).sessions
+
+    async def delete_session(self, session_id: str) -> bool:
+        """End a session on the server; False when it has no such session (for this key)."""
+        status, headers, body = await self._call("DELETE", f"/session/{quote(session_id, safe='')}")
+        if status == 404:
+            return False
+        if status != 200:
+            raise error_for(status, body, headers)
+        return True
+
+    async def cleanup(self, images: bool = False) -> dict:
+        """Master key only: end every session on the server and remove orphaned containers."""
+        body = await self._json("POST", "/cleanup", _wire.CleanupRequest(images=images))
+        return msgspec.structs.asdict(_wire.decode_cleanup_body(body))
+
+    # ------------------------------------------------------------------------------------ HTTP
+
+    def _headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"Host", self._authority), (b"User-Agent", b"isol8rt"), *self._auth]
+
+    def _request(self, method: str, target: str, length: int | None) -> h11.Request:
+        headers = self._headers()
+        if length is not None:
+            headers += [(b"Content-Type", b"application/json"), (b"Content-Length", str(length).encode())]
+        return h11.Request(method=method, target=self._base + target, headers=headers)
+
+    async def _connect(self) -> _Connection:
+        host, port = self._address
+        try:
+            with trio.fail_after(self._connect_timeout):
+                stream = await trio.open_tcp_stream(host, port)
+                if self._tls:
+                    stream = trio.SSLStream(stream, ssl.create_default_context(), server_hostname=host)
+                    await stream.do_handshake()
+        except (OSError, trio.TooSlowError, trio.BrokenResourceError) as exc:
+            raise EngineUnavailable(f"cannot reach the isol8rt server at {self.host}: {exc}") from None
+        return _Connection(stream)
+
+    async def _head(self, conn: _Connection) -> h11.Response | h11.InformationalResponse:
+        event = await conn.next_event()
+        if isinstance(event, h11.ConnectionClosed):
+            raise EngineUnavailable(f"the isol8rt server at {self.host} closed the connection")
+        return event
+
+    async def _call(self, method: str, target: str, payload: bytes | None = None):
+        """One exchange on a pooled connection: (status, headers, body)."""
+        reused = bool(self._idle)
+        conn = self._idle.pop() if reused else await self._connect()
+        try:
+            events = [self._request(method, target, len(payload) if payload is not None else None)]
+            if payload:
+                events.append(h11.Data(data=payload))
+            events.append(h11.EndOfMessage())
+            try:
+                await conn.send(*events)
+                head = await conn.next_event()
+                if reused and isinstance(head, h11.ConnectionClosed):
+                    raise EngineUnavailable("closed")
+            except EngineUnavailable:
+                if not reused:
+                    raise
+                # A kept-alive connection the server had closed meanwhile: once more on a new one.
+                conn.close()
+                conn = await self._connect()
+                await conn.send(*events)
+                head = await conn.next_event()
+            if isinstance(head, h11.ConnectionClosed):
+                raise EngineUnavailable(f"the isol8rt server at {self.host} closed the connection")
+            body = await conn.body()
+        except BaseException:
+            conn.close()
+            raise
+        if conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE and len(self._idle) < MAX_IDLE:
+            conn.h11.start_next_cycle()
+            self._idle.append(conn)
+        else:
+            conn.close()
+        return head.status_code, head.headers, body
+
+    async def _json(self, method: str, target: str, message: msgspec.Struct | None = None) -> bytes:
+        status, headers, body = await self._call(method, target, _wire.encode(message) if message else None)
+        if status >= 300:
+            raise error_for(status, body, headers)
+        return body

@@ -1,0 +1,208 @@
+"""Sans-io HTTP/1.1 for the server, on top of h11.
+
+:class:`ServerConnection` wraps one h11 server state machine: received bytes become whole
+:class:`Request` objects (head and body, the body capped), answers become bytes. No I/O happens here;
+``server.py`` moves the bytes. h11's exceptions stop here: a client that breaks HTTP becomes a
+:class:`ProtocolError` carrying the status to answer with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote
+
+import h11
+
+SERVER_HEADER = b"isol8rt"
+JSON = b"application/json"
+
+#: The largest request head accepted (request line and headers), as h11 counts it.
+MAX_HEAD = 16 * 1024
+
+
+class HTTPError(Exception):
+    """A request answered with ``status`` and ``{"error": message}`` (plus ``headers``)."""
+
+    def __init__(self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or []
+
+
+class ProtocolError(HTTPError):
+    """The client sent something that cannot be answered normally; answer ``status`` and close."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One complete request: its head and its whole body."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+
+    def header(self, name: bytes) -> bytes | None:
+        """The value of header ``name`` (lower case), or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    @property
+    def wants_websocket(self) -> bool:
+        upgrade = self.header(b"upgrade")
+        return upgrade is not None and upgrade.lower() == b"websocket"
+
+
+class NeedData:
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+class Closed:
+    """The client closed the connection between requests (the normal end of a keep-alive)."""
+
+    def __repr__(self) -> str:
+        return "CLOSED"
+
+
+NEED_DATA = NeedData()
+CLOSED = Closed()
+
+
+class ServerConnection:
+    """The server side of one HTTP/1.1 connection, for any number of requests in turn (keep-alive).
+
+    Receive side: :meth:`receive_data` every byte string read (``b""`` at EOF), then :meth:`next_request`
+    until it gives :data:`NEED_DATA`. Send side: :meth:`response` for a whole answer, or
+    :meth:`start_stream` / :meth:`chunk` / :meth:`end_stream` for one sent as it is made (SSE), or
+    :meth:`accept_upgrade` to hand the connection over to another protocol (WebSocket).
+    """
+
+    __slots__ = ("_h11", "_max_body", "_head", "_body", "_size")
+
+    def __init__(self, max_body: int) -> None:
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        self._max_body = max_body
+        self._head: h11.Request | None = None
+        self._body: list[bytes] = []
+        self._size = 0
+
+    def receive_data(self, data: bytes) -> None:
+        self._h11.receive_data(data)
+
+    def next_request(self) -> Request | NeedData | Closed:
+        """The next complete request, :data:`NEED_DATA`, or :data:`CLOSED`; raises :class:`ProtocolError`."""
+        while True:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                # h11 knows the fitting status: 431 for an oversized head, 400 otherwise.
+                raise ProtocolError(exc.error_status_hint, f"Bad request: {exc}") from None
+            if event is h11.NEED_DATA:
+                return NEED_DATA
+            kind = type(event)
+            if kind is h11.Request:
+                self._head = event
+                self._body, self._size = [], 0
+                length = _content_length(event.headers)
+                if length is not None and length > self._max_body:
+                    raise ProtocolError(413, f"Request body too large (limit {self._max_body} bytes)")
+            elif kind is h11.Data:
+                self._size += len(event.data)
+                if self._size > self._max_body:
+                    raise ProtocolError(413, f"Request body too large (limit {self._max_body} bytes)")
+                self._body.append(bytes(event.data))
+            elif kind is h11.EndOfMessage:
+                head, self._head = self._head, None
+                return _request(head, b"".join(self._body))
+            elif kind is h11.ConnectionClosed:
+                if self._head is not None:
+                    raise ProtocolError(400, "Bad request: the connection closed in the middle of a request")
+                return CLOSED
+            elif event is h11.PAUSED:
+                # After an Upgrade request: nothing more until we accept or refuse it.
+                return NEED_DATA
+
+    def take_continue(self) -> bytes:
+        """A ``100 Continue`` to send if the client waits for one before its body (``Expect:
+        100-continue``, which curl sends for bodies over 1 KiB); oversized bodies were refused already."""
+        if self._head is not None and self._h11.they_are_waiting_for_100_continue:
+            return self._h11.send(h11.InformationalResponse(status_code=100, headers=[]))
+        return b""
+
+    # --------------------------------------------------------------------------------------- answers
+
+    def response(self, status: int, body: bytes, *, content_type: bytes = JSON,
+                 headers: list[tuple[bytes, bytes]] | None = None, close: bool = False) -> bytes:
+        """The bytes of a whole answer."""
+        head = [(b"Content-Type", content_type), (b"Content-Length", str(len(body)).encode())]
+        data = self._send_head(status, head + (headers or []), close)
+        if body:
+            data += self._h11.send(h11.Data(data=body))
+        return data + self._h11.send(h11.EndOfMessage())
+
+    def start_stream(self, status: int, content_type: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> bytes:
+        """The head of an answer whose body follows in :meth:`chunk` calls (chunked encoding)."""
+        return self._send_head(status, [(b"Content-Type", content_type)] + (headers or []), False)
+
+    def chunk(self, data: bytes) -> bytes:
+        return self._h11.send(h11.Data(data=data)) if data else b""
+
+    def end_stream(self) -> bytes:
+        return self._h11.send(h11.EndOfMessage())
+
+    def accept_upgrade(self, headers: list[tuple[bytes, bytes]]) -> tuple[bytes, bytes]:
+        """The bytes of a ``101 Switching Protocols``, and the bytes already received past the request
+        (they belong to the new protocol)."""
+        data = self._h11.send(h11.InformationalResponse(status_code=101, headers=headers))
+        trailing, _closed = self._h11.trailing_data
+        return data, bytes(trailing)
+
+    def _send_head(self, status: int, headers: list[tuple[bytes, bytes]], close: bool) -> bytes:
+        headers = [(b"Server", SERVER_HEADER), *headers]
+        if close:
+            headers.append((b"Connection", b"close"))
+        try:
+            return self._h11.send(h11.Response(status_code=status, headers=headers))
+        except h11.LocalProtocolError:
+            # No answer can go out in this state (the client's request was never read): close quietly.
+            return b""
+
+    def error_response(self, status: int, body: bytes) -> bytes:
+        """An answer to a request h11 refused: always closes the connection."""
+        if self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return b""
+        return self.response(status, body, close=True)
+
+    def start_next_cycle(self) -> bool:
+        """Ready the connection for the next request; False when it must close instead."""
+        if self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE:
+            self._h11.start_next_cycle()
+            return True
+        return False
+
+
+def _content_length(headers) -> int | None:
+    for key, value in headers:
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _request(head: h11.Request, body: bytes) -> Request:
+    target = head.target.decode("latin-1")
+    path, _, query = target.partition("?")
+    return Request(
+        method=head.method.decode("ascii", "replace"),
+        path=unquote(path),
+        query=dict(parse_qsl(query, keep_blank_values=True)),
+        headers=tuple((bytes(k), bytes(v)) for k, v in head.headers),
+        body=body,
+    )

@@ -1,0 +1,407 @@
+"""The REST API: routes, authentication, limits, and the mapping of every error to ``{"error": msg}``.
+
+Handlers see a :class:`~._http.Request` and an exchange (``server.py``'s side of the connection) through
+which they answer: a whole JSON body, a stream of server-sent events, or a WebSocket. They know nothing
+of sockets; the connection knows nothing of routes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import logging
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
+
+import msgspec
+import trio
+
+from .._version import __version__
+from ..engine import DockerIsol8, RunControl
+from ..engine.plan import plan_execution
+from ..errors import EngineClosed, EngineUnavailable, ImageNotFound, InvalidRequest, Isol8Error, SessionError
+from ..types import ExecutionRequest, Isol8Options, StreamEvent
+from . import _sse, _websocket, _wire, openapi
+from ._http import HTTPError, Request
+from .auth import Authenticator, Principal
+from .engines import EngineSet
+from .keys import KeyStore, iso
+from .limits import KeyLimits, Limited
+from .policy import Policy, PolicyViolation, options_key
+from .sessions import SessionRegistry, check_id
+
+log = logging.getLogger("isol8rt.server")
+
+#: Longest key name or tenant id accepted.
+MAX_NAME = 200
+
+
+class ClientGone(Exception):
+    """Raised by an exchange when the client is no longer there to answer to."""
+
+
+class WebSocket(Protocol):
+    async def receive(self) -> str | bytes | None: ...
+    async def send_text(self, text: str) -> None: ...
+    async def close(self, code: int, reason: str = "") -> None: ...
+
+
+class Exchange(Protocol):
+    """How a handler answers; ``server.py`` implements it over one connection."""
+
+    async def respond(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None: ...
+    async def start_stream(self, status: int, content_type: bytes, headers: list[tuple[bytes, bytes]]) -> None: ...
+    async def send_chunk(self, data: bytes) -> None: ...
+    async def end_stream(self) -> None: ...
+    async def accept_websocket(self, headers: list[tuple[bytes, bytes]]) -> WebSocket: ...
+
+
+def error_answer(exc: BaseException) -> tuple[int, str, list[tuple[bytes, bytes]]]:
+    """The status, message and extra headers a failure is answered with. Never a traceback."""
+    if isinstance(exc, HTTPError):
+        return exc.status, exc.message, exc.headers
+    if isinstance(exc, Limited):
+        return 429, exc.message, [(b"Retry-After", str(exc.retry_after).encode())]
+    if isinstance(exc, PolicyViolation):
+        return 403, str(exc), []
+    if isinstance(exc, InvalidRequest):
+        return 400, str(exc), []
+    if isinstance(exc, SessionError):  # a runtime switch, other options, too many sessions
+        return 409, str(exc), []
+    if isinstance(exc, FileNotFoundError):
+        return 404, f"File not found: {exc.args[0] if exc.args else ''}".rstrip(": "), []
+    if isinstance(exc, EngineClosed):
+        return 503, "The server is shutting down", [(b"Retry-After", b"5")]
+    if isinstance(exc, (EngineUnavailable, ImageNotFound)):
+        return 503, str(exc), []
+    if isinstance(exc, Isol8Error):  # SandboxError, and anything else the engine names
+        return 500, str(exc), []
+    log.error("unexpected error while handling a request", exc_info=exc)
+    return 500, "Internal server error", []
+
+
+def _json_body(decode: Callable[[bytes], Any], body: bytes) -> Any:
+    try:
+        return decode(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"Invalid request body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"Invalid JSON: {exc}") from None
+
+
+class App:
+    def __init__(self, *, options: Isol8Options, auth: Authenticator, engines: EngineSet, sessions: SessionRegistry,
+                 limits: KeyLimits, keys: KeyStore | None = None,
+                 cleanup: Callable[[], Awaitable[int]] | None = None) -> None:
+        self.policy = Policy(options)
+        self.auth = auth
+        self.engines = engines
+        self.sessions = sessions
+        self.limits = limits
+        self.keys = keys
+        #: Removes containers left by dead servers; ``POST /cleanup`` runs it too.
+        self._sweep = cleanup
+        self._routes: dict[str, dict[str, Callable]] = {
+            "/execute": {"POST": self.execute},
+            "/execute/stream": {"POST": self.execute_stream},
+            "/execute/ws": {"GET": self.execute_ws},
+            "/file": {"POST": self.put_file, "GET": self.get_file},
+            "/sessions": {"GET": self.list_sessions},
+            "/cleanup": {"POST": self.cleanup},
+            "/auth/keys": {"POST": self.create_key, "GET": self.list_keys},
+        }
+        self._prefixed = (("/session/", {"DELETE": self.delete_session}),
+                          ("/auth/keys/", {"DELETE": self.revoke_key}))
+
+    # ------------------------------------------------------------------------------------ dispatch
+
+    async def handle(self, request: Request, exchange: Exchange) -> None:
+        try:
+            await self._dispatch(request, exchange)
+        except ClientGone:
+            return
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an {"error"} answer
+            status, message, headers = error_answer(exc)
+            await exchange.respond(status, _wire.encode(_wire.ErrorBody(error=message)), headers)
+
+    async def _dispatch(self, request: Request, exchange: Exchange) -> None:
+        path, method = request.path, request.method
+        if path == "/health":
+            _allow(method, ("GET",))
+            return await exchange.respond(200, _wire.encode(_wire.HealthBody(status="ok", version=__version__)))
+        if path == "/openapi.json":
+            _allow(method, ("GET",))
+            return await exchange.respond(200, openapi.document())
+        handlers, argument = self._routes.get(path), None
+        if handlers is None:
+            for prefix, candidates in self._prefixed:
+                if path.startswith(prefix) and len(path) > len(prefix):
+                    handlers, argument = candidates, path[len(prefix):]
+                    break
+        if handlers is None:
+            raise HTTPError(404, "Not found")
+        handler = handlers.get(method)
+        if handler is None:
+            _allow(method, tuple(handlers))
+        principal = self.auth.authenticate(request.header(b"authorization"))
+        with self.limits.admit(principal.id):
+            if argument is None:
+                await handler(request, exchange, principal)
+            else:
+                await handler(request, exchange, principal, argument)
+
+    # ------------------------------------------------------------------------------------ runs
+
+    def _prepare(self, request: ExecutionRequest, raw_options: dict | None) -> Isol8Options:
+        decision = self.policy.effective(raw_options)
+        self.policy.check_request(request, decision)
+        return decision.options
+
+    @contextlib.asynccontextmanager
+    async def _engine(self, principal: Principal, options: Isol8Options,
+                      session_id: str | None) -> AsyncIterator[tuple[DockerIsol8, str | None]]:
+        """The engine (and engine-side session id) a run goes to: the shared one, a tightened one, or the
+        one holding the caller's session."""
+        if session_id is None:
+            async with self.engines.lease(options) as engine:
+                yield engine, None
+            return
+        session_id = check_id(session_id)
+        key = options_key(options)
+        record = self.sessions.find(principal.owner, session_id)
+        if record is None:
+            async with self.engines.lease(options) as engine:
+                record = self.sessions.get_or_create(principal.owner, session_id, engine, key)
+        else:
+            self.sessions.get_or_create(principal.owner, session_id, record.engine, key)
+        async with self.sessions.use(record):
+            yield record.engine, record.engine_sid
+
+    async def execute(self, request: Request, exchange: Exchange, principal: Principal) -> None:
+        body = _json_body(_wire.decode_execute, request.body)
+        options = self._prepare(body.request, body.options)
+        async with self._engine(principal, options, body.session_id) as (engine, session_id):
+            result = await engine.execute(body.request, session_id=session_id)
+        await exchange.respond(200, _wire.encode(result))
+
+    async def execute_stream(self, request: Request, exchange: Exchange, principal: Principal) -> None:
+        body = _json_body(_wire.decode_execute, request.body)
+        options = self._prepare(body.request, body.options)
+        # Refuse a bad request with a 400 before the 200 of the event stream goes out (the plan is the
+        # engine's own validation: pure, no I/O).
+        plan_execution(body.request, options, session=body.session_id is not None)
+        async with self._engine(principal, options, body.session_id) as (engine, session_id):
+            await exchange.start_stream(200, _sse.CONTENT_TYPE, _sse.HEADERS)
+            async with contextlib.aclosing(_events(engine, body.request, session_id)) as events:
+                async for event in events:
+                    await exchange.send_chunk(_sse.frame(_wire.encode(event)))
+        await exchange.end_stream()
+
+    async def execute_ws(self, request: Request, exchange: Exchange, principal: Principal) -> None:
+        problem = _websocket.handshake_error(request.headers)
+        if problem is not None:
+            raise HTTPError(400, problem)
+        ws = await exchange.accept_websocket(_websocket.accept_headers(request.headers))
+        await _WsRun(self, ws, principal).serve()
+
+    # ------------------------------------------------------------------------------------ files
+
+    def _session(self, principal: Principal, session_id: object):
+        record = self.sessions.find(principal.owner, session_id) if isinstance(session_id, str) else None
+        if record is None:
+            raise HTTPError(404, "Session not found")
+        return record
+
+    async def put_file(self, request: Request, exchange: Exchange, principal: Principal) -> None:
+        body = _json_body(_wire.decode_file_upload, request.body)
+        if not body.session_id or not body.path or body.content is None:
+            raise HTTPError(400, "Missing sessionId, path or content")
+        try:
+            data = base64.b64decode(body.content, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidRequest("content: not valid base64") from None
+        record = self._session(principal, body.session_id)
+        async with self.sessions.use(record):
+            await record.engine.put_file(body.path, data, session_id=record.engine_sid)
+        await exchange.respond(200, _wire.OK)
+
+    async def get_file(self, request: Request, exchange: Exchange, principal: Principal) -> None:
+        session_id, path = request.query.get("sessionId"), request.query.get("path")
+        if not session_id or not path:
+            raise HTTPError(400, "Missing sessionId or path")
+        record = self._session(principal, session_id)
+        async with self.sessions.use(record):
+            data = await record.engine.get_file(path, session_id=record.engine_sid)
+        content = base64.b64encode(data).decode("ascii")
+        await exchange.respond(200, _wire.encode(_wire.FileContent(content=content)))
+
+    # ------------------------------------------------------------------------------------ sessions
+
+    async def list_sessions(self, request: Request, exchange: Exchange, principal: Principal) -> None:
+        await exchange.respond(200, _wire.encode(_wire.SessionsBody(sessions=self.sessions.list(principal.owner))))
+
+    async def delete_session(self, request: Request, exchange: Exchange, principal: Principal, session_id: str) -> None:
+        if not await self.sessions.close(principal.owner, session_id):
+            raise HTTPError(404, "Session not found")
+        await exchange.respond(200, _wire.OK)
+
+    async def cleanup(self, request: Request, exchange: Exchange, principal: Principal) -> None:
+        _master(principal)
+        body = _json_body(_wire.decode_cleanup, request.body) if request.body.strip() else _wire.CleanupRequest()
+        before = set(self.engines.containers)
+        sessions = await self.sessions.close_all()
+        await self.engines.prune(force=True)
+        containers = len(before - set(self.engines.containers))
+        if self._sweep is not None:
+            containers += await self._sweep()
+        images = None
+        if body.images:
+            images = (await DockerIsol8.cleanup_images())["removed"]
+        answer = _wire.CleanupBody(ok=True, sessions=sessions, containers=containers, images=images)
+        await exchange.respond(200, _wire.encode(answer))
+
+    # ------------------------------------------------------------------------------------ keys
+
+    def _store(self, principal: Principal) -> KeyStore:
+        _master(principal)
+        if self.keys is None:
+            raise HTTPError(404, "API key management is not enabled on this server")
+        return self.keys
+
+    async def create_key(self, request: Request, exchange: Exchange, principal: Principal) -> None:
+        store = self._store(principal)
+        body = _json_body(_wire.decode_key_create, request.body)
+        if not body.name.strip() or len(body.name) > MAX_NAME:
+            raise InvalidRequest(f"name: must be a non-empty string of at most {MAX_NAME} characters")
+        if body.tenant_id is not None and (not body.tenant_id or len(body.tenant_id) > MAX_NAME):
+            raise InvalidRequest(f"tenantId: must be a non-empty string of at most {MAX_NAME} characters")
+        if body.ttl_ms is not None and not 0 < body.ttl_ms <= 100 * 365 * 86400 * 1000:
+            raise InvalidRequest("ttlMs: must be a positive number of milliseconds (at most 100 years)")
+        record, key = await store.create(body.name, body.tenant_id, body.ttl_ms)
+        created = _wire.KeyCreated(id=record.id, key=key, name=record.name, key_prefix=record.key_prefix,
+                                   tenant_id=record.tenant_id, expires_at=iso(record.expires_at))
+        await exchange.respond(201, _wire.encode(created))
+
+    async def list_keys(self, request: Request, exchange: Exchange, principal: Principal) -> None:
+        store = self._store(principal)
+        keys = [_wire.KeyInfo(id=r.id, name=r.name, key_prefix=r.key_prefix, tenant_id=r.tenant_id,
+                              created_at=iso(r.created_at), expires_at=iso(r.expires_at)) for r in store.records()]
+        await exchange.respond(200, _wire.encode(_wire.KeysBody(keys=keys)))
+
+    async def revoke_key(self, request: Request, exchange: Exchange, principal: Principal, key_id: str) -> None:
+        if not await self._store(principal).revoke(key_id):
+            raise HTTPError(404, "API key not found")
+        await exchange.respond(200, _wire.OK)
+
+
+def _allow(method: str, allowed: tuple[str, ...]) -> None:
+    if method not in allowed:
+        raise HTTPError(405, f"Method {method} not allowed", [(b"Allow", ", ".join(allowed).encode())])
+
+
+def _master(principal: Principal) -> None:
+    if not principal.is_master:
+        raise HTTPError(403, "Master key required for this operation")
+
+
+async def _events(engine: DockerIsol8, request: ExecutionRequest, session_id: str | None,
+                  control: RunControl | None = None) -> AsyncIterator[StreamEvent]:
+    """A run's events; a failure once the stream has started becomes its last event, of type error."""
+    try:
+        async with contextlib.aclosing(engine.execute_stream(request, session_id=session_id,
+                                                             control=control)) as events:
+            async for event in events:
+                yield event
+    except Isol8Error as exc:
+        _status, message, _ = error_answer(exc)
+        yield StreamEvent(type="error", data=message)
+
+
+def _error_event(message: str) -> str:
+    return _wire.encode(StreamEvent(type="error", data=message)).decode()
+
+
+class _WsRun:
+    """One WebSocket execution: the client's messages in, the run's events out."""
+
+    def __init__(self, app: App, ws: WebSocket, principal: Principal) -> None:
+        self.app = app
+        self.ws = ws
+        self.principal = principal
+        self.control: RunControl | None = None
+
+    async def _next(self) -> _wire.WsExecute | _wire.WsStdin | _wire.WsSignal | None:
+        """The next well-formed message; None when the client closed (or sent bad JSON: then the
+        connection has been closed 1003). Unknown types are answered and skipped."""
+        while True:
+            data = await self.ws.receive()
+            if data is None:
+                return None
+            try:
+                kind = _wire.decode_ws_envelope(data).type
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                await self.ws.send_text(_error_event("Invalid JSON message"))
+                await self.ws.close(_websocket.UNSUPPORTED_DATA, "Invalid JSON")
+                return None
+            if kind not in _wire.WS_TYPES:
+                await self.ws.send_text(_error_event(f"Unknown message type: {kind}"))
+                continue
+            try:
+                return _wire.decode_ws_message(data)
+            except msgspec.ValidationError as exc:
+                await self.ws.send_text(_error_event(f"Invalid {kind} message: {exc}"))
+                if kind == "execute":
+                    await self.ws.close(_websocket.UNSUPPORTED_DATA, "Invalid execute message")
+                    return None
+
+    async def serve(self) -> None:
+        while True:
+            message = await self._next()
+            if message is None:
+                return
+            if isinstance(message, _wire.WsExecute):
+                return await self._run(message)
+            await self.ws.send_text(_error_event("No execution in progress: send an execute message first"))
+
+    async def _run(self, message: _wire.WsExecute) -> None:
+        app = self.app
+        try:
+            options = app._prepare(message.request, message.options)
+            plan_execution(message.request, options, session=message.session_id is not None)
+            async with app._engine(self.principal, options, message.session_id) as (engine, session_id):
+                self.control = RunControl()
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._read, nursery.cancel_scope)
+                    async with contextlib.aclosing(_events(engine, message.request, session_id,
+                                                           self.control)) as events:
+                        async for event in events:
+                            await self.ws.send_text(_wire.encode(event).decode())
+                    nursery.cancel_scope.cancel()
+        except Exception as exc:  # noqa: BLE001 - refused before the run started
+            status, text, _ = error_answer(exc)
+            await self.ws.send_text(_error_event(text))
+            code = _websocket.POLICY_VIOLATION if status in (401, 403) else (
+                _websocket.UNSUPPORTED_DATA if status < 500 else _websocket.INTERNAL_ERROR)
+            await self.ws.close(code, text[:120])
+            return
+        await self.ws.close(_websocket.NORMAL, "Execution complete")
+
+    async def _read(self, run_scope: trio.CancelScope) -> None:
+        """The client's messages during the run: stdin and signals. Its leaving cancels the run."""
+        control = self.control
+        while True:
+            message = await self._next()
+            if message is None:
+                run_scope.cancel()
+                return
+            try:
+                if isinstance(message, _wire.WsStdin):
+                    await control.write_stdin(message.data)
+                    if message.eof:
+                        await control.close_stdin()
+                elif isinstance(message, _wire.WsSignal):
+                    await control.signal(message.signal)
+                else:
+                    await self.ws.send_text(_error_event("An execution is already in progress"))
+            except InvalidRequest as exc:
+                await self.ws.send_text(_error_event(str(exc)))

@@ -1,0 +1,155 @@
+"""The engines behind the server: one long-lived engine for the server's own options, and a few more for
+clients that tightened them.
+
+Options that shape the container (memory, CPU, pids, network, sizes, secrets, output cap) are fixed per
+:class:`~isol8rt.DockerIsol8`, so a run with tighter options needs an engine of its own. Those engines
+are made on first use, keyed by their effective options, capped in number (``max_extra``) and stopped
+when idle for ``idle_s``; the least recently used idle one makes room for a new one. An engine that
+holds sessions or runs is never evicted. The base engine lives as long as the server and keeps its warm
+pool: every plain ephemeral request, from every key, goes through it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import AsyncIterator, Callable
+
+import msgspec
+import trio
+
+from ..engine import DockerIsol8
+from ..types import Isol8Options
+from .limits import Limited
+from .policy import options_key
+
+log = logging.getLogger("isol8rt.server")
+
+
+class _Entry:
+    __slots__ = ("engine", "key", "active", "sessions", "last_used", "lock", "started")
+
+    def __init__(self, engine: DockerIsol8, key: bytes) -> None:
+        self.engine = engine
+        self.key = key
+        self.active = 0
+        self.sessions = 0
+        self.last_used = time.monotonic()
+        self.lock = trio.Lock()
+        self.started = False
+
+    @property
+    def idle(self) -> bool:
+        return self.active == 0 and self.sessions == 0
+
+
+class EngineSet:
+    """``on_new_engine`` is told each engine's id before it makes any container (orphan tracking)."""
+
+    def __init__(self, base: Isol8Options, *, max_extra: int = 4, idle_s: float = 300.0, extra_pool_size: int = 1,
+                 on_new_engine: Callable[[str], None] = lambda engine_id: None) -> None:
+        self.base_options = base
+        self.max_extra = max_extra
+        self.idle_s = idle_s
+        self.extra_pool_size = extra_pool_size
+        self._on_new_engine = on_new_engine
+        self._base_key = options_key(base)
+        self._entries: dict[bytes, _Entry] = {}
+        self._closed = False
+
+    async def start(self, prewarm: list[str] | bool = False) -> DockerIsol8:
+        entry = self._make(self._base_key, self.base_options)
+        await entry.engine.start(prewarm=prewarm)
+        entry.started = True
+        return entry.engine
+
+    @property
+    def base(self) -> DockerIsol8:
+        return self._entries[self._base_key].engine
+
+    def _make(self, key: bytes, options: Isol8Options) -> _Entry:
+        engine = DockerIsol8(options)
+        self._on_new_engine(engine.engine_id)
+        entry = self._entries[key] = _Entry(engine, key)
+        return entry
+
+    async def _entry_for(self, options: Isol8Options) -> _Entry:
+        if self._closed:
+            from ..errors import EngineClosed
+
+            raise EngineClosed("the server is shutting down")
+        # The common case, no client options, is the very object the server was configured with.
+        key = self._base_key if options is self.base_options else options_key(options)
+        entry = self._entries.get(key)
+        if entry is None:
+            if len(self._entries) - 1 >= self.max_extra:
+                await self._evict_one()
+            entry = self._entries.get(key)  # made by another request while the eviction waited?
+        if entry is None:
+            # Tightened engines keep a small pool: they serve one client's settings, not everyone.
+            entry = self._make(key, msgspec.structs.replace(options, pool_size=self.extra_pool_size))
+        if not entry.started:
+            async with entry.lock:  # one start, even when many requests arrive for a new engine at once
+                await entry.engine.start()
+                entry.started = True
+        return entry
+
+    async def _evict_one(self) -> None:
+        idle = [e for k, e in self._entries.items() if k != self._base_key and e.idle]
+        if not idle:
+            raise Limited(f"Too many distinct option sets in use (limit {self.max_extra}); retry shortly", 5)
+        victim = min(idle, key=lambda e: e.last_used)
+        del self._entries[victim.key]
+        await victim.engine.stop()
+
+    @contextlib.asynccontextmanager
+    async def lease(self, options: Isol8Options) -> AsyncIterator[DockerIsol8]:
+        """The engine for ``options``, held for the body of the ``with`` (it is not evicted meanwhile)."""
+        entry = await self._entry_for(options)
+        entry.active += 1
+        try:
+            yield entry.engine
+        finally:
+            entry.active -= 1
+            entry.last_used = time.monotonic()
+
+    def hold_session(self, engine: DockerIsol8, delta: int) -> None:
+        """Count a session made (+1) or closed (-1) in ``engine``, which keeps it from eviction."""
+        for entry in self._entries.values():
+            if entry.engine is engine:
+                entry.sessions += delta
+                entry.last_used = time.monotonic()
+                return
+
+    async def prune(self, *, force: bool = False) -> int:
+        """Stop tightened engines idle for longer than ``idle_s`` (with ``force``, every idle one); how
+        many were stopped."""
+        cutoff = float("inf") if force else time.monotonic() - self.idle_s
+        stale = [e for k, e in self._entries.items() if k != self._base_key and e.idle and e.last_used < cutoff]
+        for entry in stale:
+            del self._entries[entry.key]
+            await entry.engine.stop()
+        return len(stale)
+
+    @property
+    def active(self) -> int:
+        """Leases held now (runs in flight outside sessions, and sessions being created)."""
+        return sum(entry.active for entry in self._entries.values())
+
+    @property
+    def engines(self) -> list[DockerIsol8]:
+        return [entry.engine for entry in self._entries.values()]
+
+    @property
+    def containers(self) -> list[str]:
+        return [cid for entry in self._entries.values() for cid in entry.engine.containers]
+
+    async def stop(self) -> None:
+        """Stop every engine (each removes every container it made), all at once."""
+        self._closed = True
+        entries = list(self._entries.values())
+        with trio.CancelScope(shield=True):
+            async with trio.open_nursery() as nursery:
+                for entry in entries:
+                    nursery.start_soon(entry.engine.stop)

@@ -1,0 +1,110 @@
+"""``GET /openapi.json``: an OpenAPI 3.1 document whose schemas come from the wire types themselves
+(:func:`msgspec.json.schema_components`), so the document cannot drift from what the server decodes."""
+
+from __future__ import annotations
+
+import functools
+
+import msgspec
+
+from .._version import __version__
+from ..types import ExecutionResult, Isol8Options, StreamEvent
+from . import _wire
+
+_REF = "#/components/schemas/{name}"
+_ERRORS = {
+    "400": "Malformed request or invalid field",
+    "401": "Missing Authorization header",
+    "403": "Invalid API key, or an option above the server's limits",
+    "404": "No such session, file or route",
+    "409": "Session conflict (another runtime, other options)",
+    "413": "Request body too large",
+    "429": "Rate, concurrency or session limit reached (see Retry-After)",
+    "500": "Sandbox failure",
+    "503": "Container engine unavailable, or images not built",
+}
+
+
+def _json(ref: str) -> dict:
+    return {"content": {"application/json": {"schema": {"$ref": _REF.format(name=ref)}}}}
+
+
+def _answers(ok: str | None, status: str = "200", description: str = "OK", *, auth: bool = True) -> dict:
+    answers = {status: {"description": description, **(_json(ok) if ok else {})}}
+    for code, text in _ERRORS.items():
+        if auth or code not in ("401", "403"):
+            answers[code] = {"description": text, **_json("ErrorBody")}
+    return answers
+
+
+def _body(ref: str, required: bool = True) -> dict:
+    return {"required": required, **_json(ref)}
+
+
+@functools.lru_cache(maxsize=1)
+def document() -> bytes:
+    """The document, encoded once."""
+    types = [_wire.ExecuteBody, _wire.ErrorBody, _wire.OkBody, _wire.HealthBody, _wire.FileUpload,
+             _wire.FileContent, _wire.SessionsBody, _wire.CleanupRequest, _wire.CleanupBody, _wire.KeyCreate,
+             _wire.KeyCreated, _wire.KeysBody, ExecutionResult, Isol8Options, StreamEvent, _wire.WsExecute,
+             _wire.WsStdin, _wire.WsSignal]
+    _, components = msgspec.json.schema_components(types, ref_template=_REF)
+    # Options stay raw JSON in the envelope (the policy needs to see which ones a client wrote), but
+    # what they may hold is Isol8Options.
+    components["ExecuteBody"]["properties"]["options"] = {
+        "anyOf": [{"$ref": _REF.format(name="Isol8Options")}, {"type": "null"}]}
+    components["WsExecute"]["properties"]["options"] = components["ExecuteBody"]["properties"]["options"]
+    session_id = {"name": "sessionId", "in": "query", "required": True, "schema": {"type": "string"}}
+    path = {"name": "path", "in": "query", "required": True, "schema": {"type": "string"}}
+    doc = {
+        "openapi": "3.1.0",
+        "info": {"title": "isol8rt", "version": __version__,
+                 "description": "Secure code execution for AI agents. Wire-compatible with the isol8 server."},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+        "paths": {
+            "/health": {"get": {"summary": "Liveness and version", "security": [],
+                                "responses": {"200": {"description": "OK", **_json("HealthBody")}}}},
+            "/openapi.json": {"get": {"summary": "This document", "security": [],
+                                      "responses": {"200": {"description": "OpenAPI 3.1",
+                                                            "content": {"application/json": {}}}}}},
+            "/execute": {"post": {"summary": "Run a program to its end", "requestBody": _body("ExecuteBody"),
+                                  "responses": _answers("ExecutionResult")}},
+            "/execute/stream": {"post": {
+                "summary": "Run a program, streaming StreamEvents as server-sent events (data: <json>)",
+                "requestBody": _body("ExecuteBody"),
+                "responses": {**_answers(None), "200": {
+                    "description": "One `data:` frame per StreamEvent; the last is `exit` or `error`",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}}}}}},
+            "/execute/ws": {"get": {
+                "summary": "Run a program over a WebSocket: send WsExecute, then WsStdin / WsSignal; "
+                           "receive StreamEvents; closed 1000 'Execution complete'",
+                "responses": {**_answers(None), "101": {"description": "Switching to WebSocket"}}}},
+            "/file": {
+                "post": {"summary": "Put a file (base64) into a session", "requestBody": _body("FileUpload"),
+                         "responses": _answers("OkBody")},
+                "get": {"summary": "Read a file (base64) from a session", "parameters": [session_id, path],
+                        "responses": _answers("FileContent")}},
+            "/sessions": {"get": {"summary": "This key's sessions", "responses": _answers("SessionsBody")}},
+            "/session/{id}": {"delete": {
+                "summary": "End a session and remove its container",
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": _answers("OkBody")}},
+            "/cleanup": {"post": {"summary": "Master key: end every session, remove orphaned containers",
+                                  "requestBody": _body("CleanupRequest", required=False),
+                                  "responses": _answers("CleanupBody")}},
+            "/auth/keys": {
+                "post": {"summary": "Master key: create an API key", "requestBody": _body("KeyCreate"),
+                         "responses": _answers("KeyCreated", "201", "Created")},
+                "get": {"summary": "Master key: list API keys (never the keys)",
+                        "responses": _answers("KeysBody")}},
+            "/auth/keys/{id}": {"delete": {
+                "summary": "Master key: revoke an API key",
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": _answers("OkBody")}},
+        },
+    }
+    return msgspec.json.encode(doc)

@@ -1,0 +1,408 @@
+"""The server process: trio listeners, one task per connection, and the lifecycle around them.
+
+Start: open the key store, bind, remove what dead servers left behind (:mod:`.orphans`), start the
+shared engine and fill its warm pool, then accept. Each connection reads requests with
+:class:`~._http.ServerConnection` and hands them to :class:`~.app.App`. While a request is handled, a
+watcher keeps reading the socket: the client closing it cancels the handler, so a client that walks
+away mid-run (plain HTTP, SSE or WebSocket) frees its container at once.
+
+Stop (SIGTERM, SIGINT, or :meth:`Server.stop`): stop accepting, close idle connections, give requests in
+flight ``drain_s`` to finish, cancel the rest, then stop every engine (which removes every container
+they made). A second signal skips the wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from .. import docker
+from ..types import Isol8Options
+from . import _http, _websocket, _wire
+from .app import App, ClientGone
+from .auth import Authenticator
+from .engines import EngineSet
+from .keys import KeyStore
+from .limits import KeyLimits
+from .orphans import InstanceFile, default_state_dir, sweep
+from .sessions import SessionRegistry
+
+log = logging.getLogger("isol8rt.server")
+
+RECEIVE_SIZE = 64 * 1024
+#: A request answered within this long never starts watching for the client leaving: most answers are
+#: faster than that, and the watch costs system calls on every request otherwise.
+WATCH_AFTER_S = 0.02
+#: How much a client may send past its current request (pipelining) before we stop reading ahead.
+MAX_READ_AHEAD = 64 * 1024
+
+
+@dataclass
+class ServerConfig:
+    """Everything ``isol8rt serve`` can set. ``options`` is the ceiling every client runs under."""
+
+    host: str = "127.0.0.1"
+    port: int = 3000
+    api_key: str | None = None
+    #: No authentication at all: every caller is the master. For a trusted loopback only.
+    open_access: bool = False
+    options: Isol8Options = field(default_factory=Isol8Options)
+    #: SQLite file of the API keys the master key hands out; None disables key management.
+    keys_db: Path | None = None
+    #: Where instance files live (orphan detection).
+    state_dir: Path = field(default_factory=default_state_dir)
+    prewarm: list[str] = field(default_factory=lambda: ["python"])
+    max_body: int = 32 * 1024 * 1024
+    rate_limit: float = 0.0
+    key_concurrency: int = 16
+    session_ttl_s: float = 1800.0
+    max_sessions_per_key: int = 64
+    max_engines: int = 4
+    engine_idle_s: float = 300.0
+    drain_s: float = 10.0
+    keepalive_s: float = 75.0
+    request_timeout_s: float = 60.0
+    handle_signals: bool = False
+
+
+class Server:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.instance = InstanceFile(config.state_dir)
+        self.keys = KeyStore(config.keys_db) if config.keys_db is not None else None
+        self.engines = EngineSet(config.options, max_extra=config.max_engines, idle_s=config.engine_idle_s,
+                                 on_new_engine=self.instance.add_engine)
+        self.sessions = SessionRegistry(self.engines, ttl_s=config.session_ttl_s,
+                                        max_per_owner=config.max_sessions_per_key)
+        self.app = App(
+            options=config.options,
+            auth=Authenticator(config.api_key, self.keys, open_access=config.open_access),
+            engines=self.engines,
+            sessions=self.sessions,
+            limits=KeyLimits(rate=config.rate_limit, concurrency=config.key_concurrency),
+            keys=self.keys,
+            cleanup=self._sweep,
+        )
+        self.port: int | None = None
+        self.draining = False
+        self._stop = trio.Event()
+        self._force = trio.Event()
+        self._idle_scopes: set[trio.CancelScope] = set()
+        self._connections = 0
+        self._no_connections = trio.Event()
+        self._no_connections.set()
+
+    # ------------------------------------------------------------------------------------ lifecycle
+
+    def stop(self) -> None:
+        """Begin a graceful stop (safe to call from any task, any number of times)."""
+        self._stop.set()
+
+    async def _sweep(self) -> int:
+        async with docker.DockerClient() as client:
+            return await sweep(self.config.state_dir, client)
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until :meth:`stop` (or a signal); ``task_status.started`` gets the bound port."""
+        config = self.config
+        if self.keys is not None:
+            self.keys.open()
+        listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+        self.port = listeners[0].socket.getsockname()[1]
+        try:
+            try:
+                await self._sweep()
+            except docker.DockerError as exc:
+                log.warning("could not look for orphaned containers: %s", exc)
+            await self.engines.start(prewarm=config.prewarm or False)
+            async with trio.open_nursery() as nursery:
+                if config.handle_signals:
+                    nursery.start_soon(self._signals)
+                nursery.start_soon(self._janitor)
+                async with trio.open_nursery() as connections:
+                    accept_scope = trio.CancelScope()
+                    nursery.start_soon(self._accept, listeners, connections, accept_scope)
+                    task_status.started(self.port)
+                    await self._stop.wait()
+                    await self._drain(accept_scope, connections)
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                for listener in listeners:
+                    await listener.aclose()
+                await self.engines.stop()
+                if self.keys is not None:
+                    self.keys.close()
+                self.instance.remove()
+
+    async def _accept(self, listeners, connections: trio.Nursery, scope: trio.CancelScope) -> None:
+        with scope:
+            await trio.serve_listeners(self._connection, listeners, handler_nursery=connections)
+
+    async def _drain(self, accept_scope: trio.CancelScope, connections: trio.Nursery) -> None:
+        self.draining = True
+        accept_scope.cancel()
+        for idle in list(self._idle_scopes):
+            idle.cancel()
+        with trio.move_on_after(self.config.drain_s):
+            async with trio.open_nursery() as waiting:
+                async def forced() -> None:
+                    await self._force.wait()
+                    waiting.cancel_scope.cancel()
+
+                waiting.start_soon(forced)
+                await self._no_connections.wait()
+                waiting.cancel_scope.cancel()
+        connections.cancel_scope.cancel()
+
+    async def _signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as received:
+            async for signum in received:
+                if self._stop.is_set():
+                    log.warning("second signal: not waiting for runs in flight")
+                    self._force.set()
+                else:
+                    log.warning("%s: stopping (draining runs for up to %g s)", signal.Signals(signum).name,
+                                self.config.drain_s)
+                    self.stop()
+
+    async def _janitor(self) -> None:
+        period = max(1.0, min(30.0, self.config.session_ttl_s / 4, self.config.engine_idle_s / 4))
+        while True:
+            await trio.sleep(period)
+            try:
+                await self.sessions.prune()
+                await self.engines.prune()
+            except Exception:  # noqa: BLE001 - housekeeping must not take the server down
+                log.exception("pruning idle sessions and engines failed")
+
+    # ------------------------------------------------------------------------------------ connections
+
+    async def _connection(self, stream: trio.SocketStream) -> None:
+        self._connections += 1
+        self._no_connections = trio.Event() if self._connections == 1 else self._no_connections
+        conn = _http.ServerConnection(self.config.max_body)
+        try:
+            while not self.draining:
+                request = await self._read_request(stream, conn)
+                if request is None:
+                    return
+                exchange = _Exchange(self, stream, conn)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(exchange.watch, nursery.cancel_scope)
+                    await self.app.handle(request, exchange)
+                    nursery.cancel_scope.cancel()
+                if exchange.websocket is not None:
+                    await exchange.websocket.finish()
+                    return
+                if exchange.gone or not exchange.started or not conn.start_next_cycle():
+                    return
+        except (trio.BrokenResourceError, trio.ClosedResourceError, ClientGone):
+            pass
+        finally:
+            stream.socket.close()
+            self._connections -= 1
+            if self._connections == 0:
+                self._no_connections.set()
+
+    async def _read_request(self, stream: trio.SocketStream, conn: _http.ServerConnection) -> _http.Request | None:
+        """The next request, or None when the connection should end (closed, idle too long, draining,
+        or broken HTTP, which has been answered)."""
+        idle = trio.CancelScope(deadline=trio.current_time() + self.config.keepalive_s)
+        started = False
+        self._idle_scopes.add(idle)
+        try:
+            with idle:
+                while True:
+                    try:
+                        event = conn.next_request()
+                    except _http.ProtocolError as exc:
+                        await _send_quietly(stream, conn.error_response(exc.status, _error_json(exc.message)))
+                        await _linger(stream)
+                        return None
+                    if isinstance(event, _http.Request):
+                        return event
+                    if event is _http.CLOSED:
+                        return None
+                    await _send_quietly(stream, conn.take_continue())
+                    data = await stream.receive_some(RECEIVE_SIZE)
+                    conn.receive_data(data)
+                    if data and not started:
+                        # A request has begun: it is no longer idle, and gets the request timeout.
+                        started = True
+                        self._idle_scopes.discard(idle)
+                        idle.deadline = trio.current_time() + self.config.request_timeout_s
+            if started and idle.cancelled_caught and not self.draining:
+                await _send_quietly(stream, conn.error_response(408, _error_json("Request timeout")))
+            return None
+        finally:
+            self._idle_scopes.discard(idle)
+
+
+def _error_json(message: str) -> bytes:
+    return _wire.encode(_wire.ErrorBody(error=message))
+
+
+async def _linger(stream: trio.SocketStream, limit: int = 1024 * 1024) -> None:
+    """Close gently after refusing a request mid-upload: closing with unread bytes makes the kernel send
+    a reset, which can destroy our answer before the client reads it. So: end our side, then read and
+    drop what is still coming, briefly."""
+    with trio.move_on_after(1.0):
+        try:
+            await stream.send_eof()
+            while limit > 0 and (data := await stream.receive_some(RECEIVE_SIZE)):
+                limit -= len(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+
+async def _send_quietly(stream: trio.SocketStream, data: bytes) -> None:
+    if not data:
+        return
+    try:
+        with trio.move_on_after(5):
+            await stream.send_all(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+
+
+class _Exchange:
+    """:class:`~.app.Exchange` over one connection, for one request."""
+
+    def __init__(self, server: Server, stream: trio.SocketStream, conn: _http.ServerConnection) -> None:
+        self._server = server
+        self._stream = stream
+        self._conn = conn
+        self.started = False
+        self.gone = False
+        self.websocket: _ServerWebSocket | None = None
+        self._watch_scope = trio.CancelScope()
+        self._watch_done = trio.Event()
+
+    async def watch(self, handler_scope: trio.CancelScope) -> None:
+        """Read while the request is handled: EOF means the client left, so the handler is cancelled.
+        Bytes that arrive (a pipelined request) go to the parser for later, up to a bound."""
+        try:
+            with self._watch_scope:
+                await trio.sleep(WATCH_AFTER_S)
+                received = 0
+                while received < MAX_READ_AHEAD:
+                    try:
+                        data = await self._stream.receive_some(RECEIVE_SIZE)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        data = b""
+                    if not data:
+                        self.gone = True
+                        handler_scope.cancel()
+                        return
+                    received += len(data)
+                    self._conn.receive_data(data)
+        finally:
+            self._watch_done.set()
+
+    async def _send(self, data: bytes) -> None:
+        if not data:
+            return
+        try:
+            await self._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.gone = True
+            raise ClientGone() from None
+
+    async def respond(self, status: int, body: bytes, headers=None) -> None:
+        if self.started or self.gone:
+            return  # an answer has begun (or nobody listens): nothing more can be said
+        self.started = True
+        await self._send(self._conn.response(status, body, headers=headers, close=self._server.draining))
+
+    async def start_stream(self, status: int, content_type: bytes, headers) -> None:
+        self.started = True
+        await self._send(self._conn.start_stream(status, content_type, headers))
+
+    async def send_chunk(self, data: bytes) -> None:
+        await self._send(self._conn.chunk(data))
+
+    async def end_stream(self) -> None:
+        await self._send(self._conn.end_stream())
+
+    async def accept_websocket(self, headers) -> _ServerWebSocket:
+        # The WebSocket reads the socket from now on: stop the watcher (a cancelled read loses no
+        # bytes) and take what it had already fed to h11.
+        self._watch_scope.cancel()
+        await self._watch_done.wait()
+        self.started = True
+        data, trailing = self._conn.accept_upgrade(headers)
+        await self._send(data)
+        self.websocket = _ServerWebSocket(self._stream, trailing, self._server.config.max_body)
+        return self.websocket
+
+
+class _ServerWebSocket:
+    """:class:`~.app.WebSocket` over the connection. Sends never raise: once the client is gone they
+    are dropped, and :meth:`receive` reports the end (None)."""
+
+    def __init__(self, stream: trio.SocketStream, trailing: bytes, max_message: int) -> None:
+        self._stream = stream
+        self._ws = _websocket.MessageConnection(client=False, trailing=trailing, max_message=max_message)
+        self._pending: deque = deque()
+        self._send_lock = trio.Lock()
+        self._ended = False
+
+    async def receive(self) -> str | bytes | None:
+        while True:
+            while self._pending:
+                item = self._pending.popleft()
+                if isinstance(item, _websocket.Message):
+                    return item.data
+                self._ended = True
+                if item.reply:
+                    await self._send(item.reply)
+                elif self._ws.open:
+                    await self._send(self._ws.close(item.code))
+                return None
+            if self._ended:
+                return None
+            try:
+                data = await self._stream.receive_some(RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            self._ws.receive_data(data)
+            try:
+                self._pending.extend(self._ws.events())
+            except _websocket.MessageTooBig as exc:
+                await self.close(_websocket.TOO_BIG, str(exc))
+                self._ended = True
+                return None
+            replies = self._ws.take_replies()
+            if replies:
+                await self._send(replies)
+
+    async def send_text(self, text: str) -> None:
+        await self._send(self._ws.send_text(text))
+
+    async def close(self, code: int, reason: str = "") -> None:
+        await self._send(self._ws.close(code, reason))
+
+    async def finish(self) -> None:
+        """After our close: wait (briefly) for the client's, so the close handshake completes."""
+        if not self._ws.open:
+            with trio.move_on_after(1.0):
+                while not self._ended and not self._ws.closed:
+                    if await self.receive() is None:
+                        break
+        elif not self._ended:
+            await self.close(_websocket.GOING_AWAY, "Server going away")
+
+    async def _send(self, data: bytes) -> None:
+        if not data:
+            return
+        async with self._send_lock:
+            try:
+                await self._stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+                self._ended = True

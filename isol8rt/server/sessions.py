@@ -1,0 +1,136 @@
+"""Persistent sessions as the server sees them: owned, bounded, and pruned when idle.
+
+A client names its session (``sessionId``); the server keys it by (owner, that name), so two keys can
+both call theirs "main" and neither can see, use or delete the other's: to anyone but its owner a
+session does not exist (404). Inside the engine each session has an id of its own (random), so names
+never meet there either.
+
+A session lives in the engine of the options its first request had; a later request with other
+options is refused (409) rather than silently run with the first ones. Runs in one session are
+serialized by the engine. A session unused for ``ttl_s`` (and not running anything) is closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from typing import AsyncIterator
+
+import msgspec
+
+from ..engine import DockerIsol8
+from ..errors import InvalidRequest, SessionError
+from ..types import SessionInfo
+from .engines import EngineSet
+
+MAX_ID_CHARS = 256
+
+
+class SessionConflict(SessionError):
+    pass
+
+
+class TooManySessions(SessionError):
+    pass
+
+
+class Record:
+    __slots__ = ("owner", "id", "engine_sid", "engine", "options_key", "last_used", "busy")
+
+    def __init__(self, owner: str, session_id: str, engine: DockerIsol8, options_key: bytes) -> None:
+        self.owner = owner
+        self.id = session_id
+        self.engine_sid = uuid.uuid4().hex
+        self.engine = engine
+        self.options_key = options_key
+        self.last_used = time.monotonic()
+        self.busy = 0
+
+
+def check_id(session_id: object) -> str:
+    if not isinstance(session_id, str) or not session_id or len(session_id) > MAX_ID_CHARS:
+        raise InvalidRequest(f"sessionId: must be a non-empty string of at most {MAX_ID_CHARS} characters")
+    return session_id
+
+
+class SessionRegistry:
+    def __init__(self, engines: EngineSet, *, ttl_s: float = 1800.0, max_per_owner: int = 64) -> None:
+        self._engines = engines
+        self.ttl_s = ttl_s
+        self.max_per_owner = max_per_owner
+        self._records: dict[tuple[str, str], Record] = {}
+
+    def find(self, owner: str, session_id: str) -> Record | None:
+        return self._records.get((owner, session_id))
+
+    def get_or_create(self, owner: str, session_id: str, engine: DockerIsol8, options_key: bytes) -> Record:
+        """The session, made in ``engine`` if it is new. No await inside: two requests racing to make
+        the same session get the same record."""
+        record = self._records.get((owner, session_id))
+        if record is not None:
+            if record.options_key != options_key:
+                raise SessionConflict(f"session {session_id!r} was started with other options; send the same "
+                                      "options with every request of a session, or use a new session")
+            return record
+        if sum(1 for owner_, _ in self._records if owner_ == owner) >= self.max_per_owner:
+            raise TooManySessions(f"too many sessions for this key (limit {self.max_per_owner}); delete one first")
+        record = self._records[(owner, session_id)] = Record(owner, session_id, engine, options_key)
+        self._engines.hold_session(engine, +1)
+        return record
+
+    @contextlib.asynccontextmanager
+    async def use(self, record: Record) -> AsyncIterator[Record]:
+        """Mark ``record`` in use (it is not pruned meanwhile) for the body of the ``with``."""
+        record.busy += 1
+        record.last_used = time.monotonic()
+        try:
+            yield record
+        finally:
+            record.busy -= 1
+            record.last_used = time.monotonic()
+
+    def list(self, owner: str) -> list[SessionInfo]:
+        records = [r for (owner_, _), r in self._records.items() if owner_ == owner]
+        infos: dict[str, SessionInfo] = {}
+        for engine in {id(r.engine): r.engine for r in records}.values():
+            infos.update((info.id, info) for info in engine.sessions())
+        out = []
+        for record in records:
+            info = infos.get(record.engine_sid)
+            if info is not None:
+                out.append(msgspec.structs.replace(info, id=record.id))
+        return out
+
+    async def close(self, owner: str, session_id: str) -> bool:
+        record = self._records.pop((owner, session_id), None)
+        if record is None:
+            return False
+        await self._close(record)
+        return True
+
+    async def _close(self, record: Record) -> None:
+        try:
+            await record.engine.close_session(record.engine_sid)
+        finally:
+            self._engines.hold_session(record.engine, -1)
+
+    async def prune(self) -> int:
+        """Close every session idle for longer than the TTL; how many were closed."""
+        cutoff = time.monotonic() - self.ttl_s
+        stale = [key for key, r in self._records.items() if r.busy == 0 and r.last_used < cutoff]
+        for key in stale:
+            record = self._records.pop(key, None)
+            if record is not None:
+                await self._close(record)
+        return len(stale)
+
+    async def close_all(self) -> int:
+        records = list(self._records.values())
+        self._records.clear()
+        for record in records:
+            await self._close(record)
+        return len(records)
+
+    def __len__(self) -> int:
+        return len(self._records)

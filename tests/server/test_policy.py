@@ -1,0 +1,124 @@
+"""The server's options are a ceiling: escalation attempts are refused (403 naming the option), tighter
+options are honoured, restated defaults are fine."""
+
+from __future__ import annotations
+
+import pytest
+
+from isol8rt import ExecutionRequest, InvalidRequest, Isol8Options, NetworkFilter
+from isol8rt.server.policy import Decision, Policy, PolicyViolation
+
+CEILING = Isol8Options(memory_limit="512m", cpu_limit=1.0, pids_limit=64, timeout_ms=30_000,
+                       secrets={"SERVER_TOKEN": "s3cret"})
+
+ESCALATIONS = [
+    ({"network": "host"}, "network"),
+    ({"network": "filtered"}, "network"),
+    ({"security": {"seccomp": "unconfined"}}, "security.seccomp"),
+    ({"security": {"seccomp": "custom", "profilePath": "/etc/my.json"}}, "security.seccomp"),
+    ({"image": "alpine:latest"}, "image"),
+    ({"readonlyRootFs": False}, "readonlyRootFs"),
+    ({"memoryLimit": "1g"}, "memoryLimit"),
+    ({"cpuLimit": 4}, "cpuLimit"),
+    ({"pidsLimit": 100000}, "pidsLimit"),
+    ({"timeoutMs": 3_600_000}, "timeoutMs"),
+    ({"maxOutputSize": 1 << 30}, "maxOutputSize"),
+    ({"sandboxSize": "10g"}, "sandboxSize"),
+    ({"tmpSize": "10g"}, "tmpSize"),
+    ({"persist": True}, "persist"),
+    ({"audit": {"enabled": True, "destination": "/etc"}}, "audit"),
+    ({"remoteCode": {"enabled": True}}, "remoteCode"),
+    ({"secrets": {"SERVER_TOKEN": "mine"}}, "secrets.SERVER_TOKEN"),
+]
+
+
+@pytest.mark.parametrize(("options", "option"), ESCALATIONS, ids=[o for _, o in ESCALATIONS])
+def test_escalations_are_refused_by_name(options, option):
+    with pytest.raises(PolicyViolation) as caught:
+        Policy(CEILING).effective(options)
+    assert caught.value.option == option
+    assert str(caught.value).startswith(f"Option not allowed: {option}:")
+
+
+def test_tightening_is_honoured_and_restating_defaults_is_not_a_change():
+    policy = Policy(CEILING)
+    assert policy.effective(None) == Decision(CEILING)
+    same = policy.effective({"network": "none", "memoryLimit": "512m", "mode": "persistent", "debug": True,
+                             "poolSize": 99, "readonlyRootFs": True, "security": {"seccomp": "strict"}})
+    assert same.timeout_ms is None and same.options.pool_size == CEILING.pool_size
+    assert policy.effective({"mode": "persistent", "memoryLimit": "512m"}).options == CEILING  # same engine
+    decision = policy.effective({"memoryLimit": "128m", "cpuLimit": 0.5, "pidsLimit": 16, "timeoutMs": 2000,
+                                 "maxOutputSize": 4096, "secrets": {"MINE": "x"}})
+    tight = decision.options
+    assert (tight.memory_limit, tight.cpu_limit, tight.pids_limit, tight.max_output_size) == ("128m", 0.5, 16, 4096)
+    assert tight.timeout_ms == CEILING.timeout_ms and decision.timeout_ms == 2000  # the timeout goes on the request
+    assert tight.secrets == {"SERVER_TOKEN": "s3cret", "MINE": "x"}
+
+
+def test_request_fields_under_the_ceiling():
+    policy = Policy(CEILING)
+    request = ExecutionRequest(code="1")
+    policy.check_request(request, Decision(CEILING, timeout_ms=2000))
+    assert request.timeout_ms == 2000
+    with pytest.raises(PolicyViolation, match="timeoutMs"):
+        policy.check_request(ExecutionRequest(code="1", timeout_ms=60_000), Decision(CEILING))
+    with pytest.raises(PolicyViolation, match="allowInsecureCodeUrl"):
+        policy.check_request(ExecutionRequest(code="1", allow_insecure_code_url=True), Decision(CEILING))
+
+
+def test_network_filters_only_narrow():
+    host = Policy(Isol8Options(network="host"))
+    decision = host.effective({"network": "filtered", "networkFilter": {"whitelist": ["^a$"], "blacklist": ["b"]}})
+    assert decision.options.network == "filtered"
+    assert decision.network_filter.whitelist == ["^a$"] and decision.network_filter.blacklist == ["b"]
+    ceiling = Isol8Options(network="filtered", network_filter=NetworkFilter(
+        whitelist=["^pypi$"], blacklist=["x"], allow_private=["10.1.0.0/16"], connect_ports=[443]))
+    filtered = Policy(ceiling)
+    narrowed = filtered.effective({"networkFilter": {"blacklist": ["y"]}})
+    assert narrowed.options == ceiling  # per run: still the shared engine
+    assert narrowed.network_filter.whitelist == ["^pypi$"] and narrowed.network_filter.blacklist == ["x", "y"]
+    assert narrowed.network_filter.allow_private == ["10.1.0.0/16"] and narrowed.network_filter.connect_ports == [443]
+    for widened, option in (({"whitelist": [".*"]}, "whitelist"), ({"allowPrivate": ["0.0.0.0/0"]}, "allowPrivate"),
+                            ({"connectPorts": [22]}, "connectPorts")):
+        with pytest.raises(PolicyViolation, match=f"networkFilter.{option}"):
+            filtered.effective({"networkFilter": widened})
+        # A request's own filter replaces the engine's for its run: it is held to the same rule.
+        request = ExecutionRequest(code="1", network_filter=NetworkFilter(**{
+            {"whitelist": "whitelist", "allowPrivate": "allow_private", "connectPorts": "connect_ports"}[option]:
+            next(iter(widened.values()))}))
+        with pytest.raises(PolicyViolation, match=f"networkFilter.{option}"):
+            filtered.check_request(request, filtered.effective(None))
+    request = ExecutionRequest(code="1", network_filter=NetworkFilter(blacklist=["z"]))
+    filtered.check_request(request, filtered.effective(None))
+    assert request.network_filter.blacklist == ["x", "z"] and request.network_filter.whitelist == ["^pypi$"]
+
+
+def test_malformed_options_are_400_not_403():
+    with pytest.raises(InvalidRequest):
+        Policy(CEILING).effective({"memoryLimit": "lots"})
+    with pytest.raises(InvalidRequest):
+        Policy(CEILING).effective({"cpuLimit": "fast"})
+    with pytest.raises(InvalidRequest):
+        Policy(CEILING).effective({"pidsLimit": 0})
+
+
+async def test_escalations_over_http_are_403_naming_the_option(live):
+    for options, option in ESCALATIONS[:8]:
+        answer = await live.request("POST", "/execute", {"request": {"code": "print(1)"}, "options": options})
+        assert answer.status == 403, (options, answer.body)
+        assert option in answer.json()["error"]
+    long = await live.request("POST", "/execute/stream", {"request": {"code": "1", "timeoutMs": 10 ** 8}})
+    assert long.status == 403 and "timeoutMs" in long.json()["error"]
+
+
+async def test_tightened_options_apply_and_get_their_own_engine(live):
+    base = live.server.engines.base
+    answer = await live.request("POST", "/execute", {
+        "request": {"code": "print('x' * 5000)"}, "options": {"maxOutputSize": 100, "memoryLimit": "256m"}})
+    assert answer.status == 200 and answer.json()["truncated"] is True
+    assert len(live.server.engines.engines) == 2 and live.server.engines.base is base
+    # A shorter timeout alone is applied per request, in the shared engine.
+    timed = await live.request("POST", "/execute", {
+        "request": {"code": "import time; time.sleep(5)"}, "options": {"timeoutMs": 500}})
+    assert timed.json()["timedOut"] is True
+    assert len(live.server.engines.engines) == 2

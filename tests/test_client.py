@@ -1,0 +1,109 @@
+"""RemoteIsol8 against a real server on loopback: the engine's methods, its errors mapped back into
+isol8rt.errors, and `isol8rt run --host` going through it."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import trio
+
+from isol8rt import EngineUnavailable, ExecutionRequest, InvalidRequest, Isol8Options, SandboxError, SessionError
+from isol8rt.client import AccessDenied, RateLimited, RemoteIsol8, error_for
+
+from .server.conftest import MASTER, start_server  # noqa: F401 - the fixture `live` uses
+
+
+@pytest.fixture
+async def live(start_server):  # noqa: F811 - start_server is the imported fixture
+    return await start_server()
+
+
+def test_error_mapping():
+    assert isinstance(error_for(401, b'{"error":"Missing Authorization header"}'), AccessDenied)
+    assert isinstance(error_for(403, b'{"error":"Option not allowed: network"}'), AccessDenied)
+    assert isinstance(error_for(400, b'{"error":"bad"}'), InvalidRequest)
+    assert isinstance(error_for(404, b'{"error":"Session not found"}'), SessionError)
+    assert isinstance(error_for(404, b'{"error":"File not found: x"}'), FileNotFoundError)
+    assert isinstance(error_for(409, b'{"error":"switch"}'), SessionError)
+    limited = error_for(429, b'{"error":"slow down"}', [(b"retry-after", b"3")])
+    assert isinstance(limited, RateLimited) and limited.retry_after == 3
+    assert isinstance(error_for(503, b'{"error":"docker down"}'), EngineUnavailable)
+    assert isinstance(error_for(500, b"<html>oops</html>"), SandboxError)
+    assert str(error_for(500, b"")) == "HTTP 500"
+
+
+async def test_execute_stream_and_keep_alive(live):
+    async with live.client(options=Isol8Options(timeout_ms=5000)) as remote:
+        for i in range(3):
+            result = await remote.execute(ExecutionRequest(code=f"print({i})"))
+            assert (result.stdout, result.exit_code) == (f"{i}\n", 0)
+        assert len(remote._idle) == 1  # one connection carried all three
+        events = [e async for e in remote.execute_stream(ExecutionRequest(code="echo a; exit 4", runtime="bash"))]
+        assert events[-1].type == "exit" and events[-1].data == "4"
+        assert "".join(e.data for e in events if e.type == "stdout") == "a\n"
+
+
+async def test_sessions_files_and_stop(live):
+    remote = live.client(session_id="client-session")
+    async with remote:
+        await remote.execute(ExecutionRequest(code="open('/sandbox/out.txt', 'w').write('made here')"))
+        assert await remote.get_file("/sandbox/out.txt") == b"made here"
+        await remote.put_file("/sandbox/in.txt", b"\x00binary\xff")
+        result = await remote.execute(ExecutionRequest(code="print(open('/sandbox/in.txt', 'rb').read())"))
+        assert result.stdout == "b'\\x00binary\\xff'\n"
+        assert await remote.get_file("in.txt") == b"\x00binary\xff"
+        with pytest.raises(FileNotFoundError):
+            await remote.get_file("missing.txt")
+        with pytest.raises(SessionError, match="cannot switch"):
+            await remote.execute(ExecutionRequest(code="echo", runtime="bash"))
+        assert [s.id for s in await remote.list_sessions()] == ["client-session"]
+    # stop() ended the session on the server.
+    async with live.client() as other:
+        assert await other.list_sessions() == []
+        assert await other.delete_session("client-session") is False
+        with pytest.raises(SessionError, match="session_id"):
+            await other.put_file("x.txt", b"x")
+
+
+async def test_put_file_before_any_run_in_an_unknown_session_is_refused(live):
+    async with live.client(session_id="never-ran") as remote:
+        with pytest.raises(SessionError, match="Session not found"):
+            await remote.put_file("x.txt", b"x")
+
+
+async def test_refusals_become_errors(live):
+    async with live.client("wrong-key") as remote:
+        with pytest.raises(AccessDenied, match="Invalid API key"):
+            await remote.execute(ExecutionRequest(code="1"))
+    async with live.client(options={"network": "host"}) as remote:
+        with pytest.raises(AccessDenied, match="network"):
+            await remote.execute(ExecutionRequest(code="1"))
+        with pytest.raises(AccessDenied, match="network"):
+            async for _ in remote.execute_stream(ExecutionRequest(code="1")):
+                pass
+    async with live.client() as remote:
+        with pytest.raises(InvalidRequest, match="exactly one"):
+            await remote.execute(ExecutionRequest(code="1", cmd="2"))
+
+
+async def test_unreachable_server():
+    with pytest.raises(EngineUnavailable, match="cannot reach"):
+        async with RemoteIsol8("http://127.0.0.1:9", "k"):
+            pass
+    with pytest.raises(InvalidRequest):
+        RemoteIsol8("ftp://example.com", "k")
+
+
+async def test_cli_run_with_host_goes_through_the_server(live):
+    env = {**os.environ, "ISOL8_API_KEY": MASTER}
+    done = await trio.run_process(
+        [sys.executable, "-m", "isol8rt", "run", "--host", live.url, "-e", "import sys; print('remote'); sys.exit(3)"],
+        capture_stdout=True, capture_stderr=True, check=False, env=env)
+    assert (done.stdout, done.returncode) == (b"remote\n", 3), done.stderr
+    assert live.server.engines.base.containers  # it ran on the server's engine
+    refused = await trio.run_process(
+        [sys.executable, "-m", "isol8rt", "run", "--host", live.url, "--key", "nope", "--no-stream", "-e", "1"],
+        capture_stdout=True, capture_stderr=True, check=False)
+    assert refused.returncode == 2 and b"Invalid API key" in refused.stderr
