@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 
 import trio
 
+from ..config import load_config, options_from_config
 from ..errors import InvalidRequest
 from ..runtimes import EXTENSIONS, RUNTIME_NAMES
 from ..types import ExecutionRequest, Isol8Options, NetworkFilter
@@ -36,6 +38,23 @@ def register(subparsers) -> None:
     source.add_argument("--stdin", metavar="DATA", help="data for the program's stdin (default: this "
                         "command's stdin when it is piped and the program comes from -e or a file)")
     source.add_argument("--workdir", metavar="DIR", help="working directory inside /sandbox")
+    source.add_argument("--files", metavar="DIR", help="copy DIR's files into /sandbox before running")
+    source.add_argument("--setup", action="append", default=[], metavar="SCRIPT",
+                        help="a bash script to run before the program, inline or @file (repeatable, in order; "
+                        "the program does not run if one fails)")
+    code_url = parser.add_argument_group("remote code (needs remoteCode.enabled in isol8rt.config.json)")
+    code_url.add_argument("--url", metavar="URL", help="run the program at URL")
+    code_url.add_argument("--github", metavar="OWNER/REPO/REF/PATH", help="run a file from GitHub")
+    code_url.add_argument("--gist", metavar="GIST_ID/FILE", help="run a file from a gist")
+    code_url.add_argument("--hash", metavar="SHA256", help="refuse the fetched program unless its sha256 is this")
+    code_url.add_argument("--allow-insecure-code-url", action="store_true", help="allow an http:// URL")
+    lifetime = parser.add_argument_group("lifetime")
+    lifetime.add_argument("--persistent", action="store_true", help="run in a session that keeps files and "
+                          "variables between invocations (the session 'default' unless --session)")
+    lifetime.add_argument("--session", metavar="NAME", help="run in the named session (implies --persistent); "
+                          "see `isol8rt session list|stop`")
+    lifetime.add_argument("--persist", action="store_true", help="keep the container after the run, for "
+                          "inspection (its id is printed)")
     output = parser.add_argument_group("output")
     output.add_argument("--out", metavar="FILE", help="also write the program's stdout to FILE")
     output.add_argument("--no-stream", action="store_true", help="print output when the run ends, not as it comes")
@@ -86,8 +105,13 @@ def _read_program(args) -> tuple[str | None, str | None, str | None]:
     runtime = args.runtime
     stdin_data = args.stdin
     piped = not sys.stdin.isatty()
-    if sum(x is not None for x in (args.eval, args.file, args.cmd)) > 1:
-        raise InvalidRequest("give one of -e/--eval, a file, or --cmd")
+    remote = [x for x in (args.url, args.github, args.gist) if x is not None]
+    if sum(x is not None for x in (args.eval, args.file, args.cmd)) + len(remote) > 1:
+        raise InvalidRequest("give one of -e/--eval, a file, --cmd, --url, --github or --gist")
+    if remote:
+        if stdin_data is None and piped:
+            stdin_data = sys.stdin.read()
+        return None, runtime or _runtime_of(remote[0]) or "python", stdin_data
     if args.cmd is not None:
         if stdin_data is None and piped:
             stdin_data = sys.stdin.read()
@@ -116,6 +140,48 @@ def _read_program(args) -> tuple[str | None, str | None, str | None]:
     return code, runtime or "python", stdin_data
 
 
+def _extension_of(url: str) -> str | None:
+    extension = os.path.splitext(url.split("?", 1)[0])[1]
+    return extension if extension.lower() in EXTENSIONS else None
+
+
+def _runtime_of(url: str) -> str | None:
+    return EXTENSIONS.get(os.path.splitext(url.split("?", 1)[0])[1].lower())
+
+
+def _code_url(args) -> str | None:
+    from ..remote_code import gist_url, github_url
+
+    if args.github:
+        return github_url(args.github)
+    if args.gist:
+        return gist_url(args.gist)
+    return args.url
+
+
+def _directory_files(directory: str) -> dict[str, bytes]:
+    if not os.path.isdir(directory):
+        raise InvalidRequest(f"--files {directory}: not a directory")
+    files = {}
+    for root, dirnames, names in os.walk(directory):
+        dirnames.sort()
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            if os.path.islink(path):
+                continue  # a link could point anywhere on this machine: not sent
+            with open(path, "rb") as file:
+                files[os.path.relpath(path, directory)] = file.read()
+    return files
+
+
+def _setup_script(values: list[str]) -> str | None:
+    from .build import read_scripts
+
+    scripts = read_scripts(values)
+    # Each script in its own bash, in order; the first that fails stops the run before the program.
+    return "set -e\n" + "".join(f"bash -e -c {shlex.quote(script)}\n" for script in scripts) if scripts else None
+
+
 def _options(args) -> Isol8Options:
     fields = {
         "timeout_ms": args.timeout,
@@ -129,7 +195,11 @@ def _options(args) -> Isol8Options:
         "max_output_size": args.max_output,
         "debug": args.debug or None,
     }
-    options = Isol8Options(**{key: value for key, value in fields.items() if value is not None})
+    # The config file's defaults first; the command line's flags over them.
+    options = options_from_config(load_config().config)
+    for key, value in fields.items():
+        if value is not None:
+            setattr(options, key, value)
     if (args.allow or args.deny) and options.network != "filtered":
         if args.net is not None:
             raise InvalidRequest(f"--allow and --deny apply to --net filtered, not --net {args.net}")
@@ -138,11 +208,14 @@ def _options(args) -> Isol8Options:
         # Packages need their registry, and nothing else: filtered to it rather than no network or all of it.
         options.network = "filtered"
         args.allow = args.allow or list(REGISTRY_HOSTS.get(args.runtime or "python", ()))
-    if options.network == "filtered":
+    if options.network == "filtered" and (args.allow or args.deny or options.network_filter is None):
         options.network_filter = NetworkFilter(whitelist=list(args.allow), blacklist=list(args.deny))
-        options.log_network = args.log_network
-    options.readonly_root_fs = not args.writable
+    if args.log_network:
+        options.log_network = True
+    if args.writable:
+        options.readonly_root_fs = False
     options.secrets = _pairs("--secret", args.secret)
+    options.persist = args.persist
     # One run, then gone: no warm pool to fill and tear down again.
     options.pool_strategy = "secure"
     options.pool_size = 0
@@ -154,15 +227,21 @@ def _handle(args) -> int:
     file_extension = None
     if args.file is not None and runtime == EXTENSIONS.get(os.path.splitext(args.file)[1].lower()):
         file_extension = os.path.splitext(args.file)[1]
+    code_url = _code_url(args)
     request = ExecutionRequest(
         runtime=runtime,
         code=code,
         cmd=args.cmd,
+        code_url=code_url,
+        code_hash=args.hash,
+        allow_insecure_code_url=args.allow_insecure_code_url,
         stdin=stdin_data,
         env=_pairs("--env", args.env),
         install_packages=list(args.install),
         workdir=args.workdir,
-        file_extension=file_extension,
+        file_extension=file_extension if file_extension else (_extension_of(code_url) if code_url else None),
+        files=_directory_files(args.files) if args.files else {},
+        setup_script=_setup_script(args.setup),
     )
     if args.debug:
         import logging
@@ -174,19 +253,22 @@ def _handle(args) -> int:
 async def _run(request: ExecutionRequest, options: Isol8Options, args) -> int:
     out_file = open(args.out, "w", encoding="utf-8") if args.out else None  # noqa: SIM115
     try:
+        session = session_name(args)
         async with _engine(options, args) as engine:
-            if args.no_stream or args.log_network:
+            if args.no_stream or args.log_network or args.persist:
                 # The network log comes with the whole result, so --log-network waits for it too.
-                result = await engine.execute(request)
+                result = await engine.execute(request, **({"session_id": session} if session else {}))
                 _write(sys.stdout, result.stdout, out_file)
                 _write(sys.stderr, result.stderr)
                 for entry in result.network_logs or ():
                     target = f"{entry.host}:{entry.port}{entry.path or ''}"
                     _write(sys.stderr, f"isol8rt: network {entry.action} {entry.method} {target}"
                                        f"{f' ({entry.reason})' if entry.reason else ''}\n")
+                if args.persist and result.container_id:
+                    _write(sys.stderr, f"isol8rt: container kept for inspection: {result.container_id[:12]}\n")
                 return result.exit_code
             exit_code = 1
-            async for event in engine.execute_stream(request):
+            async for event in engine.execute_stream(request, **({"session_id": session} if session else {})):
                 if event.phase == "setup" and event.type in ("stdout", "stderr"):
                     # Installer chatter is not the program's output: keep stdout for the program.
                     _write(sys.stderr, event.data)
@@ -213,7 +295,15 @@ def _engine(options: Isol8Options, args):
         return RemoteIsol8(args.host, args.key or os.environ.get("ISOL8_API_KEY"), options=options)
     from ..engine import DockerIsol8
 
-    return DockerIsol8(options)
+    # A session's container outlives this command, found again by name by the next one.
+    return DockerIsol8(options, detached_sessions=session_name(args) is not None)
+
+
+def session_name(args) -> str | None:
+    """The detached session a run belongs to: --session NAME, or 'default' with --persistent."""
+    if args.session:
+        return f"cli-{args.session}"
+    return "cli-default" if args.persistent else None
 
 
 def _write(stream, text: str, copy=None) -> None:

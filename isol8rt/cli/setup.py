@@ -7,6 +7,7 @@ import time
 
 import trio
 
+from ..config import load_config
 from ..daemon import ensure_daemon
 from ..docker import DockerClient
 from ..images import BuildFailed, ImageReport, normalize_packages, selected_runtimes, setup
@@ -43,6 +44,11 @@ def register(subparsers) -> None:
 def run(args) -> int:
     runtimes = args.runtimes or RUNTIME_NAMES
     bake = {runtime: getattr(args, runtime) for runtime in RUNTIME_NAMES if getattr(args, runtime) is not None}
+    # The config file's `dependencies` are baked too, for runtimes the command line says nothing about.
+    dependencies = load_config().config.dependencies
+    for runtime in RUNTIME_NAMES:
+        if runtime not in bake and getattr(dependencies, runtime):
+            bake[runtime] = list(getattr(dependencies, runtime))
     # Refuse bad names before Docker is even started.
     selected_runtimes(runtimes, bake)
     for runtime, packages in bake.items():
