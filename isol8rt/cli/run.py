@@ -253,7 +253,8 @@ def _handle(args) -> int:
 async def _run(request: ExecutionRequest, options: Isol8Options, args) -> int:
     out_file = open(args.out, "w", encoding="utf-8") if args.out else None  # noqa: SIM115
     try:
-        session = session_name(args)
+        # A remote session is named when the client is made; a local one per call.
+        session = None if args.host else session_name(args)
         async with _engine(options, args) as engine:
             if args.no_stream or args.log_network or args.persist:
                 # The network log comes with the whole result, so --log-network waits for it too.
@@ -292,7 +293,8 @@ def _engine(options: Isol8Options, args):
     if args.host:
         from ..client import RemoteIsol8
 
-        return RemoteIsol8(args.host, args.key or os.environ.get("ISOL8_API_KEY"), options=options)
+        return RemoteIsol8(args.host, args.key or os.environ.get("ISOL8_API_KEY"), session_id=session_name(args),
+                           options=options)
     from ..engine import DockerIsol8
 
     # A session's container outlives this command, found again by name by the next one.
