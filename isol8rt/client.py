@@ -157,7 +157,10 @@ class RemoteIsol8:
     """
 
     def __init__(self, host: str, api_key: str | None = None, session_id: str | None = None,
-                 options: Isol8Options | dict[str, Any] | None = None, *, connect_timeout: float = 10.0) -> None:
+                 options: Isol8Options | dict[str, Any] | None = None, *, connect_timeout: float = 10.0,
+                 keep_session: bool = False) -> None:
+        """``keep_session``: stop() leaves the session on the server (the server ends it when idle), for a
+        caller that comes back to it later, as the CLI's ``--persistent`` does."""
         url = urlsplit(host if "://" in host else f"http://{host}")
         if url.scheme not in ("http", "https") or not url.hostname:
             raise InvalidRequest(f"host: {host!r} is not an http:// or https:// URL")
@@ -167,6 +170,7 @@ class RemoteIsol8:
         self._authority = url.netloc.rpartition("@")[2].encode("idna")
         self._base = url.path.rstrip("/")
         self.session_id = session_id
+        self.keep_session = keep_session
         self.options = options
         self._auth = [(b"Authorization", f"Bearer {api_key}".encode())] if api_key else []
         self._connect_timeout = connect_timeout
@@ -190,7 +194,7 @@ class RemoteIsol8:
     async def stop(self) -> None:
         """End this client's session on the server (if it has one) and close its connections."""
         try:
-            if self.session_id is not None:
+            if self.session_id is not None and not self.keep_session:
                 with trio.CancelScope(shield=True), trio.move_on_after(30):
                     await self.delete_session(self.session_id)
         finally:

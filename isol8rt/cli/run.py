@@ -294,7 +294,7 @@ def _engine(options: Isol8Options, args):
         from ..client import RemoteIsol8
 
         return RemoteIsol8(args.host, args.key or os.environ.get("ISOL8_API_KEY"), session_id=session_name(args),
-                           options=options)
+                           options=options, keep_session=True)
     from ..engine import DockerIsol8
 
     # A session's container outlives this command, found again by name by the next one.
