@@ -190,30 +190,50 @@ def wipe(directory: str) -> int:
     return removed
 
 
-def _wipe_fd(dir_fd: int) -> int:
+def _wipe_fd(top_fd: int) -> int:
+    """Empty the directory open as ``top_fd``, depth first, without recursion: user code may have built a
+    tree deep enough to exhaust Python's stack (which would take PID 1 down with it)."""
     removed = 0
-    with os.scandir(dir_fd) as entries:
-        names = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
-    for name, is_dir in names:
-        if is_dir:
+    # Each frame: (directory fd, its entries not yet handled, the name of the child being emptied).
+    stack: list[tuple[int, list[tuple[str, bool]], str | None]] = [(top_fd, _entries(top_fd), None)]
+    try:
+        while stack:
+            fd, entries, _ = stack[-1]
+            if not entries:
+                stack.pop()
+                if stack:  # the child directory is empty now: close it and remove it from its parent
+                    os.close(fd)
+                    parent_fd, parent_entries, name = stack[-1]
+                    with contextlib.suppress(OSError):
+                        os.rmdir(name, dir_fd=parent_fd)
+                        removed += 1
+                continue
+            name, is_dir = entries.pop()
+            if not is_dir:
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=fd)
+                    removed += 1
+                continue
             with contextlib.suppress(OSError):
-                os.chmod(name, 0o700, dir_fd=dir_fd, follow_symlinks=False)
+                os.chmod(name, 0o700, dir_fd=fd, follow_symlinks=False)
             try:
-                child = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+                child = os.open(name, _DIR_FLAGS, dir_fd=fd)
             except OSError:
                 continue
-            try:
-                removed += _wipe_fd(child)
-            finally:
-                os.close(child)
-            with contextlib.suppress(OSError):
-                os.rmdir(name, dir_fd=dir_fd)
-                removed += 1
-        else:
-            with contextlib.suppress(OSError):
-                os.unlink(name, dir_fd=dir_fd)
-                removed += 1
+            stack[-1] = (fd, entries, name)
+            stack.append((child, _entries(child), None))
+    finally:
+        for fd, _, _ in stack[1:]:
+            os.close(fd)
     return removed
+
+
+def _entries(dir_fd: int) -> list[tuple[str, bool]]:
+    try:
+        with os.scandir(dir_fd) as entries:
+            return [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+    except OSError:
+        return []
 
 
 def is_empty(directory: str, allowed: frozenset[str] = frozenset()) -> bool:

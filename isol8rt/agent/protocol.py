@@ -124,6 +124,9 @@ class Run(_Message, tag="run"):
     max_output: int = 1024 * 1024
     #: Files read back after the process ends, sent as :class:`FileData` before :class:`Exit`.
     output_paths: list[str] = []
+    #: The most bytes all output files together may send back (a sparse or growing file is cut off here
+    #: and reported in ``file_errors``, never sent in part).
+    max_file_bytes: int = 512 * 1024 * 1024
     #: Run in the container's persistent interpreter for this runtime instead of a new process.
     session: str | None = None
     #: Filtered networking only: this run's own policy instead of the container's (None: the container's).
@@ -150,6 +153,7 @@ class GetFile(_Message, tag="get"):
 
     id: int
     path: str
+    max_bytes: int = 512 * 1024 * 1024
 
 
 class Reset(_Message, tag="reset"):

@@ -84,7 +84,14 @@ def _kill_as(uid: int) -> None:
                     os.kill(-1, signal.SIGKILL)
         finally:
             os._exit(0)
-    os.waitpid(pid, 0)
+    # It runs as the sandbox user, so user code could stop it (SIGSTOP): never wait on it for long.
+    deadline = time.monotonic() + 1.0
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return
+        time.sleep(0.0005)
 
 
 def _wait_gone(pids: list[int], reap, until: float) -> None:

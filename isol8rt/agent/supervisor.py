@@ -830,44 +830,50 @@ class Agent:
         if message.ack and message.last:
             self.send(Done(id=message.id))
 
-    def _read_file(self, op_id: int, path: str) -> str | None:
-        """Send ``path`` as FileData chunks; returns an error message instead when it cannot be read."""
+    def _read_file(self, op_id: int, path: str, budget: int) -> tuple[str | None, int]:
+        """Send ``path`` as FileData chunks, at most ``budget`` bytes; returns (an error message or None,
+        the bytes sent). A file over the budget (its size says so, or it grows while read) is not sent in
+        part: what went is followed by an empty last chunk and the error, and the host drops it all."""
         try:
             with files.as_user(self.config.uid, self.config.gid):
                 fd = files.open_for_reading(self.config.sandbox, path)
         except files.PathRefused as exc:
-            return str(exc)
+            return str(exc), 0
         except OSError as exc:
-            return f"{path}: {exc.strerror or exc}"
+            return f"{path}: {exc.strerror or exc}", 0
+        sent = 0
         try:
-            first = True
+            if os.fstat(fd).st_size > budget:
+                return f"{path}: {os.fstat(fd).st_size} bytes, over the {budget}-byte limit for output files", 0
             while True:
                 data = os.read(fd, CHUNK_SIZE)
-                if not data and not first:
+                if sent + len(data) > budget:
                     self.send(FileData(id=op_id, path=path, data=b"", last=True))
-                    return None
-                first = False
+                    return f"{path}: grew past the {budget}-byte limit for output files while being read", sent
+                sent += len(data)
                 last = len(data) < CHUNK_SIZE
                 self.send(FileData(id=op_id, path=path, data=data, last=last))
                 if last:
-                    return None
+                    return None, sent
                 if len(self.out) > _OUT_HIGH:
                     self._flush_blocking()
         finally:
             os.close(fd)
 
     def _get_file(self, message: GetFile) -> None:
-        error = self._read_file(message.id, message.path)
+        error, _ = self._read_file(message.id, message.path, message.max_bytes)
         if error is None:
             self.send(Done(id=message.id))
         else:
-            kind = "not_found" if "no such file" in error else "bad_path"
+            kind = "not_found" if "no such file" in error else ("too_large" if "limit" in error else "bad_path")
             self.send(Failed(id=message.id, message=error, kind=kind))
 
     def _send_output_files(self, request: Run) -> dict[str, str]:
         errors = {}
+        budget = request.max_file_bytes
         for path in request.output_paths:
-            error = self._read_file(request.id, path)
+            error, sent = self._read_file(request.id, path, budget)
+            budget -= sent
             if error is not None:
                 errors[path] = error
         return errors
@@ -933,25 +939,22 @@ class Agent:
             self._kill_prestarted(prestarted)
             return None
         finally:
-            os.close(prestarted.fifo)
-            prestarted.fifo = -1
+            if prestarted.fifo >= 0:
+                os.close(prestarted.fifo)
+                prestarted.fifo = -1
         # Anything else started before this run would now have seen another process come first.
         self.prestart_stale = True
         return prestarted.child
 
     def _drop_prestarted(self, prestarted: Prestarted) -> None:
+        """Forget a prestarted process (it died, or was killed): its descriptors, and its FIFO, which must
+        not stay behind as the program file: nobody would ever read it again."""
         if prestarted in self.prestarted:
             self.prestarted.remove(prestarted)
         for fd in (prestarted.fifo, prestarted.child.stdin, prestarted.child.stdout, prestarted.child.stderr):
             if fd >= 0:
                 os.close(fd)
-        prestarted.fifo = -1
-
-    def _kill_prestarted(self, prestarted: Prestarted) -> None:
-        kill_group(prestarted.child.pid)
-        self.by_pid.pop(prestarted.child.pid, None)
-        self._drop_prestarted(prestarted)
-        # Its FIFO must not stay behind as the program file: nobody would ever read it again.
+        prestarted.fifo = prestarted.child.stdin = prestarted.child.stdout = prestarted.child.stderr = -1
         path = os.path.join(self.config.sandbox, *files.split_path(self.config.sandbox, prestarted.spec.code_path))
         with files.as_user(self.config.uid, self.config.gid):
             try:
@@ -959,6 +962,11 @@ class Agent:
                     os.unlink(path)
             except FileNotFoundError:
                 pass
+
+    def _kill_prestarted(self, prestarted: Prestarted) -> None:
+        kill_group(prestarted.child.pid)
+        self.by_pid.pop(prestarted.child.pid, None)
+        self._drop_prestarted(prestarted)
 
     def _discard_prestarts(self) -> None:
         for prestarted in list(self.prestarted):

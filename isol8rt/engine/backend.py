@@ -66,6 +66,7 @@ class ContainerBackend(Protocol):
     async def remove(self, container_id: str) -> None: ...
     async def list(self, labels: dict[str, str]) -> list[str]: ...
     async def find_running(self, labels: dict[str, str]) -> list[tuple[str, dict[str, str]]]: ...
+    async def out_of_memory(self, container_id: str) -> bool: ...
     async def find_baked_image(self, runtime: str, packages: list[str]) -> str | None: ...
     async def aclose(self) -> None: ...
 
@@ -175,6 +176,13 @@ class DockerBackend:
     async def list(self, labels: dict[str, str]) -> list[str]:
         containers = await self.client.list_containers(all=True, labels={LABEL_MANAGED_BY: MANAGED_BY, **labels})
         return [container.id for container in containers]
+
+    async def out_of_memory(self, container_id: str) -> bool:
+        """Whether the container's memory cgroup OOM-killed its init process (the agent)."""
+        try:
+            return (await self.client.inspect_container(container_id)).state.oom_killed
+        except docker.DockerError:
+            return False
 
     async def find_running(self, labels: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
         """(id, labels) of the running containers isol8rt made that carry ``labels``."""

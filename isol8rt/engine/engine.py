@@ -37,7 +37,7 @@ from .backend import ContainerBackend, DockerBackend, SandboxSpec
 from .limits import network_policy, sandbox_spec
 from .netlog import network_logs
 from .output import StreamText, mask
-from .plan import ExecutionPlan, RunPlan, plan_execution, prestart_spec
+from .plan import ExecutionPlan, RunPlan, plan_execution, prestart_spec, upload_limit_bytes
 from .pool import Pool
 from .sandbox import Sandbox
 from .control import RunControl
@@ -373,6 +373,7 @@ class DockerIsol8:
         # The control may write stdin only once the Run is on its way: the agent drops what it gets first.
         on_sent = (lambda: control._attach(sandbox, op_id)) if control is not None else None
         streams = {1: StreamText(run.max_output, secrets), 2: StreamText(run.max_output, secrets)}
+        received = 0
         texts = {1: outcome.stdout, 2: outcome.stderr}
         names = {1: "stdout", 2: "stderr"}
         async for message in sandbox.operate(messages, op_id, run.timeout_ms / 1000, on_sent):
@@ -384,9 +385,14 @@ class DockerIsol8:
                     if stream:
                         yield StreamEvent(type=names[message.fd], data=text, phase=phase)
             elif kind is protocol.FileData:
-                outcome.files.setdefault(message.path, bytearray()).extend(message.data)
+                # The agent keeps to the budget; this holds even if it did not.
+                received += len(message.data)
+                if received <= run.max_file_bytes:
+                    outcome.files.setdefault(message.path, bytearray()).extend(message.data)
             elif kind is protocol.Exit:
                 outcome.exit = message
+                for path in message.file_errors:  # cut off, or refused: never handed over in part
+                    outcome.files.pop(path, None)
             elif kind is protocol.Failed:
                 outcome.failure = mask(message.message, secrets)
         for fd, text_stream in streams.items():
@@ -521,7 +527,8 @@ class DockerIsol8:
         if session is None:
             session = self._sessions[session_id] = Session(
                 session_id, functools.partial(self._make_session_sandbox, session_id),
-                functools.partial(self._find_session_sandbox, session_id) if self._detached else None)
+                functools.partial(self._find_session_sandbox, session_id) if self._detached else None,
+                file_limit=upload_limit_bytes(self.options))
         return session
 
     def sessions(self) -> list[SessionInfo]:

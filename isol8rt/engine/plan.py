@@ -16,7 +16,7 @@ from ..agent import protocol
 from ..errors import InvalidRequest
 from ..runtimes import PROXY_PORT, RUNTIMES, SANDBOX_DIR, RuntimeInfo
 from ..types import ExecutionRequest, Isol8Options, file_bytes
-from .limits import network_policy
+from .limits import network_policy, parse_size
 
 #: The largest program text accepted (it travels in one frame).
 MAX_CODE_BYTES = 16 * 1024 * 1024
@@ -83,6 +83,8 @@ class RunPlan:
     session: str | None = None
     network_policy: protocol.NetworkPolicy | None = None
     log_network: bool = False
+    #: What all output files together may bring back: the sandbox's size (no real file there is larger).
+    max_file_bytes: int = 512 * 1024 * 1024
 
     def messages(self, op_id: int, *, stdin_open: bool = False) -> list:
         """The frames that start this run: its files (chunked), then the Run itself."""
@@ -94,8 +96,8 @@ class RunPlan:
         messages.append(protocol.Run(
             id=op_id, argv=self.argv, env=self.env, cwd=self.cwd, code=self.code, code_path=self.code_path,
             stdin=self.stdin, stdin_open=stdin_open, timeout_ms=self.timeout_ms, max_output=self.max_output,
-            output_paths=self.output_paths, session=self.session, network_policy=self.network_policy,
-            log_network=self.log_network,
+            output_paths=self.output_paths, max_file_bytes=self.max_file_bytes, session=self.session,
+            network_policy=self.network_policy, log_network=self.log_network,
         ))
         return messages
 
@@ -174,6 +176,17 @@ def resolve_workdir(workdir: str | None) -> str:
     return resolved
 
 
+#: Memory a sandbox keeps for its processes when files are uploaded into /sandbox (a tmpfs counted in the
+#: container's memory): an upload that took all of it would get the agent OOM-killed instead of an error.
+_MEMORY_HEADROOM = 64 * 1024 * 1024
+
+
+def upload_limit_bytes(options: Isol8Options) -> int:
+    """The most bytes of files a run (or a session's put_file) may bring into /sandbox."""
+    memory = parse_size("memoryLimit", options.memory_limit)
+    return max(0, min(parse_size("sandboxSize", options.sandbox_size), memory - _MEMORY_HEADROOM))
+
+
 def check_env(field_name: str, env: dict[str, str]) -> None:
     for name, value in env.items():
         if not isinstance(name, str) or not _ENV_NAME.match(name):
@@ -238,6 +251,12 @@ def plan_execution(request: ExecutionRequest, options: Isol8Options, *, baked: b
             raise InvalidRequest(f"files[{path!r}]: {exc}") from None
     for path in request.output_paths:
         _check_path("outputPaths", path)
+    sandbox_bytes = parse_size("sandboxSize", options.sandbox_size)
+    upload_limit = upload_limit_bytes(options)
+    total = sum(len(data) for _, data in files)
+    if total > upload_limit:
+        raise InvalidRequest(f"files: {total} bytes, more than fit in this sandbox ({upload_limit} bytes: its "
+                             f"/sandbox size, and its memory, which /sandbox is charged to)")
     max_output = options.max_output_size
     if request.max_output_size is not None:
         if not isinstance(request.max_output_size, int) or request.max_output_size < 1:
@@ -245,6 +264,7 @@ def plan_execution(request: ExecutionRequest, options: Isol8Options, *, baked: b
         max_output = min(max_output, request.max_output_size)
     code_plan = RunPlan(argv=[], env=env, cwd=cwd, stdin=stdin, timeout_ms=timeout_ms,
                         max_output=max_output, output_paths=list(request.output_paths), files=files,
+                        max_file_bytes=sandbox_bytes,
                         log_network=options.log_network and options.network == "filtered")
     if request.network_filter is not None:
         if options.network != "filtered":

@@ -24,6 +24,9 @@ READY_TIMEOUT_S = 30.0
 #: before it gives the container up as broken.
 AGENT_GRACE_S = 5.0
 
+#: How long sending a run's messages (its files included) may take before the container is given up.
+SEND_TIMEOUT_S = 120.0
+
 #: How long a session's cell gets to stop on SIGINT before it is killed (and the session's state with it).
 SESSION_INTERRUPT_GRACE_S = 2.0
 
@@ -155,7 +158,13 @@ class Sandbox:
         finished = False
         self.pending_op = op_id
         try:
-            await self.channel.send(*messages)
+            # Bounded: a container whose agent stopped reading (killed for memory, say) must not hold the
+            # caller forever on a full pipe.
+            with trio.move_on_after(SEND_TIMEOUT_S) as sending:
+                await self.channel.send(*messages)
+            if sending.cancelled_caught:
+                self.broken = True
+                raise SandboxError(await self._failure("stopped taking input"))
             if on_sent is not None:
                 on_sent()  # e.g. a RunControl may talk to the run now: the agent has it first
             deadline = trio.current_time() + (timeout_s + AGENT_GRACE_S if timeout_s else float("inf"))
@@ -176,10 +185,18 @@ class Sandbox:
                     return
         except ChannelBroken as exc:
             self.broken = True
-            raise SandboxError(f"container {self.container_id[:12]} failed: {exc}") from None
+            raise SandboxError(await self._failure(str(exc))) from None
         finally:
             if not finished:
                 self.broken = True
+
+    async def _failure(self, what: str) -> str:
+        """Why the container failed, in the user's terms: out of memory is the usual cause."""
+        with trio.CancelScope(shield=True), trio.move_on_after(5):
+            if await self.backend.out_of_memory(self.container_id):
+                return (f"the sandbox ran out of memory (its limit is {self.spec.memory_bytes // (1024 * 1024)} MiB, "
+                        "which /sandbox's files count against) and its agent was killed; the run's outcome is lost")
+        return f"container {self.container_id[:12]} failed: {what}"
 
     async def interrupt(self, op_id: int, *, gentle: bool = False) -> bool:
         """End a run a consumer walked away from and wait for its end; True when the sandbox survived

@@ -31,8 +31,11 @@ class Session:
     (the CLI's ``--session``), so it is looked for before one is made, and left running at close."""
 
     def __init__(self, session_id: str, make_sandbox: Callable[[RuntimeInfo, str], Awaitable[Sandbox]],
-                 find_sandbox: Callable[[], Awaitable[tuple[Sandbox, str] | None]] | None = None) -> None:
+                 find_sandbox: Callable[[], Awaitable[tuple[Sandbox, str] | None]] | None = None,
+                 file_limit: int = 512 * 1024 * 1024) -> None:
         self.id = session_id
+        #: The largest file put_file takes and get_file brings back (the sandbox's size, within memory).
+        self.file_limit = file_limit
         self._make_sandbox = make_sandbox
         self._find_sandbox = find_sandbox
         self.detached = find_sandbox is not None
@@ -84,6 +87,8 @@ class Session:
         self._staged.clear()
 
     async def put_file(self, path: str, data: bytes) -> None:
+        if len(data) > self.file_limit:
+            raise InvalidRequest(f"{path}: {len(data)} bytes, more than fit in this sandbox ({self.file_limit} bytes)")
         async with self.lock:
             self.last_used = time.time()
             await self._adopt()
@@ -117,7 +122,8 @@ class Session:
                 raise FileNotFoundError(f"{path}: no such file")
             data = bytearray()
             op_id = self.sandbox.next_id()
-            async for message in self.sandbox.operate([protocol.GetFile(id=op_id, path=path)], op_id, None):
+            request = protocol.GetFile(id=op_id, path=path, max_bytes=self.file_limit)
+            async for message in self.sandbox.operate([request], op_id, None):
                 if isinstance(message, protocol.FileData):
                     data += message.data
                 elif isinstance(message, protocol.Failed):

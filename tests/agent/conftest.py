@@ -1,5 +1,9 @@
 """Run the agent as a local process (no container) and talk to it over pipes, as the engine does over the
-container's attach stream. User processes run as uid 1000 in a temporary sandbox directory."""
+container's attach stream. User processes run as SANDBOX_UID in a temporary sandbox directory.
+
+Not uid 1000: on the host there is no PID namespace around the agent, and its reset kills every process of
+its sandbox uid, which for 1000 would include the user processes of every container on this machine (and
+a real user's)."""
 
 from __future__ import annotations
 
@@ -14,13 +18,14 @@ import trio
 
 from isol8rt.agent import protocol
 
-SANDBOX_UID = 1000
+SANDBOX_UID = 47_291  # a uid nothing else on a test machine runs as
 
 
 class LocalAgent:
     def __init__(self, process: trio.Process, sandbox: str) -> None:
         self.process = process
         self.sandbox = sandbox
+        self.uid = SANDBOX_UID
         self.decoder = protocol.host_decoder()
         self.encoder = protocol.FrameEncoder()
         self.pending: list = []
@@ -59,7 +64,7 @@ class LocalAgent:
 
 @pytest.fixture
 def sandbox_dir():
-    # Not under pytest's tmp_path: its parents are private to root, and uid 1000 must reach the sandbox.
+    # Not under pytest's tmp_path: its parents are private to root, and the sandbox uid must reach it.
     root = tempfile.mkdtemp(prefix="isol8rt-agent-")
     os.chmod(root, 0o755)
     os.chown(root, SANDBOX_UID, SANDBOX_UID)
@@ -70,7 +75,7 @@ def sandbox_dir():
 @pytest.fixture
 async def agent(sandbox_dir):
     if os.getuid() != 0:
-        pytest.skip("the local agent tests drop to uid 1000 and so need root")
+        pytest.skip("the local agent tests drop to another uid and so need root")
     process = await trio.lowlevel.open_process(
         [sys.executable, "-c", "from isol8rt.agent.supervisor import main; main()",
          "--sandbox", sandbox_dir, "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--wipe", sandbox_dir],

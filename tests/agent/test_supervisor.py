@@ -34,7 +34,7 @@ async def test_stderr_apart_and_stdin(agent):
 async def test_runs_as_sandbox_user_in_own_session(agent):
     code = "import os\nprint(os.getuid(), os.getgid(), os.getgroups(), os.getsid(0) == os.getpid(), os.getpgrp() == os.getpid())"
     out, _, exit, _ = await agent.run(python_run(1, code, agent.sandbox))
-    assert out == b"1000 1000 [] True True\n", out
+    assert out == f"{agent.uid} {agent.uid} [] True True\n".encode(), out
 
 
 async def test_timeout_kills_group_and_keeps_earlier_output(agent):
@@ -152,3 +152,13 @@ async def test_files_refuse_to_write_into_a_fifo(agent):
     await agent.send(PutFile(id=2, path="pipe", data=b"x", ack=True))
     answer = (await agent.until(lambda m: getattr(m, "id", None) == 2, timeout=5))[-1]
     assert isinstance(answer, Failed) and "FIFO" in answer.message
+
+
+async def test_reset_survives_a_very_deep_tree(agent):
+    # Regression: a recursive wipe hit Python's recursion limit on ~3000 levels and took the agent down.
+    code = "import os\nfor _ in range(4000):\n    os.mkdir('d')\n    os.chdir('d')\nopen('leaf', 'w').write('x')"
+    _, err, exit, _ = await agent.run(python_run(1, code, agent.sandbox), timeout=60)
+    assert exit.exit_code == 0, err
+    await agent.send(Reset(id=2))
+    seen = await agent.until(lambda m: isinstance(m, Ready), timeout=60)
+    assert "files" in seen[-1].verified and os.listdir(agent.sandbox) == []
