@@ -28,6 +28,8 @@ from .types import (
     SessionInfo,
     StreamEvent,
 )
+from . import aio
+from .sync import Sandbox
 
 __all__ = [
     "DockerIsol8",
@@ -44,6 +46,7 @@ __all__ = [
     "RemoteIsol8",
     "ResourceUsage",
     "RunControl",
+    "Sandbox",
     "SandboxError",
     "SecurityConfig",
     "SessionError",
@@ -51,4 +54,5 @@ __all__ = [
     "SetupError",
     "StreamEvent",
     "__version__",
+    "aio",
 ]
