@@ -1,0 +1,59 @@
+"""What a benchmark run measures, and how much: the full set and the ``--quick`` subset."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+#: The sections of a run, in the order they run.
+SECTIONS = ("warm", "modes", "sweep", "session", "network", "server", "output", "files", "cold", "baselines")
+
+
+@dataclass
+class Settings:
+    quick: bool = False
+    sections: list[str] = field(default_factory=lambda: list(SECTIONS))
+    #: Runtimes of the warm sequential runs.
+    runtimes: list[str] = field(default_factory=lambda: ["python", "bash", "node", "bun", "deno"])
+    #: Runtimes of the cold runs and of the docker exec / docker run baselines.
+    cold_runtimes: list[str] = field(default_factory=lambda: ["python", "bash", "node", "bun", "deno"])
+    runs: int = 300
+    warmup: int = 30
+    cold_runs: int = 20
+    cold_warmup: int = 1
+    think_ms: float = 20.0
+    burst_size: int = 16
+    bursts: int = 10
+    burst_pause_s: float = 0.3
+    concurrency: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
+    sweep_seconds: float = 5.0
+    sweep_warmup_s: float = 1.0
+    pool_size: int = 4
+    max_concurrent: int = 16
+    network_runs: int = 200
+    server_runs: int = 300
+    server_seconds: float = 8.0
+    server_concurrency: int = 8
+    session_runs: int = 200
+    output_sizes: list[int] = field(default_factory=lambda: [1 << 10, 64 << 10, 1 << 20, 10 << 20])
+    file_sizes: list[int] = field(default_factory=lambda: [1 << 10, 1 << 20, 10 << 20])
+    size_runs: int = 30
+    exec_runs: int = 50
+    #: docker run --rm baselines when the cold section is off (with it on, each cold run is paired with one).
+    docker_run_runs: int = 20
+    #: A latency loop stops early (keeping what it has) once it has run this long.
+    loop_cap_s: float = 180.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def quick() -> Settings:
+    """``--quick``: python, bash and node warm (n=100); python only for cold, the modes, the sweep (1.5 s a
+    level), the variants and the baselines; output 1 KiB and 1 MiB; files 1 MiB; every loop capped at 12 s.
+    Under two minutes on a quiet 2-core machine."""
+    return replace(
+        Settings(), quick=True, runtimes=["python", "bash", "node"], cold_runtimes=["python"], runs=100, warmup=15,
+        cold_runs=5, bursts=4, burst_size=8, sweep_seconds=1.5, sweep_warmup_s=0.4, network_runs=60,
+        server_runs=100, server_seconds=3.0, session_runs=50, output_sizes=[1 << 10, 1 << 20],
+        file_sizes=[1 << 20], size_runs=8, exec_runs=10, docker_run_runs=4, loop_cap_s=12.0,
+    )
