@@ -184,11 +184,16 @@ class Shutdown(_Message, tag="shutdown"):
 
 
 class Ready(_Message, tag="ready"):
-    """The agent is up (generation 0) or has finished a reset (generation n + 1) and holds no user state."""
+    """The agent is ready for a run: it has started (``reason`` "start"), applied a Configure
+    ("configured"), or finished a reset ("reset", generation n + 1, holding no user state).
+
+    After "configured" and "reset" it comes only once the prestarted interpreters are waiting for their
+    program (or could not start), so a run given to this container does not wait for one to start."""
 
     version: int
     generation: int = 0
     pid: int = 0
+    reason: Literal["start", "configured", "reset"] = "start"
     #: Names of what the reset verified, e.g. ``["processes", "files", "ipc"]``.
     verified: list[str] = []
 

@@ -60,6 +60,9 @@ _F_SETPIPE_SZ = 1031
 # A stand-in filter whose installation always fails, so nothing runs when the real one could not be prepared.
 _REFUSE_TO_SPAWN = object()
 _SANDBOX_PATH = "/sandbox/.local/bin:/sandbox/node_modules/.bin:/sandbox/.npm-global/bin:"
+# A prestarted interpreter is checked for warmth this often, and waited for at most this long.
+_WARM_POLL_S = 0.002
+_WARM_TIMEOUT_S = 1.0
 # After a session cell overruns its timeout, how long its KeyboardInterrupt has before SIGKILL.
 _SESSION_INTERRUPT_GRACE_S = 1.0
 
@@ -168,6 +171,8 @@ class Agent:
         self.stopping = False
         self.idle_timeout_s = 0.0
         self.last_heard = time.monotonic()
+        self.pending_ready: Ready | None = None
+        self.warm_deadline = 0.0
 
     # ---------------------------------------------------------------------------------------- loop
 
@@ -186,6 +191,8 @@ class Agent:
             if self.stopping and not self.out:
                 break
             timeout = self._next_timeout()
+            if self.pending_ready is not None:
+                timeout = _WARM_POLL_S if timeout is None else min(timeout, _WARM_POLL_S)
             if self.idle_timeout_s > 0:
                 idle_left = self.last_heard + self.idle_timeout_s - time.monotonic()
                 timeout = idle_left if timeout is None else min(timeout, idle_left)
@@ -193,6 +200,7 @@ class Agent:
             for key, _mask in self.selector.select(timeout):
                 key.data()
             self._enforce_deadlines()
+            self._check_warm()
             if (self.idle_timeout_s > 0 and not self.runs
                     and time.monotonic() - self.last_heard >= self.idle_timeout_s):
                 self.log("info", f"no word from the host for {self.idle_timeout_s:g} s: exiting")
@@ -297,14 +305,45 @@ class Agent:
                 self._start_network(message.network)
             self.prestart_specs = list(message.prestart)
             self._arm_prestarts()
+            self._announce(Ready(version=PROTOCOL_VERSION, generation=self.generation, pid=os.getpid(),
+                                 reason="configured"))
         elif kind is Reset:
             detail, ready = self._reset()
             self.send(Done(id=message.id, detail=detail))
-            self.send(ready)
+            self._announce(ready)
         elif kind is Ping:
             self.send(Done(id=message.id))
         elif kind is Shutdown:
             self.stopping = True
+
+    # ---------------------------------------------------------------------------------------- readiness
+
+    def _announce(self, ready: Ready) -> None:
+        """Send ``ready`` once every prestarted interpreter has opened its program (it is then blocked
+        reading it: warm), or has died, or after a bound. A run handed over earlier would wait for the
+        interpreter's start-up on its own clock."""
+        self.pending_ready = ready
+        self.warm_deadline = time.monotonic() + _WARM_TIMEOUT_S
+        self._check_warm()
+
+    def _check_warm(self) -> None:
+        if self.pending_ready is None:
+            return
+        if time.monotonic() < self.warm_deadline and not all(map(self._is_warm, self.prestarted)):
+            return
+        self.send(self.pending_ready)
+        self.pending_ready = None
+
+    def _is_warm(self, prestarted: Prestarted) -> bool:
+        """Whether the interpreter holds its program's FIFO open. Its /proc/PID/fd is readable to the sandbox
+        user's file identity, which the agent takes on for the look."""
+        path = os.path.join(self.config.sandbox, *files.split_path(self.config.sandbox, prestarted.spec.code_path))
+        directory = f"/proc/{prestarted.child.pid}/fd"
+        try:
+            with files.as_user(self.config.uid, self.config.gid):
+                return any(os.readlink(f"{directory}/{fd}") == path for fd in os.listdir(directory))
+        except OSError:
+            return True  # gone, or not inspectable: waiting for it would gain nothing
 
     # ---------------------------------------------------------------------------------------- network
 
@@ -1005,7 +1044,8 @@ class Agent:
         self.by_pid = {pid: owner for pid, owner in self.by_pid.items() if not isinstance(owner, ActiveRun)}
         self._arm_prestarts()
         self.generation += 1
-        return detail, Ready(version=PROTOCOL_VERSION, generation=self.generation, pid=os.getpid(), verified=verified)
+        return detail, Ready(version=PROTOCOL_VERSION, generation=self.generation, pid=os.getpid(), reason="reset",
+                             verified=verified)
 
     def _reap_quietly(self) -> None:
         for _ in self._ended_children():

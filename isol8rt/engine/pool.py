@@ -29,18 +29,29 @@ from .sandbox import Sandbox
 
 log = logging.getLogger("isol8rt.pool")
 
+#: How long acquire() waits for a container being reset before it makes a new one instead.
+_SETTLE_WAIT_S = 2.0
+
 
 class _Slot:
     """One kind of container: its recipe and the ready ones."""
 
-    __slots__ = ("spec", "configure", "idle", "creating", "target")
+    __slots__ = ("spec", "configure", "idle", "creating", "settling", "target", "changed")
 
     def __init__(self, spec: SandboxSpec, configure: protocol.Configure, target: int) -> None:
         self.spec = spec
         self.configure = configure
         self.idle: deque[Sandbox] = deque()
         self.creating = 0
+        #: Recycled containers whose reset is under way.
+        self.settling = 0
         self.target = target
+        #: Set (and replaced) whenever a container joins ``idle`` or a reset ends: acquire() waits on it.
+        self.changed = trio.Event()
+
+    def notify(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
 
 
 class Pool:
@@ -67,40 +78,64 @@ class Pool:
         return slot
 
     async def acquire(self, spec: SandboxSpec, configure: protocol.Configure) -> Sandbox:
-        """A ready container for ``spec``: a warm one if there is one, else one made now."""
+        """A ready container for ``spec``: a warm one if there is one; else the first of those being reset
+        (a reset takes milliseconds); else one made now."""
         slot = self._slot(spec, configure)
-        while slot.idle:
-            sandbox = slot.idle.popleft()
-            if self._expired(sandbox):
-                self._retire(sandbox)
-                continue
-            self._refill(slot)
-            return sandbox
+        while True:
+            while slot.idle:
+                sandbox = slot.idle.popleft()
+                if self._expired(sandbox):
+                    self._retire(sandbox)
+                    continue
+                self._refill(slot)
+                return sandbox
+            if not slot.settling:
+                break
+            with trio.move_on_after(_SETTLE_WAIT_S) as waited:
+                await slot.changed.wait()
+            if waited.cancelled_caught:
+                break  # a reset that slow is in trouble: do not wait on it
         sandbox = await self._create(slot)
         # Only now: a refill started earlier would compete with this caller's own container for the CPU.
         self._refill(slot)
         return sandbox
 
     async def release(self, sandbox: Sandbox) -> None:
-        """Give a container back after a run: recycled (fast) or removed (secure, broken, retired)."""
+        """Give a container back after a run: recycled (fast) or removed (secure, broken, retired).
+
+        A recycled container rejoins the warm ones only once its agent reports the reset done and
+        verified, and its next interpreter warm: acquire() never hands out one still resetting."""
         slot = self._slot_by_sandbox.pop(sandbox.container_id, None)
         sandbox.uses += 1
         recycle = not (self.closed or slot is None or self.strategy != "fast" or sandbox.broken
-                       or self._expired(sandbox) or len(slot.idle) >= self.max_idle)
+                       or self._expired(sandbox) or len(slot.idle) + slot.settling >= self.max_idle)
         if recycle:
             try:
-                # Only starts the reset; the next holder waits for its verified end (Sandbox.settle).
                 with trio.CancelScope(shield=True):
                     await sandbox.begin_reset()
             except SandboxError:
                 recycle = False
         if recycle:
             self._slot_by_sandbox[sandbox.container_id] = slot
-            slot.idle.append(sandbox)
+            slot.settling += 1
+            self._nursery.start_soon(self._settle, slot, sandbox)
         else:
             self._retire(sandbox)
-        if slot is not None:
+            if slot is not None:
+                self._refill(slot)
+
+    async def _settle(self, slot: _Slot, sandbox: Sandbox) -> None:
+        try:
+            await sandbox.settle()
+        except SandboxError as exc:
+            log.warning("discarding a pooled container: %s", exc)
+            self._retire(sandbox)
             self._refill(slot)
+        else:
+            slot.idle.append(sandbox)
+        finally:
+            slot.settling -= 1
+            slot.notify()
 
     async def keep(self, sandbox: Sandbox) -> None:
         """Let go of a container without removing it (the persist option: kept for inspection)."""
@@ -123,7 +158,7 @@ class Pool:
     def _refill(self, slot: _Slot) -> None:
         if self.closed:
             return
-        for _ in range(slot.target - len(slot.idle) - slot.creating):
+        for _ in range(slot.target - len(slot.idle) - slot.creating - slot.settling):
             self._nursery.start_soon(self._create_idle, slot)
 
     async def _create(self, slot: _Slot) -> Sandbox:
@@ -146,6 +181,7 @@ class Pool:
             slot.creating -= 1
         if slot.target > len(slot.idle):
             slot.idle.append(sandbox)
+            slot.notify()
         else:
             self._retire(sandbox)
 

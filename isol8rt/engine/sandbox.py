@@ -79,6 +79,10 @@ class Sandbox:
                 )
             if configure is not None:
                 await channel.send(configure)
+                # Answered once its prestarted interpreters are warm: a run given to it waits for nothing.
+                sandbox.resetting = True
+                with trio.fail_after(READY_TIMEOUT_S):
+                    await sandbox.settle()
             return sandbox
         except trio.TooSlowError:
             await remove_quietly(backend, container_id)
@@ -140,6 +144,8 @@ class Sandbox:
             raise SandboxError(f"container {self.container_id[:12]} did not come back from its reset: {exc}") from None
         self.resetting = False
         self.generation = message.generation
+        if message.reason != "reset":
+            return
         required = RESET_CHECKS | ({"network"} if self.spec.network == "filtered" else set())
         missing = required - set(message.verified)
         if missing:
