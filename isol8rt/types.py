@@ -74,6 +74,8 @@ class SecurityConfig(_Wire):
     seccomp: SeccompMode = "strict"
     #: The profile file for ``seccomp: "custom"``.
     profile_path: str | None = None
+    #: An OCI runtime Docker knows (e.g. ``runsc`` for gVisor), for a kernel boundary on top of the rest.
+    oci_runtime: str | None = None
 
 
 class AuditConfig(_Wire):

@@ -71,6 +71,10 @@ class ContainerBackend(Protocol):
     async def aclose(self) -> None: ...
 
 
+def _largest_tmpfs(spec: SandboxSpec) -> int:
+    return max(int(spec.sandbox_size), int(spec.tmp_size))
+
+
 def _tmpfs(size: str, *, exec_: bool, mode: str, owner: str | None = None) -> str:
     options = ["rw", "exec" if exec_ else "noexec", "nosuid", "nodev", f"size={size}", f"mode={mode}"]
     if owner:
@@ -113,6 +117,8 @@ class DockerBackend:
             ulimits=[
                 docker.Ulimit(name="nofile", soft=spec.nofile, hard=spec.nofile),
                 docker.Ulimit(name="core", soft=0, hard=0),
+                # No file may outgrow the largest place a file can be written to.
+                docker.Ulimit(name="fsize", soft=_largest_tmpfs(spec), hard=_largest_tmpfs(spec)),
             ],
             # No negative OomScoreAdj for the agent: lowering it needs CAP_SYS_RESOURCE, which runc no longer
             # has once capabilities are dropped (the start fails). User processes raise theirs to 1000

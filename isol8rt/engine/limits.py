@@ -96,7 +96,14 @@ def sandbox_spec(options: Isol8Options, runtime: RuntimeInfo, image: str, engine
         seccomp=seccomp_profile(options.security, options.network),
         extra_hosts=extra_hosts,
         cap_add=cap_add,
+        oci_runtime=check_oci_runtime(options.security.oci_runtime),
     )
+
+
+def check_oci_runtime(name: str | None) -> str | None:
+    if name is not None and not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", name):
+        raise InvalidRequest(f"security.ociRuntime: {name!r} is not a runtime name")
+    return name
 
 
 def check_host_entry(name: str, address: str) -> str:
