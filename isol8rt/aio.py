@@ -218,7 +218,7 @@ class RunStream(AsyncIterator[StreamEvent]):
 
         async def pump() -> None:
             stream = engine.execute_stream(request, session_id=session_id, control=control)
-            async with contextlib.aclosing(stream):  # type: ignore[type-var]  # an async generator
+            async with contextlib.aclosing(stream):
                 async for event in stream:
                     loop.call_soon_threadsafe(events.put_nowait, event)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import ssl
-from typing import Any, AsyncIterator
+from typing import Any, AsyncGenerator, Awaitable, Callable, Sequence, Union, cast
 from urllib.parse import quote, urlencode, urlsplit
 
 import h11
@@ -27,6 +27,15 @@ from .types import ExecutionRequest, ExecutionResult, Isol8Options, SessionInfo,
 
 RECEIVE_SIZE = 64 * 1024
 MAX_IDLE = 8
+
+#: The head of a server's answer: what a client's first event of an exchange is (after NEED_DATA).
+_Head = Union[h11.Response, h11.InformationalResponse]
+#: What a client sends, and so what h11 turns into bytes (never None: that is only for ConnectionClosed).
+_Sendable = Union[h11.Request, h11.Data, h11.EndOfMessage]
+#: What h11 hands a client once it has enough data (PAUSED: the server sent more than one exchange).
+_Received = Union[h11.Event, type[h11.PAUSED]]
+#: What RemoteControl writes with: one WebSocket text message.
+_SendText = Callable[[str], Awaitable[None]]
 
 
 class AccessDenied(Isol8Error):
@@ -43,7 +52,7 @@ class RateLimited(Isol8Error):
         self.retry_after = retry_after
 
 
-def error_for(status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> Exception:
+def error_for(status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] | None = None) -> Exception:
     """The exception for a server's error answer ``{"error": msg}``."""
     try:
         message = _wire.decode_error(body).error
@@ -76,26 +85,27 @@ class _Connection:
         self.stream = stream
         self.h11 = h11.Connection(h11.CLIENT)
 
-    async def send(self, *events) -> None:
+    async def send(self, *events: _Sendable) -> None:
         data = b"".join(self.h11.send(event) for event in events)
         try:
             await self.stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise EngineUnavailable(f"the connection to the isol8rt server broke: {exc}") from None
 
-    async def next_event(self):
+    async def next_event(self) -> _Received:
         while True:
             try:
                 event = self.h11.next_event()
             except h11.RemoteProtocolError as exc:
                 raise SandboxError(f"the isol8rt server sent malformed HTTP: {exc}") from None
             if event is not h11.NEED_DATA:
-                return event
+                return cast(_Received, event)  # mypy does not narrow `is not NEED_DATA`
             try:
                 data = await self.stream.receive_some(RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 raise EngineUnavailable(f"the connection to the isol8rt server broke: {exc}") from None
-            self.h11.receive_data(data)
+            # h11 annotates bytes but takes any bytes-like (it appends to a bytearray).
+            self.h11.receive_data(data)  # type: ignore[arg-type]
 
     async def body(self) -> bytes:
         parts = []
@@ -108,7 +118,8 @@ class _Connection:
 
     def close(self) -> None:
         # Synchronous: it runs while unwinding from a cancellation, where an await would not.
-        stream = getattr(self.stream, "transport_stream", self.stream)  # under TLS, the TCP stream
+        # Under TLS, the TCP stream; the stream is a SocketStream or an SSLStream over one (see _connect).
+        stream = cast(trio.SocketStream, getattr(self.stream, "transport_stream", self.stream))
         stream.socket.close()
 
 
@@ -119,10 +130,10 @@ class RemoteControl:
 
     def __init__(self) -> None:
         self._ready = trio.Event()
-        self._send = None
+        self._send: _SendText | None = None
         self._ended = False
 
-    def _attach(self, send) -> None:
+    def _attach(self, send: _SendText) -> None:
         self._send = send
         self._ready.set()
 
@@ -130,10 +141,11 @@ class RemoteControl:
         self._ended = True
         self._ready.set()
 
-    async def _message(self, message) -> bool:
+    async def _message(self, message: msgspec.Struct) -> bool:
         await self._ready.wait()
         if self._ended:
             return False
+        assert self._send is not None  # _ready is set by _attach (which sets it) or by _end
         await self._send(_wire.encode(message).decode())
         return True
 
@@ -182,7 +194,7 @@ class RemoteIsol8:
         await self.start()
         return self
 
-    async def __aexit__(self, *exc_info) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
     async def start(self, prewarm: Any = False) -> None:
@@ -204,7 +216,9 @@ class RemoteIsol8:
 
     # ------------------------------------------------------------------------------------ runs
 
-    def _envelope(self, request: ExecutionRequest, kind: type = _wire.ExecuteBody):
+    def _envelope(self, request: ExecutionRequest,
+                  kind: type[_wire.ExecuteBody] | type[_wire.WsExecute] = _wire.ExecuteBody,
+                  ) -> _wire.ExecuteBody | _wire.WsExecute:
         if not isinstance(request, ExecutionRequest):
             raise InvalidRequest(f"expected an ExecutionRequest, got {type(request).__name__}")
         options = self.options
@@ -218,7 +232,7 @@ class RemoteIsol8:
         return _wire.decode_result(body)
 
     async def execute_stream(self, request: ExecutionRequest, *, transport: str | None = None,
-                             control: RemoteControl | None = None) -> AsyncIterator[StreamEvent]:
+                             control: RemoteControl | None = None) -> AsyncGenerator[StreamEvent, None]:
         """Stream a run's events: server-sent events by default, or a WebSocket (``transport="ws"``, and
         always with a ``control``). Leaving the loop early ends the run on the server."""
         transport = transport or ("ws" if control is not None else "sse")
@@ -234,7 +248,7 @@ class RemoteIsol8:
             async for event in stream:
                 yield event
 
-    async def _sse_events(self, request: ExecutionRequest) -> AsyncIterator[StreamEvent]:
+    async def _sse_events(self, request: ExecutionRequest) -> AsyncGenerator[StreamEvent, None]:
         conn = await self._connect()
         try:
             payload = _wire.encode(self._envelope(request))
@@ -254,13 +268,15 @@ class RemoteIsol8:
         finally:
             conn.close()
 
-    async def _ws_events(self, request: ExecutionRequest, control: RemoteControl | None) -> AsyncIterator[StreamEvent]:
+    async def _ws_events(self, request: ExecutionRequest,
+                         control: RemoteControl | None) -> AsyncGenerator[StreamEvent, None]:
         conn = await self._connect()
         lock = trio.Lock()
         ws: _websocket.MessageConnection | None = None
 
         async def send(text: str) -> None:
             async with lock:
+                assert ws is not None  # send is handed out only once ws is made
                 if ws.open:
                     await conn.stream.send_all(ws.send_text(text))
 
@@ -329,7 +345,7 @@ class RemoteIsol8:
             raise error_for(status, body, headers)
         return True
 
-    async def cleanup(self, images: bool = False) -> dict:
+    async def cleanup(self, images: bool = False) -> dict[str, Any]:
         """Master key only: end every session on the server and remove orphaned containers."""
         body = await self._json("POST", "/cleanup", _wire.CleanupRequest(images=images))
         return msgspec.structs.asdict(_wire.decode_cleanup_body(body))
@@ -347,6 +363,7 @@ class RemoteIsol8:
 
     async def _connect(self) -> _Connection:
         host, port = self._address
+        stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]
         try:
             with trio.fail_after(self._connect_timeout):
                 stream = await trio.open_tcp_stream(host, port)
@@ -361,14 +378,15 @@ class RemoteIsol8:
         event = await conn.next_event()
         if isinstance(event, h11.ConnectionClosed):
             raise EngineUnavailable(f"the isol8rt server at {self.host} closed the connection")
-        return event
+        return cast(_Head, event)  # h11 gives a client nothing else first
 
-    async def _call(self, method: str, target: str, payload: bytes | None = None):
+    async def _call(self, method: str, target: str,
+                    payload: bytes | None = None) -> tuple[int, Sequence[tuple[bytes, bytes]], bytes]:
         """One exchange on a pooled connection: (status, headers, body)."""
         reused = bool(self._idle)
         conn = self._idle.pop() if reused else await self._connect()
         try:
-            events = [self._request(method, target, len(payload) if payload is not None else None)]
+            events: list[_Sendable] = [self._request(method, target, len(payload) if payload is not None else None)]
             if payload:
                 events.append(h11.Data(data=payload))
             events.append(h11.EndOfMessage())
@@ -396,6 +414,7 @@ class RemoteIsol8:
             self._idle.append(conn)
         else:
             conn.close()
+        head = cast(_Head, head)  # h11 gives a client nothing else first
         return head.status_code, head.headers, body
 
     async def _json(self, method: str, target: str, message: msgspec.Struct | None = None) -> bytes:

@@ -164,7 +164,7 @@ class RunStream(Iterator[StreamEvent]):
 
         async def pump() -> None:
             stream = engine.execute_stream(request, session_id=session_id, control=control)
-            async with contextlib.aclosing(stream):  # type: ignore[type-var]  # an async generator
+            async with contextlib.aclosing(stream):
                 async for event in stream:
                     events.put(event)
 

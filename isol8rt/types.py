@@ -27,7 +27,8 @@ class _Wire(msgspec.Struct, rename="camel", omit_defaults=True, forbid_unknown_f
     pass
 
 
-class FileBlob(_Wire, frozen=True):
+# msgspec allows a frozen Struct on a non-frozen base; mypy applies the dataclass rule that forbids it.
+class FileBlob(_Wire, frozen=True):  # type: ignore[misc]
     """Binary file content in JSON: ``{"base64": "..."}``, or Node's ``Buffer.toJSON()`` shape
     ``{"type": "Buffer", "data": [bytes]}`` that the reference system's clients send."""
 
@@ -213,7 +214,7 @@ class ExecutionResult(_Wire):
     network_logs: list[NetworkLogEntry] | None = None
 
 
-class StreamEvent(_Wire, frozen=True):
+class StreamEvent(_Wire, frozen=True):  # type: ignore[misc]  # frozen on a non-frozen base: see FileBlob
     """One event of a streamed run. The ``exit`` event's ``data`` is the exit code as a string."""
 
     type: StreamEventType

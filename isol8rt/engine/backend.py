@@ -8,6 +8,7 @@ cluster scheduler stand in later; only :class:`DockerBackend` knows Docker's voc
 
 from __future__ import annotations
 
+import builtins  # annotations after the `list` methods below mean the type, not the method
 import hashlib
 from typing import Protocol
 
@@ -65,9 +66,9 @@ class ContainerBackend(Protocol):
     async def kill(self, container_id: str) -> None: ...
     async def remove(self, container_id: str) -> None: ...
     async def list(self, labels: dict[str, str]) -> list[str]: ...
-    async def find_running(self, labels: dict[str, str]) -> list[tuple[str, dict[str, str]]]: ...
+    async def find_running(self, labels: dict[str, str | None]) -> builtins.list[tuple[str, dict[str, str]]]: ...
     async def out_of_memory(self, container_id: str) -> bool: ...
-    async def find_baked_image(self, runtime: str, packages: list[str]) -> str | None: ...
+    async def find_baked_image(self, runtime: str, packages: builtins.list[str]) -> str | None: ...
     async def aclose(self) -> None: ...
 
 
@@ -190,12 +191,13 @@ class DockerBackend:
         except docker.DockerError:
             return False
 
-    async def find_running(self, labels: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
-        """(id, labels) of the running containers isol8rt made that carry ``labels``."""
+    async def find_running(self, labels: dict[str, str | None]) -> builtins.list[tuple[str, dict[str, str]]]:
+        """(id, labels) of the running containers isol8rt made that carry ``labels`` (a None value: the label
+        with any value)."""
         containers = await self.client.list_containers(all=False, labels={LABEL_MANAGED_BY: MANAGED_BY, **labels})
         return [(c.id, dict(c.labels or {})) for c in containers if c.state == "running"]
 
-    async def find_baked_image(self, runtime: str, packages: list[str]) -> str | None:
+    async def find_baked_image(self, runtime: str, packages: builtins.list[str]) -> str | None:
         """The image `isol8rt setup --<runtime> ...` built with exactly these packages, if there is one."""
         from ..images import find_baked_image
 

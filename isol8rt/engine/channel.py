@@ -28,13 +28,13 @@ class AgentChannel:
         self._stream = stream
         self._decoder = protocol.host_decoder()
         self._encoder = protocol.FrameEncoder()
-        self._pending: deque = deque()
+        self._pending: deque[protocol.AgentMessage] = deque()
         self._send_lock = trio.StrictFIFOLock()
         # The agent's own stderr: normally silent; a crash leaves its traceback here.
         self._stderr: deque[bytes] = deque(maxlen=64)
         self.closed = False
 
-    async def send(self, *messages) -> None:
+    async def send(self, *messages: protocol.HostMessage) -> None:
         data = self._encoder.encode_many(list(messages)) if len(messages) != 1 else self._encoder.encode(messages[0])
         async with self._send_lock:
             try:
@@ -43,7 +43,7 @@ class AgentChannel:
                 self.closed = True
                 raise ChannelBroken(f"cannot write to the agent: {exc}") from None
 
-    async def receive(self):
+    async def receive(self) -> protocol.AgentMessage:
         """The next message from the agent (its Log lines are logged, not returned)."""
         pending = self._pending
         while True:

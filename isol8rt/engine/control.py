@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import signal as signals
+from typing import TYPE_CHECKING, Callable
 
 import trio
 
 from ..agent import protocol
 from ..errors import InvalidRequest
 from .channel import ChannelBroken
+
+if TYPE_CHECKING:
+    from .sandbox import Sandbox
 
 
 class RunControl:
@@ -21,10 +25,10 @@ class RunControl:
     def __init__(self) -> None:
         self._started = trio.Event()
         self._ended = False
-        self._sandbox = None
+        self._sandbox: Sandbox | None = None
         self._op_id = 0
 
-    def _attach(self, sandbox, op_id: int) -> None:
+    def _attach(self, sandbox: Sandbox, op_id: int) -> None:
         self._sandbox = sandbox
         self._op_id = op_id
         self._started.set()
@@ -33,7 +37,7 @@ class RunControl:
         self._ended = True
         self._started.set()
 
-    async def _send(self, make_message) -> bool:
+    async def _send(self, make_message: Callable[[int], protocol.HostMessage]) -> bool:
         """Send ``make_message(op_id)`` once the run has started (the id is known only then)."""
         await self._started.wait()
         if self._ended or self._sandbox is None:

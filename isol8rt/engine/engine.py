@@ -13,7 +13,7 @@ import functools
 import logging
 import time
 import uuid
-from typing import AsyncIterator
+from typing import Any, AsyncGenerator, AsyncIterator, Union, cast
 
 import msgspec
 import trio
@@ -21,17 +21,19 @@ import trio
 from ..agent import protocol
 from ..audit import AuditLog, record_for
 from ..errors import EngineClosed, EngineUnavailable, InvalidRequest, SandboxError, SessionError
-from ..runtimes import LABEL_RUNTIME, LABEL_SESSION, PROXY_PORT, RUNTIME_NAMES, RUNTIMES, RuntimeInfo
+from ..runtimes import LABEL_RUNTIME, LABEL_SESSION, PROXY_PORT, RUNTIME_NAMES, RUNTIMES, Runtime, RuntimeInfo
 from ..remote_code import fetch_code
 from ..security import seccomp
 from ..types import (
     ExecutionRequest,
     ExecutionResult,
     Isol8Options,
+    Phase,
     PoolSize,
     ResourceUsage,
     SessionInfo,
     StreamEvent,
+    StreamEventType,
 )
 from .backend import ContainerBackend, DockerBackend, SandboxSpec
 from .limits import network_policy, sandbox_spec
@@ -52,6 +54,11 @@ log = logging.getLogger("isol8rt.engine")
 _AUDIT_BACKLOG = 10_000
 
 _ACQUIRE_ATTEMPTS = 3
+
+#: What a run hands the audit writer: the request, its result, and its session's id (None: ephemeral).
+_AuditItem = tuple[ExecutionRequest, ExecutionResult, Union[str, None]]
+#: ``start(prewarm=...)``: True, a list of runtimes, or ``{"runtimes": [...]}``.
+_Prewarm = Union[bool, dict[str, list[str]], list[str]]
 
 
 def _pool_size(size: int | PoolSize) -> int:
@@ -82,7 +89,7 @@ class DockerIsol8:
 
     def __init__(self, options: Isol8Options | None = None, *, backend: ContainerBackend | None = None,
                  detached_sessions: bool = False, session_idle_timeout_s: float = 1800.0,
-                 **option_fields) -> None:
+                 **option_fields: Any) -> None:
         """``detached_sessions``: persistent sessions outlive this engine (and this process): their
         containers are found again by name by the next engine, and end by themselves after
         ``session_idle_timeout_s`` without use. That is what the CLI's ``--persistent`` needs."""
@@ -111,7 +118,7 @@ class DockerIsol8:
         self._service_error: BaseException | None = None
         self._specs: dict[tuple[str, str], SandboxSpec] = {}
         self._filter: bytes | None = None
-        self._audit_send = None
+        self._audit_send: trio.MemorySendChannel[_AuditItem] | None = None
         self._baked: dict[tuple[str, tuple[str, ...]], str | None] = {}
 
     # ------------------------------------------------------------------------------------ lifecycle
@@ -120,10 +127,10 @@ class DockerIsol8:
         await self.start()
         return self
 
-    async def __aexit__(self, *exc_info) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    async def start(self, prewarm: bool | dict | list[str] = False) -> None:
+    async def start(self, prewarm: _Prewarm = False) -> None:
         """Connect to Docker and start the engine's service task; with ``prewarm`` (True, a list of
         runtimes, or ``{"runtimes": [...]}``) fill the warm pool before returning."""
         if self._state == "stopped":
@@ -164,7 +171,7 @@ class DockerIsol8:
         # or the end of trio.run without stop()) it removes everything the engine made.
         try:
             async with trio.open_nursery() as nursery:
-                self._pool = Pool(self._backend, nursery, strategy=self.options.pool_strategy,
+                self._pool = Pool(self._started_backend, nursery, strategy=self.options.pool_strategy,
                                   size=_pool_size(self.options.pool_size),
                                   max_idle=max(_pool_size(self.options.pool_size), self.options.max_concurrent))
                 audit_done = trio.Event()
@@ -199,7 +206,8 @@ class DockerIsol8:
                     log.exception("engine clean-up failed")
             self._stopped.set()
 
-    async def _write_audit(self, receive, done: trio.Event) -> None:
+    async def _write_audit(self, receive: trio.MemoryReceiveChannel[_AuditItem], done: trio.Event) -> None:
+        assert self.options.audit is not None  # _serve starts the writer only when auditing is enabled
         audit_log = AuditLog(self.options.audit)
         try:
             async with receive:
@@ -226,7 +234,19 @@ class DockerIsol8:
                 raise EngineClosed("this engine was stopped")
             raise EngineClosed("call `await engine.start()` (or use `async with`) before running code")
 
-    async def _prewarm(self, prewarm) -> None:
+    @property
+    def _started_pool(self) -> Pool:
+        """The warm pool; made by the service task before start() returns, so there once _check_started() passed."""
+        assert self._pool is not None
+        return self._pool
+
+    @property
+    def _started_backend(self) -> ContainerBackend:
+        """The container backend (given, or made by start()); there once start() has got as far as the service task."""
+        assert self._backend is not None
+        return self._backend
+
+    async def _prewarm(self, prewarm: _Prewarm) -> None:
         self._check_started()
         if self.options.mode == "persistent":
             return
@@ -242,7 +262,7 @@ class DockerIsol8:
                 if runtime is None:
                     raise InvalidRequest(f"prewarm: unknown runtime {name!r}")
                 spec, configure = self._container_for(runtime, self.options.image or runtime.image)
-                nursery.start_soon(self._pool.prewarm, spec, configure)
+                nursery.start_soon(self._started_pool.prewarm, spec, configure)
 
     # ------------------------------------------------------------------------------------ running
 
@@ -289,7 +309,7 @@ class DockerIsol8:
         raise SandboxError("the run ended without a result")  # pragma: no cover
 
     async def execute_stream(self, request: ExecutionRequest, *, session_id: str | None = None,
-                             control: RunControl | None = None) -> AsyncIterator[StreamEvent]:
+                             control: RunControl | None = None) -> AsyncGenerator[StreamEvent, None]:
         """Run ``request``, yielding stdout/stderr text as it comes, then one ``exit`` (or ``error``) event.
 
         With ``control``, another task can write to the program's stdin and signal it while it runs.
@@ -302,7 +322,7 @@ class DockerIsol8:
                     yield item
 
     async def _run(self, request: ExecutionRequest, *, stream: bool, session_id: str | None = None,
-                   control: RunControl | None = None):
+                   control: RunControl | None = None) -> AsyncGenerator[StreamEvent | ExecutionResult, None]:
         """The one path every run takes; yields StreamEvents (when streaming) and finally the result."""
         self._check_started()
         if not isinstance(request, ExecutionRequest):
@@ -317,7 +337,7 @@ class DockerIsol8:
         plan = plan_execution(request, self.options, session=persistent)
         runtime = plan.runtime
         image = self.options.image or runtime.image
-        session_started = persistent and session.sandbox is not None
+        session_started = persistent and cast(Session, session).sandbox is not None  # persistent: session is set
         if plan.packages and self.options.image is None and not session_started:
             baked = await self._baked_image(runtime.name, plan.packages)
             if baked is not None:
@@ -366,8 +386,8 @@ class DockerIsol8:
         self._audit(request, result, session)
         yield result
 
-    async def _phase(self, sandbox: Sandbox, run: RunPlan, phase: str, outcome: _Outcome,
-                     secrets: tuple[str, ...], stream: bool, control: RunControl | None = None):
+    async def _phase(self, sandbox: Sandbox, run: RunPlan, phase: Phase, outcome: _Outcome, secrets: tuple[str, ...],
+                     stream: bool, control: RunControl | None = None) -> AsyncGenerator[StreamEvent, None]:
         op_id = sandbox.next_id()
         messages = run.messages(op_id, stdin_open=control is not None)
         # The control may write stdin only once the Run is on its way: the agent drops what it gets first.
@@ -375,7 +395,8 @@ class DockerIsol8:
         streams = {1: StreamText(run.max_output, secrets), 2: StreamText(run.max_output, secrets)}
         received = 0
         texts = {1: outcome.stdout, 2: outcome.stderr}
-        names = {1: "stdout", 2: "stderr"}
+        names: dict[int, StreamEventType] = {1: "stdout", 2: "stderr"}
+        message: Any  # a protocol.AgentMessage; told apart by type(message) below, which mypy does not follow
         async for message in sandbox.operate(messages, op_id, run.timeout_ms / 1000, on_sent):
             kind = type(message)
             if kind is protocol.Output:
@@ -457,6 +478,7 @@ class DockerIsol8:
 
     async def _fetch_code(self, request: ExecutionRequest) -> ExecutionRequest:
         """The request with its codeUrl's program fetched into ``code`` (or RemoteCodeError)."""
+        assert request.code_url is not None  # the only caller checked
         if request.code is not None or request.cmd is not None:
             raise InvalidRequest("give exactly one of code, cmd and codeUrl")
         code = await fetch_code(request.code_url, self.options.remote_code, expected_sha256=request.code_hash,
@@ -466,15 +488,15 @@ class DockerIsol8:
     async def _baked_image(self, runtime: str, packages: list[str]) -> str | None:
         key = (runtime, tuple(packages))
         if key not in self._baked:
-            self._baked[key] = await self._backend.find_baked_image(runtime, packages)
+            self._baked[key] = await self._started_backend.find_baked_image(runtime, packages)
         return self._baked[key]
 
     # ------------------------------------------------------------------------------------ leases
 
     @contextlib.asynccontextmanager
-    async def _pool_lease(self, runtime: RuntimeInfo, image: str):
+    async def _pool_lease(self, runtime: RuntimeInfo, image: str) -> AsyncIterator[Sandbox]:
         spec, configure = self._container_for(runtime, image)
-        pool = self._pool
+        pool = self._started_pool
         for attempt in range(_ACQUIRE_ATTEMPTS):
             sandbox = await pool.acquire(spec, configure)
             try:
@@ -500,16 +522,19 @@ class DockerIsol8:
         if self._detached:
             spec = msgspec.structs.replace(spec, labels={**spec.labels, LABEL_SESSION: session_id}, auto_remove=True)
             configure = msgspec.structs.replace(configure, idle_timeout_s=self._session_idle_timeout_s)
-        return await Sandbox.create(self._backend, spec, configure)
+        return await Sandbox.create(self._started_backend, spec, configure)
 
-    async def _find_session_sandbox(self, session_id: str) -> tuple[Sandbox, str] | None:
-        for container_id, labels in await self._backend.find_running({LABEL_SESSION: session_id}):
+    async def _find_session_sandbox(self, session_id: str) -> tuple[Sandbox, Runtime] | None:
+        # Reachable before start() (close_session on a detached engine): the backend may be None there, and
+        # this then fails as it always has.
+        backend = cast(ContainerBackend, self._backend)
+        for container_id, labels in await backend.find_running({LABEL_SESSION: session_id}):
             runtime = RUNTIMES.get(labels.get(LABEL_RUNTIME, ""))
             if runtime is None:
                 continue
             spec, _ = self._container_for(runtime, self.options.image or runtime.image)
             try:
-                return await Sandbox.adopt(self._backend, spec, container_id), runtime.name
+                return await Sandbox.adopt(backend, spec, container_id), runtime.name
             except SandboxError as exc:
                 log.warning("could not take up session %s again: %s", session_id, exc)
         return None
@@ -542,6 +567,7 @@ class DockerIsol8:
             if not self._detached:
                 return False
             session = self._session_for(session_id)
+            assert session is not None  # _session_for makes one for any session id it is given
             self._sessions.pop(session_id, None)
             await session.end()
             return session.runtime is not None
@@ -551,9 +577,12 @@ class DockerIsol8:
     async def detached_sessions(self) -> list[SessionInfo]:
         """The detached sessions running on this Docker host, whoever made them."""
         infos = []
-        for container_id, labels in await self._backend.find_running({LABEL_SESSION: None}):
+        # Callable before start(): the backend may be None there, and this then fails as it always has.
+        for container_id, labels in await cast(ContainerBackend, self._backend).find_running({LABEL_SESSION: None}):
             infos.append(SessionInfo(id=labels.get(LABEL_SESSION, ""), is_active=True, last_accessed_at="",
-                                     runtime=labels.get(LABEL_RUNTIME), container_id=container_id))
+                                     # the label isol8rt put there: the runtime's name
+                                     runtime=cast("Runtime | None", labels.get(LABEL_RUNTIME)),
+                                     container_id=container_id))
         return infos
 
     # ------------------------------------------------------------------------------------ files
@@ -584,7 +613,7 @@ class DockerIsol8:
     # ------------------------------------------------------------------------------------ housekeeping
 
     @staticmethod
-    async def cleanup(backend: ContainerBackend | None = None) -> dict:
+    async def cleanup(backend: ContainerBackend | None = None) -> dict[str, Any]:
         """Remove every container isol8rt made (by label), whichever engine made it."""
         own = backend is None
         backend = backend or DockerBackend()
@@ -604,7 +633,7 @@ class DockerIsol8:
         return {"removed": removed, "failed": failed, "errors": errors}
 
     @staticmethod
-    async def cleanup_images() -> dict:
+    async def cleanup_images() -> dict[str, Any]:
         """Remove every image isol8rt built (by label)."""
         from .. import images
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from typing import AsyncIterator, Callable
+from typing import AsyncGenerator, Callable, Sequence
 
 import trio
 
@@ -152,8 +152,8 @@ class Sandbox:
             self.broken = True
             raise SandboxError(f"container {self.container_id[:12]} could not verify its reset: {sorted(missing)}")
 
-    async def operate(self, messages: list, op_id: int, timeout_s: float | None,
-                      on_sent: Callable[[], None] | None = None) -> AsyncIterator:
+    async def operate(self, messages: Sequence[protocol.HostMessage], op_id: int, timeout_s: float | None,
+                      on_sent: Callable[[], None] | None = None) -> AsyncGenerator[protocol.AgentMessage, None]:
         """Send ``messages`` (ending with the operation ``op_id``) and yield the agent's answers to it,
         ending with its terminal message (Exit, Done or Failed).
 
@@ -175,7 +175,7 @@ class Sandbox:
                 on_sent()  # e.g. a RunControl may talk to the run now: the agent has it first
             deadline = trio.current_time() + (timeout_s + AGENT_GRACE_S if timeout_s else float("inf"))
             while True:
-                message = None
+                message: protocol.AgentMessage | None = None
                 with trio.move_on_at(deadline):
                     message = await self.channel.receive()
                 if message is None:

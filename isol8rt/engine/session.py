@@ -11,14 +11,14 @@ from __future__ import annotations
 import contextlib
 import datetime
 import time
-from typing import Awaitable, Callable
+from typing import AsyncIterator, Awaitable, Callable
 
 import trio
 
 from ..agent import files as agent_files
 from ..agent import protocol
 from ..errors import InvalidRequest, SessionError
-from ..runtimes import SANDBOX_DIR, RuntimeInfo
+from ..runtimes import SANDBOX_DIR, Runtime, RuntimeInfo
 from ..types import SessionInfo
 from .sandbox import Sandbox
 
@@ -31,7 +31,7 @@ class Session:
     (the CLI's ``--session``), so it is looked for before one is made, and left running at close."""
 
     def __init__(self, session_id: str, make_sandbox: Callable[[RuntimeInfo, str], Awaitable[Sandbox]],
-                 find_sandbox: Callable[[], Awaitable[tuple[Sandbox, str] | None]] | None = None,
+                 find_sandbox: Callable[[], Awaitable[tuple[Sandbox, Runtime] | None]] | None = None,
                  file_limit: int = 512 * 1024 * 1024) -> None:
         self.id = session_id
         #: The largest file put_file takes and get_file brings back (the sandbox's size, within memory).
@@ -40,14 +40,14 @@ class Session:
         self._find_sandbox = find_sandbox
         self.detached = find_sandbox is not None
         self.last_used = time.time()
-        self.runtime: str | None = None
+        self.runtime: Runtime | None = None
         self.sandbox: Sandbox | None = None
         # Operations in one session are serialized: one container, one agent conversation at a time.
         self.lock = trio.Lock()
         self._staged: dict[str, bytes] = {}
 
     @contextlib.asynccontextmanager
-    async def lease(self, runtime: RuntimeInfo, image: str):
+    async def lease(self, runtime: RuntimeInfo, image: str) -> AsyncIterator[Sandbox]:
         """The session's container, for one run of ``runtime``; made from ``image`` on first use."""
         async with self.lock:
             self.last_used = time.time()
@@ -103,6 +103,7 @@ class Session:
 
     async def _put(self, path: str, data: bytes) -> None:
         sandbox = self.sandbox
+        assert sandbox is not None  # callers put files only into a session whose container exists
         op_id = sandbox.next_id()
         messages = [protocol.PutFile(id=op_id, path=path, data=chunk, offset=offset, last=last, ack=last)
                     for offset, chunk, last in protocol.chunks(data)]
@@ -111,6 +112,7 @@ class Session:
                 raise InvalidRequest(message.message)
 
     async def get_file(self, path: str) -> bytes:
+        data: bytes | bytearray  # a staged file's bytes, or the container's file as it arrives
         async with self.lock:
             self.last_used = time.time()
             await self._adopt()

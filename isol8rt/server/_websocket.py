@@ -99,11 +99,12 @@ class MessageConnection:
         if trailing:
             self._ws.receive_data(trailing)
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         """Bytes read from the peer; ``b""`` at the end of the stream."""
         if self._ws.state is ConnectionState.CLOSED:
             return
-        self._ws.receive_data(data if data else None)
+        # wsproto annotates Optional[bytes] but takes any bytes-like (it appends to a bytearray).
+        self._ws.receive_data(data if data else None)  # type: ignore[arg-type]
 
     def events(self) -> list[Message | Closed]:
         """Complete messages and the close, from the bytes received so far; raises :class:`MessageTooBig`."""
