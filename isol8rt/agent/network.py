@@ -13,10 +13,12 @@ import ctypes
 import json
 import os
 import select
+import selectors
 import subprocess
 import time
 
 from .process import Child, Identity, spawn
+from .protocol import Failed, NetworkConfig, NetworkPolicy, Run
 
 PROXY_MAIN = "/opt/isol8rt/proxy/main.py"
 _CAP_NET_ADMIN = 12
@@ -149,3 +151,152 @@ class Proxy:
                 if line.get("type") == kind:
                     return line
                 on_other(line, raw)
+
+
+class NetworkMixin:
+    """The agent's side of filtered networking: firewall and proxy at Configure, the proxy's output, runs
+    held until the proxy listens and their policy is in force, and the proxy's part of a reset. A mixin
+    of the agent, sharing its state (``network``, ``proxy``, ``deferred``) and event loop."""
+
+    def _start_network(self, config: NetworkConfig) -> None:
+        """Firewall first, then the proxy: no user process runs before both are in place (runs wait)."""
+        self.network = config
+        try:
+            apply_firewall(self.config.uid)
+            drop_capability()
+        except OSError as exc:
+            # Without the firewall, filtered mode would be no filter at all: refuse every run instead.
+            self.log("error", f"cannot set up filtered networking: {exc}")
+            self.network_failure = f"filtered networking could not be set up: {exc}"
+            return
+        self._start_proxy()
+
+    def _start_proxy(self) -> None:
+        identity = Identity(self.config.proxy_uid, self.config.proxy_uid)
+        identity.filter = self.identity.filter
+        policy = policy_dict(self.network.policy)
+        self.proxy = Proxy.start(identity, self.network.proxy_port, policy,
+                                         {"PATH": self.base_env.get("PATH", os.defpath), "LANG": "C.UTF-8"})
+        self.proxy_policy = self.network.policy
+        self.by_pid[self.proxy.child.pid] = self.proxy
+        os.set_blocking(self.proxy.child.stdin, True)
+        self.selector.register(self.proxy.child.stdout, selectors.EVENT_READ, self._on_proxy_output)
+        self.selector.register(self.proxy.child.stderr, selectors.EVENT_READ, self._on_proxy_stderr)
+
+    def _on_proxy_output(self) -> None:
+        proxy = self.proxy
+        try:
+            data = os.read(proxy.child.stdout, 65536)
+        except BlockingIOError:
+            return
+        if not data:
+            self.selector.unregister(proxy.child.stdout)
+            return
+        for line, raw in proxy.feed(data):
+            self._on_proxy_line(line, raw)
+
+    def _on_proxy_stderr(self) -> None:
+        try:
+            data = os.read(self.proxy.child.stderr, 65536)
+        except BlockingIOError:
+            return
+        if not data:
+            self.selector.unregister(self.proxy.child.stderr)
+            return
+        self.log("warning", f"proxy: {data.decode(errors='replace').strip()}")
+
+    def _on_proxy_line(self, line: dict, raw: bytes) -> None:
+        kind = line.get("type")
+        if kind == "request":
+            for run in self.runs.values():
+                run.network_log.append(raw)
+        elif kind == "listening":
+            self.proxy.ready = True
+            self._admit_deferred()
+        elif kind == "policy_ok":
+            self.policy_pending = False
+            self._admit_deferred()
+        elif kind == "reset_ok":
+            for run in list(self.runs.values()):
+                if run.flushing:
+                    run.flushing = False
+                    self._maybe_finish(run)
+        elif kind == "error":
+            self.log("warning", f"proxy: {line.get('message')}")
+            if self.policy_pending:
+                # The policy a run asked for was refused (bad regex...): that run fails, nothing opens up.
+                self.policy_pending = False
+                self.proxy_policy = None
+                run = self.deferred.pop(0)
+                self.send(Failed(id=run.id, message=f"network policy refused: {line.get('message')}",
+                                 kind="bad_request"))
+                self._admit_deferred()
+
+    def _drop_proxy(self) -> None:
+        proxy = self.proxy
+        if proxy is None:
+            return
+        for fd in (proxy.child.stdout, proxy.child.stderr):
+            if fd >= 0 and self.selector.get_map().get(fd) is not None:
+                self.selector.unregister(fd)
+        proxy.close()
+        self.proxy = None
+        self.proxy_policy = None
+        self.policy_pending = False
+
+    def _reset_network(self) -> bool:
+        """Close every connection the last run left open and put the container's own policy back; start the
+        proxy again if it died. True when the proxy is up with the right policy."""
+        if self.network is None:
+            return True
+        if self.network_failure is not None:
+            return False
+        if self.proxy is None:
+            self._start_proxy()
+            return True  # it comes up on its own; runs wait for it meanwhile
+        if not self.proxy.ready:
+            return True
+        discard = lambda line, raw: None  # noqa: E731 - log lines of a run that is over
+        if self.proxy.request_sync({"type": "reset"}, "reset_ok", 5.0, discard) is None:
+            self._drop_proxy()
+            return False
+        if self.proxy_policy != self.network.policy:
+            answer = self.proxy.request_sync({"type": "policy", "run": "reset", **policy_dict(self.network.policy)},
+                                             "policy_ok", 5.0, discard)
+            if answer is None:
+                self._drop_proxy()
+                return False
+            self.proxy_policy = self.network.policy
+        return True
+
+    def _admit_run(self, request: Run) -> None:
+        """Start a run now, or once filtered networking is ready for it."""
+        if self.network is None:
+            self._start_run(request)
+            return
+        self.deferred.append(request)
+        self._admit_deferred()
+
+    def _admit_deferred(self) -> None:
+        failure = self.network_failure
+        while self.deferred:
+            request = self.deferred[0]
+            if failure is not None:
+                self.deferred.pop(0)
+                self.send(Failed(id=request.id, message=failure, kind="network"))
+                continue
+            if self.proxy is None or not self.proxy.ready or self.policy_pending:
+                return
+            wanted = request.network_policy or self.network.policy
+            if wanted != self.proxy_policy:
+                self.proxy.send({"type": "policy", "run": str(request.id), **policy_dict(wanted)})
+                self.proxy_policy = wanted
+                self.policy_pending = True
+                return
+            self.deferred.pop(0)
+            self._start_run(request)
+
+
+def policy_dict(policy: NetworkPolicy) -> dict:
+    return {"allow": list(policy.allow), "deny": list(policy.deny), "allow_private": list(policy.allow_private),
+            "connect_ports": list(policy.connect_ports) or [443, 80]}

@@ -16,13 +16,15 @@ import os
 import select
 import selectors
 import signal
-import stat
 import sys
 import time
 
 from . import files, network, reset, seccomp_filter, usage
-from .process import Child, Identity, kill_group, spawn
-from .session import SessionInterpreter
+from .network import NetworkMixin
+from .prestarts import WARM_POLL_S, PrestartMixin, Prestarted
+from .process import Identity, kill_group, spawn
+from .run import READ_SIZE, ActiveRun
+from .session import SessionInterpreter, SessionMixin
 from .protocol import (
     CHUNK_SIZE,
     PROTOCOL_VERSION,
@@ -51,18 +53,12 @@ from .protocol import (
     agent_decoder,
 )
 
-_READ_SIZE = 64 * 1024
 # Stop reading user output while this much is waiting for the host, so a flood cannot grow our memory.
 _OUT_HIGH = 4 * 1024 * 1024
 _OUT_LOW = 1024 * 1024
-_PIPE_SIZE = 1024 * 1024
-_F_SETPIPE_SZ = 1031
 # A stand-in filter whose installation always fails, so nothing runs when the real one could not be prepared.
 _REFUSE_TO_SPAWN = object()
 _SANDBOX_PATH = "/sandbox/.local/bin:/sandbox/node_modules/.bin:/sandbox/.npm-global/bin:"
-# A prestarted interpreter is checked for warmth this often, and waited for at most this long.
-_WARM_POLL_S = 0.002
-_WARM_TIMEOUT_S = 1.0
 # After a session cell overruns its timeout, how long its KeyboardInterrupt has before SIGKILL.
 _SESSION_INTERRUPT_GRACE_S = 1.0
 
@@ -81,61 +77,10 @@ class AgentConfig:
         self.proxy_uid = proxy_uid
 
 
-class ActiveRun:
-    """One supervised process, from Run to Exit."""
+class Agent(PrestartMixin, SessionMixin, NetworkMixin):
+    """The agent: its state, its event loop and the run lifecycle; prestarts, sessions and filtered
+    networking come from the mixins beside it."""
 
-    __slots__ = ("request", "child", "started", "deadline", "sent", "truncated", "stdin_pending",
-                 "stdin_open", "open_pipes", "status", "rusage", "timed_out", "oom_before", "net_before", "start_ms",
-                 "session", "cell_status", "cpu_before", "network_log", "flushing", "network_log_flushed")
-
-    def __init__(self, request: Run, child: Child, session: SessionInterpreter | None = None) -> None:
-        self.request = request
-        self.child = child
-        #: For a run inside a persistent interpreter: the interpreter, and the status its cell reported.
-        self.session = session
-        self.cell_status: int | None = None
-        self.cpu_before = usage.process_cpu_ms(child.pid) if session else (0.0, 0.0)
-        self.network_log: list[bytes] = []
-        #: Waiting for the proxy to close this run's connections (and log them) before the Exit.
-        self.flushing = False
-        self.network_log_flushed = False
-        self.started = time.monotonic()
-        self.deadline = self.started + request.timeout_ms / 1000 if request.timeout_ms > 0 else float("inf")
-        self.sent = {1: 0, 2: 0}
-        self.truncated = {1: False, 2: False}
-        self.stdin_pending = bytearray(request.stdin if session is None else b"")
-        self.stdin_open = request.stdin_open and session is None
-        # A session's pipes belong to the session, which outlives the run.
-        self.open_pipes = {child.stdout: 1, child.stderr: 2} if session is None else {}
-        self.status: int | None = None
-        self.rusage = None
-        self.timed_out = False
-        self.oom_before = usage.oom_kills()
-        self.net_before = usage.network_bytes()
-        self.start_ms = 0.0
-
-    @property
-    def ended(self) -> bool:
-        return self.status is not None or self.cell_status is not None
-
-
-class Prestarted:
-    """An interpreter started ahead of time, blocked reading its program from a FIFO (see Prestart)."""
-
-    __slots__ = ("spec", "child", "fifo")
-
-    def __init__(self, spec: Prestart, child: Child, fifo: int) -> None:
-        self.spec = spec
-        self.child = child
-        self.fifo = fifo
-
-    def matches(self, run: Run) -> bool:
-        spec = self.spec
-        return (run.code is not None and run.code_path == spec.code_path and run.argv == spec.argv
-                and run.cwd == spec.cwd and run.env == spec.env and len(run.code) <= _PIPE_SIZE)
-
-
-class Agent:
     def __init__(self, config: AgentConfig, in_fd: int = 0, out_fd: int = 1) -> None:
         self.config = config
         self.identity = Identity(config.uid, config.gid)
@@ -192,7 +137,7 @@ class Agent:
                 break
             timeout = self._next_timeout()
             if self.pending_ready is not None:
-                timeout = _WARM_POLL_S if timeout is None else min(timeout, _WARM_POLL_S)
+                timeout = WARM_POLL_S if timeout is None else min(timeout, WARM_POLL_S)
             if self.idle_timeout_s > 0:
                 idle_left = self.last_heard + self.idle_timeout_s - time.monotonic()
                 timeout = idle_left if timeout is None else min(timeout, idle_left)
@@ -316,175 +261,6 @@ class Agent:
         elif kind is Shutdown:
             self.stopping = True
 
-    # ---------------------------------------------------------------------------------------- readiness
-
-    def _announce(self, ready: Ready) -> None:
-        """Send ``ready`` once every prestarted interpreter has opened its program (it is then blocked
-        reading it: warm), or has died, or after a bound. A run handed over earlier would wait for the
-        interpreter's start-up on its own clock."""
-        self.pending_ready = ready
-        self.warm_deadline = time.monotonic() + _WARM_TIMEOUT_S
-        self._check_warm()
-
-    def _check_warm(self) -> None:
-        if self.pending_ready is None:
-            return
-        if time.monotonic() < self.warm_deadline and not all(map(self._is_warm, self.prestarted)):
-            return
-        self.send(self.pending_ready)
-        self.pending_ready = None
-
-    def _is_warm(self, prestarted: Prestarted) -> bool:
-        """Whether the interpreter holds its program's FIFO open. Its /proc/PID/fd is readable to the sandbox
-        user's file identity, which the agent takes on for the look."""
-        path = os.path.join(self.config.sandbox, *files.split_path(self.config.sandbox, prestarted.spec.code_path))
-        directory = f"/proc/{prestarted.child.pid}/fd"
-        try:
-            with files.as_user(self.config.uid, self.config.gid):
-                return any(os.readlink(f"{directory}/{fd}") == path for fd in os.listdir(directory))
-        except OSError:
-            return True  # gone, or not inspectable: waiting for it would gain nothing
-
-    # ---------------------------------------------------------------------------------------- network
-
-    def _start_network(self, config: NetworkConfig) -> None:
-        """Firewall first, then the proxy: no user process runs before both are in place (runs wait)."""
-        self.network = config
-        try:
-            network.apply_firewall(self.config.uid)
-            network.drop_capability()
-        except OSError as exc:
-            # Without the firewall, filtered mode would be no filter at all: refuse every run instead.
-            self.log("error", f"cannot set up filtered networking: {exc}")
-            self.network_failure = f"filtered networking could not be set up: {exc}"
-            return
-        self._start_proxy()
-
-    def _start_proxy(self) -> None:
-        identity = Identity(self.config.proxy_uid, self.config.proxy_uid)
-        identity.filter = self.identity.filter
-        policy = policy_dict(self.network.policy)
-        self.proxy = network.Proxy.start(identity, self.network.proxy_port, policy,
-                                         {"PATH": self.base_env.get("PATH", os.defpath), "LANG": "C.UTF-8"})
-        self.proxy_policy = self.network.policy
-        self.by_pid[self.proxy.child.pid] = self.proxy
-        os.set_blocking(self.proxy.child.stdin, True)
-        self.selector.register(self.proxy.child.stdout, selectors.EVENT_READ, self._on_proxy_output)
-        self.selector.register(self.proxy.child.stderr, selectors.EVENT_READ, self._on_proxy_stderr)
-
-    def _on_proxy_output(self) -> None:
-        proxy = self.proxy
-        try:
-            data = os.read(proxy.child.stdout, 65536)
-        except BlockingIOError:
-            return
-        if not data:
-            self.selector.unregister(proxy.child.stdout)
-            return
-        for line, raw in proxy.feed(data):
-            self._on_proxy_line(line, raw)
-
-    def _on_proxy_stderr(self) -> None:
-        try:
-            data = os.read(self.proxy.child.stderr, 65536)
-        except BlockingIOError:
-            return
-        if not data:
-            self.selector.unregister(self.proxy.child.stderr)
-            return
-        self.log("warning", f"proxy: {data.decode(errors='replace').strip()}")
-
-    def _on_proxy_line(self, line: dict, raw: bytes) -> None:
-        kind = line.get("type")
-        if kind == "request":
-            for run in self.runs.values():
-                run.network_log.append(raw)
-        elif kind == "listening":
-            self.proxy.ready = True
-            self._admit_deferred()
-        elif kind == "policy_ok":
-            self.policy_pending = False
-            self._admit_deferred()
-        elif kind == "reset_ok":
-            for run in list(self.runs.values()):
-                if run.flushing:
-                    run.flushing = False
-                    self._maybe_finish(run)
-        elif kind == "error":
-            self.log("warning", f"proxy: {line.get('message')}")
-            if self.policy_pending:
-                # The policy a run asked for was refused (bad regex...): that run fails, nothing opens up.
-                self.policy_pending = False
-                self.proxy_policy = None
-                run = self.deferred.pop(0)
-                self.send(Failed(id=run.id, message=f"network policy refused: {line.get('message')}",
-                                 kind="bad_request"))
-                self._admit_deferred()
-
-    def _drop_proxy(self) -> None:
-        proxy = self.proxy
-        if proxy is None:
-            return
-        for fd in (proxy.child.stdout, proxy.child.stderr):
-            if fd >= 0 and self.selector.get_map().get(fd) is not None:
-                self.selector.unregister(fd)
-        proxy.close()
-        self.proxy = None
-        self.proxy_policy = None
-        self.policy_pending = False
-
-    def _reset_network(self) -> bool:
-        """Close every connection the last run left open and put the container's own policy back; start the
-        proxy again if it died. True when the proxy is up with the right policy."""
-        if self.network is None:
-            return True
-        if self.network_failure is not None:
-            return False
-        if self.proxy is None:
-            self._start_proxy()
-            return True  # it comes up on its own; runs wait for it meanwhile
-        if not self.proxy.ready:
-            return True
-        discard = lambda line, raw: None  # noqa: E731 - log lines of a run that is over
-        if self.proxy.request_sync({"type": "reset"}, "reset_ok", 5.0, discard) is None:
-            self._drop_proxy()
-            return False
-        if self.proxy_policy != self.network.policy:
-            answer = self.proxy.request_sync({"type": "policy", "run": "reset", **policy_dict(self.network.policy)},
-                                             "policy_ok", 5.0, discard)
-            if answer is None:
-                self._drop_proxy()
-                return False
-            self.proxy_policy = self.network.policy
-        return True
-
-    def _admit_run(self, request: Run) -> None:
-        """Start a run now, or once filtered networking is ready for it."""
-        if self.network is None:
-            self._start_run(request)
-            return
-        self.deferred.append(request)
-        self._admit_deferred()
-
-    def _admit_deferred(self) -> None:
-        failure = self.network_failure
-        while self.deferred:
-            request = self.deferred[0]
-            if failure is not None:
-                self.deferred.pop(0)
-                self.send(Failed(id=request.id, message=failure, kind="network"))
-                continue
-            if self.proxy is None or not self.proxy.ready or self.policy_pending:
-                return
-            wanted = request.network_policy or self.network.policy
-            if wanted != self.proxy_policy:
-                self.proxy.send({"type": "policy", "run": str(request.id), **policy_dict(wanted)})
-                self.proxy_policy = wanted
-                self.policy_pending = True
-                return
-            self.deferred.pop(0)
-            self._start_run(request)
-
     # ---------------------------------------------------------------------------------------- runs
 
     def _start_run(self, request: Run) -> None:
@@ -549,114 +325,14 @@ class Agent:
             return False
         return True
 
-    # ---------------------------------------------------------------------------------------- sessions
-
-    def _start_session_run(self, request: Run, arrived: float) -> None:
-        name = request.session
-        if request.code is None:
-            self.send(Failed(id=request.id, message="a run in a persistent session needs code", kind="bad_request"))
-            return
-        if name in self.session_runs:
-            self.send(Failed(id=request.id, message=f"the {name} session is busy with another run", kind="busy"))
-            return
-        if len(request.stdin) > _PIPE_SIZE:
-            self.send(Failed(id=request.id, message=f"stdin for a session run is limited to {_PIPE_SIZE} bytes",
-                             kind="too_large"))
-            return
-        if not self._prepare(request, write_code=False):
-            return
-        session = self.sessions.get(name)
-        if session is None:
-            try:
-                session = SessionInterpreter.start(name, self._environment(request.env), self.config.sandbox,
-                                                    self.identity)
-            except (OSError, ValueError) as exc:
-                self.send(Failed(id=request.id, message=f"cannot start the {name} session: {exc}", kind="spawn"))
-                return
-            self.sessions[name] = session
-            self.by_pid[session.child.pid] = session
-            os.close(session.child.stdin)
-            session.child.stdin = -1
-            for fd, stream in ((session.child.stdout, 1), (session.child.stderr, 2)):
-                self.selector.register(fd, selectors.EVENT_READ, lambda s=session, fd=fd, st=stream: self._on_session_output(s, fd, st))
-            self.selector.register(session.control, selectors.EVENT_READ, lambda s=session: self._on_session_control(s))
-        if request.stdin and not session.takes_stdin:
-            self.send(Failed(id=request.id, message=f"stdin is not available to runs in a persistent {name} session",
-                             kind="unsupported"))
-            return
-        try:
-            session.send_cell(request.code.decode("utf-8", "replace"), request.cwd, self._environment(request.env),
-                              request.stdin)
-        except OSError as exc:
-            self.send(Failed(id=request.id, message=f"the {name} session is gone: {exc}", kind="spawn"))
-            self._end_session(session)
-            return
-        run = ActiveRun(request, session.child, session)
-        run.start_ms = (run.started - arrived) * 1000
-        self.runs[request.id] = run
-        self.session_runs[name] = run
-
-    def _on_session_output(self, session: SessionInterpreter, fd: int, stream: int) -> None:
-        try:
-            data = os.read(fd, _READ_SIZE)
-        except BlockingIOError:
-            return
-        if not data:
-            self.selector.unregister(fd)
-            return
-        run = self.session_runs.get(session.name)
-        if run is not None:
-            self._forward(run, stream, data)
-        # Output between runs (a background thread, a timer) belongs to no run: dropped.
-
-    def _drain_session(self, session: SessionInterpreter, run: ActiveRun) -> None:
-        for fd, stream in ((session.child.stdout, 1), (session.child.stderr, 2)):
-            for _ in range(64):
-                try:
-                    data = os.read(fd, _READ_SIZE)
-                except (BlockingIOError, OSError):
-                    break
-                if not data:
-                    break
-                self._forward(run, stream, data)
-
-    def _on_session_control(self, session: SessionInterpreter) -> None:
-        status = session.read_status()
-        if status is None:
-            return
-        if status < 0:  # the interpreter closed its end: it is exiting, and its wait status will tell
-            self.selector.unregister(session.control)
-            return
-        run = self.session_runs.get(session.name)
-        if run is None:
-            return
-        self._drain_session(session, run)
-        run.cell_status = status
-        self._maybe_finish(run)
-
-    def _end_session(self, session: SessionInterpreter, status: int | None = None) -> None:
-        """The interpreter is gone (it exited, was killed, or the container is being reset)."""
-        if self.sessions.get(session.name) is session:
-            del self.sessions[session.name]
-        run = self.session_runs.get(session.name)
-        if run is not None:
-            self._drain_session(session, run)
-        for fd in (session.child.stdout, session.child.stderr, session.control.fileno()):
-            if self.selector.get_map().get(fd) is not None:
-                self.selector.unregister(fd)
-        os.close(session.child.stdout)
-        os.close(session.child.stderr)
-        session.control.close()
-        if run is not None and not run.ended:
-            run.status = status if status is not None else 9  # killed
-            self._maybe_finish(run)
+    # ---------------------------------------------------------------------------------------- pipes
 
     def _on_pipe(self, fd: int) -> None:
         run = self.pipe_owner.get(fd)
         if run is None:
             return
         try:
-            data = os.read(fd, _READ_SIZE)
+            data = os.read(fd, READ_SIZE)
         except BlockingIOError:
             return
         if data:
@@ -763,7 +439,7 @@ class Agent:
     def _drain(self, run: ActiveRun, fd: int) -> None:
         for _ in range(64):
             try:
-                data = os.read(fd, _READ_SIZE)
+                data = os.read(fd, READ_SIZE)
             except BlockingIOError:
                 break
             if not data:
@@ -917,100 +593,6 @@ class Agent:
                 errors[path] = error
         return errors
 
-    # ---------------------------------------------------------------------------------------- prestart
-
-    def _arm_prestarts(self) -> None:
-        self._discard_prestarts()
-        self.prestart_stale = False
-        for spec in self.prestart_specs:
-            try:
-                self.prestarted.append(self._prestart(spec))
-            except (OSError, files.PathRefused) as exc:
-                self.log("warning", f"cannot prestart {spec.argv[0]}: {exc}")
-
-    def _prestart(self, spec: Prestart) -> Prestarted:
-        parts = files.split_path(self.config.sandbox, spec.code_path)
-        path = os.path.join(self.config.sandbox, *parts)
-        with files.as_user(self.config.uid, self.config.gid):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            os.mkfifo(path, 0o644)
-            # Held open read-write, so the interpreter's open() returns at once and its read() waits for
-            # the program; closing it after writing the program gives the reader its EOF.
-            fifo = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-        try:
-            import fcntl
-
-            fcntl.fcntl(fifo, _F_SETPIPE_SZ, _PIPE_SIZE)
-        except OSError:
-            pass
-        child = spawn(spec.argv, self._environment(spec.env), spec.cwd, self.identity)
-        prestarted = Prestarted(spec, child, fifo)
-        self.by_pid[child.pid] = prestarted
-        return prestarted
-
-    def _take_prestarted(self, request: Run) -> Child | None:
-        if self.prestart_stale:
-            return None
-        for index, prestarted in enumerate(self.prestarted):
-            if prestarted.matches(request):
-                break
-        else:
-            return None
-        del self.prestarted[index]
-        self.by_pid.pop(prestarted.child.pid, None)
-        code = request.code
-        path = os.path.join(self.config.sandbox, *files.split_path(self.config.sandbox, request.code_path))
-        staging = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.isol8rt")
-        try:
-            with files.as_user(self.config.uid, self.config.gid):
-                files.write_file(self.config.sandbox, staging, code)
-                # The interpreter may not have opened its program yet: then it opens this regular file,
-                # which holds the same text. Either way it reads exactly `code`, and __file__ is a file.
-                os.rename(staging, path)
-            view = memoryview(code)
-            while view:
-                view = view[os.write(prestarted.fifo, view):]
-        except OSError as exc:
-            self.log("warning", f"prestarted process unusable: {exc}")
-            self._kill_prestarted(prestarted)
-            return None
-        finally:
-            if prestarted.fifo >= 0:
-                os.close(prestarted.fifo)
-                prestarted.fifo = -1
-        # Anything else started before this run would now have seen another process come first.
-        self.prestart_stale = True
-        return prestarted.child
-
-    def _drop_prestarted(self, prestarted: Prestarted) -> None:
-        """Forget a prestarted process (it died, or was killed): its descriptors, and its FIFO, which must
-        not stay behind as the program file: nobody would ever read it again."""
-        if prestarted in self.prestarted:
-            self.prestarted.remove(prestarted)
-        for fd in (prestarted.fifo, prestarted.child.stdin, prestarted.child.stdout, prestarted.child.stderr):
-            if fd >= 0:
-                os.close(fd)
-        prestarted.fifo = prestarted.child.stdin = prestarted.child.stdout = prestarted.child.stderr = -1
-        path = os.path.join(self.config.sandbox, *files.split_path(self.config.sandbox, prestarted.spec.code_path))
-        with files.as_user(self.config.uid, self.config.gid):
-            try:
-                if stat.S_ISFIFO(os.lstat(path).st_mode):
-                    os.unlink(path)
-            except FileNotFoundError:
-                pass
-
-    def _kill_prestarted(self, prestarted: Prestarted) -> None:
-        kill_group(prestarted.child.pid)
-        self.by_pid.pop(prestarted.child.pid, None)
-        self._drop_prestarted(prestarted)
-
-    def _discard_prestarts(self) -> None:
-        for prestarted in list(self.prestarted):
-            self._kill_prestarted(prestarted)
-
     # ---------------------------------------------------------------------------------------- reset
 
     def _reset(self) -> tuple[dict[str, int], Ready]:
@@ -1057,11 +639,6 @@ class Agent:
         self._discard_prestarts()
         if self.config.uid != 0 and os.getuid() == 0:
             reset.kill_all(self.config.uid, self._reap_quietly, deadline_s=2.0)
-
-
-def policy_dict(policy: NetworkPolicy) -> dict:
-    return {"allow": list(policy.allow), "deny": list(policy.deny), "allow_private": list(policy.allow_private),
-            "connect_ports": list(policy.connect_ports) or [443, 80]}
 
 
 def main(argv: list[str] | None = None) -> None:
