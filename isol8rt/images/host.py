@@ -37,12 +37,24 @@ def can_install_packages() -> bool:
 
 async def apt_install(packages: Sequence[str], *, progress: Callable[[str], None]) -> None:
     """``apt-get install`` ``packages``, running ``apt-get update`` first only when apt does not know
-    one of them yet (a fresh machine has no package lists)."""
+    one of them yet (a fresh machine has no package lists), or when the install fails with the lists
+    it had: a machine image's lists can be old enough that the versions they name are gone from the
+    mirror."""
+    updated = False
     if not all([await _apt_knows(package) for package in packages]):
         progress("apt-get update")
         await _apt(["apt-get", "update", "-q"], packages)
+        updated = True
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
     progress(f"apt-get install {' '.join(packages)}")
-    await _apt(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], packages)
+    try:
+        await _apt(install, packages)
+    except SetupError:
+        if updated:
+            raise
+        progress("apt-get update (the package lists were stale)")
+        await _apt(["apt-get", "update", "-q"], packages)
+        await _apt(install, packages)
 
 
 def host_ca_bundle() -> bytes:
