@@ -2,9 +2,10 @@
 
 Start: open the key store, bind, remove what dead servers left behind (:mod:`.orphans`), start the
 shared engine and fill its warm pool, then accept. Each connection reads requests with
-:class:`~._http.ServerConnection` and hands them to :class:`~.app.App`. While a request is handled, a
-watcher keeps reading the socket: the client closing it cancels the handler, so a client that walks
-away mid-run (plain HTTP, SSE or WebSocket) frees its container at once.
+:class:`~._http.ServerConnection` and hands them to :class:`~.app.App`. A request still being handled
+after :data:`WATCH_AFTER_S` gets a watcher that keeps reading the socket: the client closing it cancels
+the handler, so a client that walks away mid-run (plain HTTP, SSE or WebSocket) frees its container at
+once. One :class:`_Watchdog` task starts those watchers, so a quick request costs no task of its own.
 
 Stop (SIGTERM, SIGINT, or :meth:`Server.stop`): stop accepting, close idle connections, give requests in
 flight ``drain_s`` to finish, cancel the rest, then stop every engine (which removes every container
@@ -36,7 +37,8 @@ log = logging.getLogger("isol8rt.server")
 
 RECEIVE_SIZE = 64 * 1024
 #: A request answered within this long never starts watching for the client leaving: most answers are
-#: faster than that, and the watch costs system calls on every request otherwise.
+#: faster than that, and a watcher per request (a task, a cancel scope, system calls) cost a quick
+#: request's round trip about a fifth of its time.
 WATCH_AFTER_S = 0.02
 #: How much a client may send past its current request (pipelining) before we stop reading ahead.
 MAX_READ_AHEAD = 64 * 1024
@@ -96,6 +98,7 @@ class Server:
         self._connections = 0
         self._no_connections = trio.Event()
         self._no_connections.set()
+        self._watchdog = _Watchdog()
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -124,6 +127,7 @@ class Server:
                 if config.handle_signals:
                     nursery.start_soon(self._signals)
                 nursery.start_soon(self._janitor)
+                nursery.start_soon(self._watchdog.run)
                 async with trio.open_nursery() as connections:
                     accept_scope = trio.CancelScope()
                     nursery.start_soon(self._accept, listeners, connections, accept_scope)
@@ -188,20 +192,24 @@ class Server:
         self._no_connections = trio.Event() if self._connections == 1 else self._no_connections
         conn = _http.ServerConnection(self.config.max_body)
         try:
-            while not self.draining:
-                request = await self._read_request(stream, conn)
-                if request is None:
-                    return
-                exchange = _Exchange(self, stream, conn)
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(exchange.watch, nursery.cancel_scope)
-                    await self.app.handle(request, exchange)
-                    nursery.cancel_scope.cancel()
-                if exchange.websocket is not None:
-                    await exchange.websocket.finish()
-                    return
-                if exchange.gone or not exchange.started or not conn.start_next_cycle():
-                    return
+            # The nursery of this connection's watchers (at most one at a time), opened once.
+            async with trio.open_nursery() as watchers:
+                while not self.draining:
+                    request = await self._read_request(stream, conn)
+                    if request is None:
+                        return
+                    exchange = _Exchange(self, stream, conn, watchers)
+                    self._watchdog.add(exchange)
+                    try:
+                        with exchange.handler_scope:
+                            await self.app.handle(request, exchange)
+                    finally:
+                        await exchange.stop_watching()
+                    if exchange.websocket is not None:
+                        await exchange.websocket.finish()
+                        return
+                    if exchange.gone or not exchange.started or not conn.start_next_cycle():
+                        return
         except (trio.BrokenResourceError, trio.ClosedResourceError, ClientGone):
             pass
         finally:
@@ -271,25 +279,75 @@ async def _send_quietly(stream: trio.SocketStream, data: bytes) -> None:
         pass
 
 
-class _Exchange:
-    """:class:`~.app.Exchange` over one connection, for one request."""
+class _Watchdog:
+    """Starts a watcher for each request still being handled :data:`WATCH_AFTER_S` after it began.
 
-    def __init__(self, server: Server, stream: trio.SocketStream, conn: _http.ServerConnection) -> None:
+    Requests wait in arrival order, which is also the order they fall due (the delay is the same for
+    all), so the task sleeps until the oldest one's time and wakes only when there is one.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[_Exchange, float] = {}
+        self._arrived = trio.Event()
+
+    def add(self, exchange: _Exchange) -> None:
+        if not self._waiting:
+            self._arrived.set()
+        self._waiting[exchange] = trio.current_time() + WATCH_AFTER_S
+
+    def discard(self, exchange: _Exchange) -> None:
+        self._waiting.pop(exchange, None)
+
+    async def run(self) -> None:
+        while True:
+            if not self._waiting:
+                self._arrived = trio.Event()
+                await self._arrived.wait()
+                continue
+            exchange, due = next(iter(self._waiting.items()))
+            if due > trio.current_time():
+                await trio.sleep_until(due)
+                continue
+            del self._waiting[exchange]
+            exchange.start_watching()
+
+
+class _Exchange:
+    """:class:`~.app.Exchange` over one connection, for one request. ``handler_scope`` is cancelled
+    when the client leaves while the request is handled."""
+
+    def __init__(self, server: Server, stream: trio.SocketStream, conn: _http.ServerConnection,
+                 watchers: trio.Nursery) -> None:
         self._server = server
         self._stream = stream
         self._conn = conn
+        self._watchers = watchers
         self.started = False
         self.gone = False
         self.websocket: _ServerWebSocket | None = None
-        self._watch_scope = trio.CancelScope()
-        self._watch_done = trio.Event()
+        self.handler_scope = trio.CancelScope()
+        self._watch_scope: trio.CancelScope | None = None
+        self._watch_done: trio.Event | None = None
 
-    async def watch(self, handler_scope: trio.CancelScope) -> None:
+    def start_watching(self) -> None:
+        self._watch_scope, self._watch_done = trio.CancelScope(), trio.Event()
+        self._watchers.start_soon(self._watch)
+
+    async def stop_watching(self) -> None:
+        """No more watching: the handler is done, or the socket is handed over. Returns once no task
+        reads the socket (a cancelled read loses no bytes)."""
+        self._server._watchdog.discard(self)
+        if self._watch_scope is not None:
+            assert self._watch_done is not None  # set together with the scope
+            self._watch_scope.cancel()
+            await self._watch_done.wait()
+
+    async def _watch(self) -> None:
         """Read while the request is handled: EOF means the client left, so the handler is cancelled.
         Bytes that arrive (a pipelined request) go to the parser for later, up to a bound."""
+        assert self._watch_scope is not None and self._watch_done is not None
         try:
             with self._watch_scope:
-                await trio.sleep(WATCH_AFTER_S)
                 received = 0
                 while received < MAX_READ_AHEAD:
                     try:
@@ -298,7 +356,7 @@ class _Exchange:
                         data = b""
                     if not data:
                         self.gone = True
-                        handler_scope.cancel()
+                        self.handler_scope.cancel()
                         return
                     received += len(data)
                     self._conn.receive_data(data)
@@ -331,10 +389,9 @@ class _Exchange:
         await self._send(self._conn.end_stream())
 
     async def accept_websocket(self, headers) -> _ServerWebSocket:
-        # The WebSocket reads the socket from now on: stop the watcher (a cancelled read loses no
-        # bytes) and take what it had already fed to h11.
-        self._watch_scope.cancel()
-        await self._watch_done.wait()
+        # The WebSocket reads the socket from now on: stop the watcher and take what it had already
+        # fed to h11.
+        await self.stop_watching()
         self.started = True
         data, trailing = self._conn.accept_upgrade(headers)
         await self._send(data)
