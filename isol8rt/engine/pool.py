@@ -4,7 +4,13 @@
 sending the run's Exit (kills every sandbox-user process and confirms none is left, wipes /sandbox, /tmp
 and /dev/shm, removes SysV IPC and message queues, starts the next interpreter) and announces the result;
 the next holder waits for that announcement and uses the container only when every check passed. A
-container also retires after ``max_uses`` runs or ``max_age_s`` seconds.
+container also retires after about ``max_uses`` runs or ``max_age_s`` seconds (each container's limits
+are drawn a little apart, so containers made together do not all retire, and get replaced, at once).
+
+How many containers a ``fast`` pool keeps: ``size`` ready (idle, being reset, or being made) beside those
+out on runs, but never more in all than ``max_idle``, the most release() keeps. So a steady load settles
+on a set of containers and makes no new ones: making a container costs as much CPU as dozens of runs,
+and the pool must not make containers that it throws away as soon as the load dips.
 
 ``secure``: a container serves exactly one run and is removed; the pool starts replacements in the
 background so the next run still finds one ready.
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import time
 from collections import deque
 
@@ -31,12 +38,14 @@ log = logging.getLogger("isol8rt.pool")
 
 #: How long acquire() waits for a container being reset before it makes a new one instead.
 _SETTLE_WAIT_S = 2.0
+#: Each container's use and age limits are the pool's times a factor drawn from this range.
+_RETIRE_SPREAD = (0.75, 1.25)
 
 
 class _Slot:
     """One kind of container: its recipe and the ready ones."""
 
-    __slots__ = ("spec", "configure", "idle", "creating", "settling", "target", "changed")
+    __slots__ = ("spec", "configure", "idle", "creating", "settling", "in_use", "target", "changed")
 
     def __init__(self, spec: SandboxSpec, configure: protocol.Configure, target: int) -> None:
         self.spec = spec
@@ -45,6 +54,8 @@ class _Slot:
         self.creating = 0
         #: Recycled containers whose reset is under way.
         self.settling = 0
+        #: Containers handed out by acquire() and not released yet.
+        self.in_use = 0
         self.target = target
         #: Set (and replaced) whenever a container joins ``idle`` or a reset ends: acquire() waits on it.
         self.changed = trio.Event()
@@ -56,7 +67,7 @@ class _Slot:
 
 class Pool:
     def __init__(self, backend: ContainerBackend, nursery: trio.Nursery, *, strategy: str = "fast",
-                 size: int = 1, max_idle: int = 8, max_uses: int = 200, max_age_s: float = 900.0) -> None:
+                 size: int = 1, max_idle: int = 8, max_uses: int = 1000, max_age_s: float = 900.0) -> None:
         self._backend = backend
         self._nursery = nursery
         self.strategy = strategy
@@ -66,6 +77,8 @@ class Pool:
         self.max_age_s = max_age_s
         self._slots: dict[str, _Slot] = {}
         self._slot_by_sandbox: dict[str, _Slot] = {}
+        #: Each container's own (use, age) limits: the pool's, spread (see _RETIRE_SPREAD).
+        self._limits: dict[str, tuple[int, float]] = {}
         #: Every container this pool made and has not removed, idle or checked out.
         self.live: dict[str, Sandbox] = {}
         self.closed = False
@@ -87,6 +100,7 @@ class Pool:
                 if self._expired(sandbox):
                     self._retire(sandbox)
                     continue
+                slot.in_use += 1
                 self._refill(slot)
                 return sandbox
             if not slot.settling:
@@ -96,6 +110,7 @@ class Pool:
             if waited.cancelled_caught:
                 break  # a reset that slow is in trouble: do not wait on it
         sandbox = await self._create(slot)
+        slot.in_use += 1
         # Only now: a refill started earlier would compete with this caller's own container for the CPU.
         self._refill(slot)
         return sandbox
@@ -106,18 +121,22 @@ class Pool:
         A recycled container rejoins the warm ones only once its agent reports the reset done and
         verified, and its next interpreter warm: acquire() never hands out one still resetting."""
         slot = self._slot_by_sandbox.pop(sandbox.container_id, None)
+        if slot is not None:
+            slot.in_use -= 1
         sandbox.uses += 1
         recycle = not (self.closed or slot is None or self.strategy != "fast" or sandbox.broken
                        or self._expired(sandbox) or len(slot.idle) + slot.settling >= self.max_idle)
         if recycle:
+            assert slot is not None  # recycle is False without a slot
+            slot.settling += 1  # from now: while the reset is asked for, it counts as coming back
             try:
                 with trio.CancelScope(shield=True):
                     await sandbox.begin_reset()
             except SandboxError:
                 recycle = False
+                slot.settling -= 1
         if recycle:
             self._slot_by_sandbox[sandbox.container_id] = slot
-            slot.settling += 1
             self._nursery.start_soon(self._settle, slot, sandbox)
         else:
             self._retire(sandbox)
@@ -140,9 +159,11 @@ class Pool:
     async def keep(self, sandbox: Sandbox) -> None:
         """Let go of a container without removing it (the persist option: kept for inspection)."""
         self.live.pop(sandbox.container_id, None)
+        self._limits.pop(sandbox.container_id, None)
         slot = self._slot_by_sandbox.pop(sandbox.container_id, None)
         await sandbox.channel.aclose()
         if slot is not None:
+            slot.in_use -= 1
             self._refill(slot)
 
     async def prewarm(self, spec: SandboxSpec, configure: protocol.Configure) -> None:
@@ -153,12 +174,29 @@ class Pool:
                 nursery.start_soon(self._create_idle, slot)
 
     def _expired(self, sandbox: Sandbox) -> bool:
-        return sandbox.uses >= self.max_uses or time.monotonic() - sandbox.created > self.max_age_s
+        max_uses, max_age_s = self._limits.get(sandbox.container_id, (self.max_uses, self.max_age_s))
+        return sandbox.uses >= max_uses or time.monotonic() - sandbox.created > max_age_s
+
+    def _wanted_ready(self, slot: _Slot) -> int:
+        """How many containers the slot should have ready or on their way (idle, settling, creating)."""
+        if self.strategy != "fast":
+            return slot.target  # a container out on a run never comes back
+        # ``size`` ready, but never so many that, with those out on runs (which come back), there would
+        # be more than release() keeps: those would be made only to be removed when the load dips.
+        return max(0, min(slot.target, self.max_idle - slot.in_use))
+
+    def _keeps_another(self, slot: _Slot) -> bool:
+        """Whether a container just made joins the pool. Under ``fast``, one made for a load that has
+        dipped meanwhile is kept all the same (up to ``max_idle`` in all): removing it now and making
+        another when the load comes back is the churn this pool avoids."""
+        if self.strategy != "fast":
+            return len(slot.idle) + slot.creating < slot.target
+        return len(slot.idle) + slot.settling + slot.creating + slot.in_use < self.max_idle
 
     def _refill(self, slot: _Slot) -> None:
         if self.closed:
             return
-        for _ in range(slot.target - len(slot.idle) - slot.creating - slot.settling):
+        for _ in range(self._wanted_ready(slot) - len(slot.idle) - slot.creating - slot.settling):
             self._nursery.start_soon(self._create_idle, slot)
 
     async def _create(self, slot: _Slot) -> Sandbox:
@@ -168,6 +206,8 @@ class Pool:
             raise EngineClosed("the engine stopped while a container was starting")
         self.live[sandbox.container_id] = sandbox
         self._slot_by_sandbox[sandbox.container_id] = slot
+        spread = random.uniform(*_RETIRE_SPREAD)
+        self._limits[sandbox.container_id] = (max(1, round(self.max_uses * spread)), self.max_age_s * spread)
         return sandbox
 
     async def _create_idle(self, slot: _Slot) -> None:
@@ -179,7 +219,7 @@ class Pool:
             return
         finally:
             slot.creating -= 1
-        if slot.target > len(slot.idle):
+        if self._keeps_another(slot):
             slot.idle.append(sandbox)
             slot.notify()
         else:
@@ -187,6 +227,7 @@ class Pool:
 
     def _retire(self, sandbox: Sandbox) -> None:
         self.live.pop(sandbox.container_id, None)
+        self._limits.pop(sandbox.container_id, None)
         self._slot_by_sandbox.pop(sandbox.container_id, None)
         self._nursery.start_soon(sandbox.discard)
 

@@ -140,3 +140,33 @@ async def test_stop_removes_checked_out_and_pooled_containers(make_engine):
     await engine.stop()  # safe twice
     assert await managed_containers(engine_id) == []
     assert LABEL_ENGINE
+
+
+async def test_a_steady_load_makes_no_new_containers(make_engine):
+    """Callers that come back again and again reuse the pool's containers: making one costs as much CPU
+    as dozens of runs, so none is made, or removed, while the load holds (the load stopping between the
+    rounds, as every client's does, included)."""
+    async with make_engine(pool_size=2, max_concurrent=4) as engine:
+        used: set[str] = set()
+
+        async def caller(runs: int) -> None:
+            for _ in range(runs):
+                result = await engine.execute(ExecutionRequest(code="print('hi')"))
+                assert result.stdout == "hi\n", result.stderr
+                used.add(result.container_id)
+
+        async def load(runs: int) -> None:
+            async with trio.open_nursery() as nursery:
+                for _ in range(4):
+                    nursery.start_soon(caller, runs)
+
+        await load(8)  # the pool grows to the load
+        with trio.fail_after(60):  # containers made for the growth may still be on their way
+            while any(slot.creating or slot.settling for slot in engine._pool._slots.values()):
+                await trio.sleep(0.05)
+        before = set(engine.containers)
+        used.clear()
+        for _ in range(3):
+            await load(10)
+        assert used <= before
+        assert set(engine.containers) == before
