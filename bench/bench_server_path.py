@@ -3,9 +3,9 @@ client add to a run, which ``bench_server.py`` can only see through a real conta
 
     .venv/bin/python bench/bench_server_path.py [--requests N] [--run-ms MS]
 
-The engine's ``execute`` is replaced by a stub that answers a python hello world's result after
-``--run-ms`` (a real warm run takes about 4 ms; in that time both processes fall idle and their caches
-cool, which is what a real call pays). Two measurements:
+The engine's ``execute`` is replaced by a stub that answers a python hello world's result once another
+process has answered it ``--run-ms`` later (a real warm run takes about 4 ms; in that time both processes
+fall idle and their caches cool, which is what a real call pays). Two measurements:
 
 - in one process, back to back, stub answering at once: client + server CPU per request (hot);
 - server in a subprocess, ``RemoteIsol8`` here: round-trip latency minus the stub's time (p50, p90),
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -40,14 +41,31 @@ RESULT = ExecutionResult(stdout="hello\n", stderr="", exit_code=0, duration_ms=4
                          container_id="c" * 64)
 
 
+def container_stand_in(run_s: float) -> socket.socket:
+    """A process that answers each byte it gets with one of its own ``run_s`` later: the engine waits
+    on a socket to another process, as it does on a container's agent (a trio.sleep instead would cost
+    the server a cancel scope's expiry per request, which a real run does not)."""
+    ours, theirs = socket.socketpair()
+    if os.fork() == 0:
+        ours.close()
+        while theirs.recv(1):
+            time.sleep(run_s)
+            theirs.send(b"x")
+        os._exit(0)
+    theirs.close()
+    return ours
+
+
 def stub_engine(run_s: float, stamps: list | None = None) -> None:
     """Replace the engine (and the orphan sweep) with stubs; with ``stamps``, record each hop's time."""
+    stand_in = trio.socket.from_stdlib_socket(container_stand_in(run_s)) if run_s else None
 
     async def execute(self, request, session_id=None, **kwargs):
         if stamps is not None:
             stamps.append(("engine", time.perf_counter()))
-        if run_s:
-            await trio.sleep(run_s)
+        if stand_in is not None:
+            await stand_in.send(b"x")
+            await stand_in.recv(1)
         else:
             await trio.lowlevel.checkpoint()
         if stamps is not None:
@@ -113,6 +131,15 @@ async def serve_stub(run_s: float, stamps_path: str) -> None:
         server.stop()
 
 
+def process_cpu_ms(pid: int | None = None) -> float:
+    """CPU time (user + system) used so far by ``pid`` (default: this process), in ms."""
+    if pid is None:
+        return time.process_time() * 1000
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        fields = stat.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def _p(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * q))]
@@ -133,9 +160,12 @@ async def across(requests: int, run_s: float) -> dict[str, list[float]]:
     try:
         client = RemoteIsol8(url, KEY)
         for index in range(requests + 100):
+            if index == 100:
+                cpu = {"client": process_cpu_ms(), "server": process_cpu_ms(proc.pid)}
             started = time.perf_counter()
             await client.execute(REQUEST)
             client_times.append((started, time.perf_counter()))
+        cpu = {"client": process_cpu_ms() - cpu["client"], "server": process_cpu_ms(proc.pid) - cpu["server"]}
     finally:
         proc.terminate()
         proc.wait(30)
@@ -154,17 +184,19 @@ async def across(requests: int, run_s: float) -> dict[str, list[float]]:
         hops["engine -> sent"].append((record["sent"] - record["engine_done"]) * 1000)
         hops["sent -> client"].append((ended - record["sent"]) * 1000)
         hops["added"].append((ended - started - (record["engine_done"] - record["engine"])) * 1000)
-    return hops
+    return hops, {side: used / requests * 1000 for side, used in cpu.items()}
 
 
 async def main(args) -> None:
     if args.serve_stub:
         await serve_stub(args.run_ms / 1000, args.serve_stub)
         return
-    across_hops = await across(args.requests, args.run_ms / 1000)
+    across_hops, cpu = await across(args.requests, args.run_ms / 1000)
     print(f"server path, engine stubbed ({args.run_ms:g} ms run), {args.requests} requests")
     for name, values in across_hops.items():
         print(f"  {name:18s} p50 {_p(values, .5):.3f}  p90 {_p(values, .9):.3f} ms")
+    print(f"  CPU per request: client {cpu['client']:.0f} µs, server {cpu['server']:.0f} µs (subprocess; "
+          f"clock ticks, so averaged)")
     print(f"  client + server CPU per request, one process, back to back: {await hot(args.requests):.0f} µs")
 
 

@@ -198,11 +198,13 @@ def _content_length(headers) -> int | None:
 
 def _request(head: h11.Request, body: bytes) -> Request:
     target = head.target.decode("latin-1")
-    path, _, query = target.partition("?")
+    path, question, query = target.partition("?")
     return Request(
         method=head.method.decode("ascii", "replace"),
-        path=unquote(path),
-        query=dict(parse_qsl(query, keep_blank_values=True)),
-        headers=tuple((bytes(k), bytes(v)) for k, v in head.headers),
+        # The common request (POST /execute) has neither escapes nor a query: skip the parsers then.
+        path=unquote(path) if "%" in path else path,
+        query=dict(parse_qsl(query, keep_blank_values=True)) if question else {},
+        # h11 gives (lower-cased name, value) pairs of bytes.
+        headers=tuple(head.headers),
         body=body,
     )

@@ -180,8 +180,14 @@ class App:
     async def execute(self, request: Request, exchange: Exchange, principal: Principal) -> None:
         body = _json_body(_wire.decode_execute, request.body)
         options = self._prepare(body.request, body.options)
-        async with self._engine(principal, options, body.session_id) as (engine, session_id):
-            result = await engine.execute(body.request, session_id=session_id)
+        if body.session_id is None:
+            # The hot path, without _engine()'s two context managers (about a tenth of what the server
+            # spends on a request of its own).
+            async with self.engines.lease(options) as engine:
+                result = await engine.execute(body.request)
+        else:
+            async with self._engine(principal, options, body.session_id) as (engine, session_id):
+                result = await engine.execute(body.request, session_id=session_id)
         await exchange.respond(200, _wire.encode(result))
 
     async def execute_stream(self, request: Request, exchange: Exchange, principal: Principal) -> None:

@@ -11,10 +11,9 @@ pool: every plain ephemeral request, from every key, goes through it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from typing import AsyncIterator, Callable
+from typing import Callable
 
 import msgspec
 import trio
@@ -42,6 +41,29 @@ class _Entry:
     @property
     def idle(self) -> bool:
         return self.active == 0 and self.sessions == 0
+
+
+class _Lease:
+    """``async with engines.lease(options) as engine``: a class, not a generator, since every request
+    goes through one."""
+
+    __slots__ = ("_engines", "_options", "_entry")
+
+    def __init__(self, engines: EngineSet, options: Isol8Options) -> None:
+        self._engines = engines
+        self._options = options
+        self._entry: _Entry | None = None
+
+    async def __aenter__(self) -> DockerIsol8:
+        entry = self._entry = await self._engines._entry_for(self._options)
+        entry.active += 1
+        return entry.engine
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        entry = self._entry
+        assert entry is not None  # __aexit__ runs only after __aenter__ returned
+        entry.active -= 1
+        entry.last_used = time.monotonic()
 
 
 class EngineSet:
@@ -103,16 +125,9 @@ class EngineSet:
         del self._entries[victim.key]
         await victim.engine.stop()
 
-    @contextlib.asynccontextmanager
-    async def lease(self, options: Isol8Options) -> AsyncIterator[DockerIsol8]:
-        """The engine for ``options``, held for the body of the ``with`` (it is not evicted meanwhile)."""
-        entry = await self._entry_for(options)
-        entry.active += 1
-        try:
-            yield entry.engine
-        finally:
-            entry.active -= 1
-            entry.last_used = time.monotonic()
+    def lease(self, options: Isol8Options) -> _Lease:
+        """The engine for ``options``, held for the body of an ``async with`` (it is not evicted meanwhile)."""
+        return _Lease(self, options)
 
     def hold_session(self, engine: DockerIsol8, delta: int) -> None:
         """Count a session made (+1) or closed (-1) in ``engine``, which keeps it from eviction."""
