@@ -264,10 +264,13 @@ async def section_network(ctx: Context) -> list[Result]:
 async def section_server(ctx: Context) -> list[Result]:
     s = ctx.settings
     c = s.server_concurrency
-    ids = ("server.python.library", "server.python.server", f"server.python.library.c{c}",
-           f"server.python.server.c{c}")
-    labels = ("library call (interleaved with the server)", "RemoteIsol8 -> isol8rt serve on loopback "
-              "(interleaved with the library)", f"library, {c} concurrent callers", f"server, {c} concurrent callers")
+    ids = ("server.python.library", "server.python.server", "server.python.library.staggered",
+           "server.python.server.staggered", f"server.python.library.c{c}", f"server.python.server.c{c}")
+    labels = ("library call, back to back (interleaved with the server)", "RemoteIsol8 -> isol8rt serve on "
+              "loopback, back to back (interleaved with the library)",
+              f"library call, {s.think_ms:g} ms think time (interleaved with the server)",
+              f"RemoteIsol8 -> isol8rt serve, {s.think_ms:g} ms think time (interleaved with the library)",
+              f"library, {c} concurrent callers", f"server, {c} concurrent callers")
     reason = server.available()
     if reason:
         return [unavailable(i, "server", label, reason) for i, label in zip(ids, labels)]
@@ -277,21 +280,29 @@ async def section_server(ctx: Context) -> list[Result]:
     except RuntimeError as exc:
         return [unavailable(i, "server", label, str(exc)) for i, label in zip(ids, labels)]
     params = {"runtime": "python", "pool_size": s.pool_size, "max_concurrent": s.max_concurrent}
-    library, remote, library_c, remote_c = (Result(id=i, group="server", label=label, params=dict(params))
-                                            for i, label in zip(ids, labels))
+    library, remote, library_s, remote_s, library_c, remote_c = (
+        Result(id=i, group="server", label=label, params=dict(params)) for i, label in zip(ids, labels))
     clients = [process.client() for _ in range(c)]
+    think_s = s.think_ms / 1000
     try:
         for client in clients:
             await client.start()
-        ctx.progress(f"server vs library: {s.server_runs} runs each, interleaved")
+        ctx.progress(f"server vs library: {s.server_runs} runs each, back to back, interleaved")
         await _interleaved([(engine_call(ctx.engine, hello("python")), library),
                             (client_call(clients[0], hello("python")), remote)], s.server_runs, s.warmup,
                            s.loop_cap_s * 2)
+        staggered_runs = min(s.server_runs, s.runs)
+        ctx.progress(f"server vs library: {staggered_runs} runs each, {s.think_ms:g} ms apart, interleaved")
+        await _interleaved([(_then_think(engine_call(ctx.engine, hello("python")), think_s), library_s),
+                            (_then_think(client_call(clients[0], hello("python")), think_s), remote_s)],
+                           staggered_runs, s.warmup, s.loop_cap_s)
+        for result in (library_s, remote_s):
+            result.params["think_ms"] = s.think_ms
         ctx.progress(f"server vs library: {c} concurrent callers, {s.server_seconds:g} s each, in rounds")
-        rounds = 2
         await _throughput_rounds(library_c, [engine_call(ctx.engine, hello("python"))] * c,
                                  remote_c, [client_call(client, hello("python")) for client in clients],
-                                 rounds, s.server_seconds / rounds, s.sweep_warmup_s)
+                                 SERVER_ROUNDS, s.server_seconds / SERVER_ROUNDS,
+                                 max(s.sweep_warmup_s, s.server_seconds / SERVER_ROUNDS))
     finally:
         for client in clients:
             with trio.CancelScope(shield=True):
@@ -300,7 +311,23 @@ async def section_server(ctx: Context) -> list[Result]:
         ctx.progress("server: stopped")
     for result in (library_c, remote_c):
         result.params["concurrency"] = c
-    return [library, remote, library_c, remote_c]
+    return [library, remote, library_s, remote_s, library_c, remote_c]
+
+
+#: Rounds of the server's throughput comparison, each side in turn (the order swapped every round), so
+#: that a slow moment of the machine falls on both.
+SERVER_ROUNDS = 4
+
+
+def _then_think(execute: Execute, think_s: float) -> Execute:
+    """``execute``, then ``think_s`` of idle time (not part of the latency)."""
+
+    async def staggered() -> float | None:
+        latency = await execute()
+        await trio.sleep(think_s)
+        return latency
+
+    return staggered
 
 
 async def _throughput_rounds(first: Result, first_calls: list[Execute], second: Result, second_calls: list[Execute],

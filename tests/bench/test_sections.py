@@ -19,7 +19,8 @@ async def test_server_variant_without_a_server_is_not_available(monkeypatch):
     monkeypatch.setattr(server, "available", lambda: "isol8rt.server cannot be imported (ImportError: nope)")
     ctx = runner.Context(quick(), client=None, nursery=None, progress=lambda message: None)
     results = await runner.section_server(ctx)
-    assert [r.id for r in results] == ["server.python.library", "server.python.server", "server.python.library.c8",
-                                       "server.python.server.c8"]
+    assert [r.id for r in results] == ["server.python.library", "server.python.server",
+                                       "server.python.library.staggered", "server.python.server.staggered",
+                                       "server.python.library.c8", "server.python.server.c8"]
     assert {r.status for r in results} == {"not available"}
     assert "cannot be imported" in results[0].note
