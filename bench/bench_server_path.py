@@ -34,6 +34,9 @@ from isol8rt.server import Server, ServerConfig
 from isol8rt.server import app as app_module
 from isol8rt.server import server as server_module
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_server import process_cpu_ms  # noqa: E402 - the server benchmark's CPU reading, shared
+
 KEY = "bench-key"
 REQUEST = ExecutionRequest(runtime="python", code="print('hello')")
 RESULT = ExecutionResult(stdout="hello\n", stderr="", exit_code=0, duration_ms=4.2, truncated=False,
@@ -129,15 +132,6 @@ async def serve_stub(run_s: float, stamps_path: str) -> None:
                 break
         Path(stamps_path).write_text(json.dumps(stamps))
         server.stop()
-
-
-def process_cpu_ms(pid: int | None = None) -> float:
-    """CPU time (user + system) used so far by ``pid`` (default: this process), in ms."""
-    if pid is None:
-        return time.process_time() * 1000
-    with open(f"/proc/{pid}/stat", "rb") as stat:
-        fields = stat.read().rsplit(b")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
 def _p(values: list[float], q: float) -> float:
