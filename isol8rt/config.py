@@ -7,9 +7,10 @@ is refused with its JSON path), the defaults, and the JSON Schema that editors u
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -195,7 +196,18 @@ def resolved(value):
 
 def json_schema() -> dict:
     """The configuration file's JSON Schema, generated from the types above."""
-    schema = msgspec.json.schema(Isol8Config)
+    schema = _clean_descriptions(msgspec.json.schema(Isol8Config))
     schema["$id"] = "https://isol8rt.dev/schema/isol8rt.config.schema.json"
     schema["title"] = "isol8rt configuration"
     return schema
+
+
+def _clean_descriptions(node: Any) -> Any:
+    """Docstrings dedented the same way whichever msgspec made the schema (0.23 dedents them itself,
+    earlier releases kept a docstring's indentation), so the shipped schema matches either."""
+    if isinstance(node, dict):
+        return {key: inspect.cleandoc(value) if key == "description" and isinstance(value, str)
+                else _clean_descriptions(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_clean_descriptions(item) for item in node]
+    return node
