@@ -10,7 +10,9 @@ are drawn a little apart, so containers made together do not all retire, and get
 How many containers a ``fast`` pool keeps: ``size`` ready (idle, being reset, or being made) beside those
 out on runs, but never more in all than ``max_idle``, the most release() keeps. So a steady load settles
 on a set of containers and makes no new ones: making a container costs as much CPU as dozens of runs,
-and the pool must not make containers that it throws away as soon as the load dips.
+and the pool must not make containers that it throws away as soon as the load dips. Once no run has
+asked for a kind of container for ``shrink_after_s``, its idle ones beyond ``size`` are removed, and idle
+ones past their age are replaced, so a burst's containers do not stay forever.
 
 ``secure``: a container serves exactly one run and is removed; the pool starts replacements in the
 background so the next run still finds one ready.
@@ -45,7 +47,8 @@ _RETIRE_SPREAD = (0.75, 1.25)
 class _Slot:
     """One kind of container: its recipe and the ready ones."""
 
-    __slots__ = ("spec", "configure", "idle", "creating", "settling", "in_use", "target", "changed")
+    __slots__ = ("spec", "configure", "idle", "creating", "settling", "in_use", "target", "changed",
+                 "last_acquired")
 
     def __init__(self, spec: SandboxSpec, configure: protocol.Configure, target: int) -> None:
         self.spec = spec
@@ -59,6 +62,7 @@ class _Slot:
         self.target = target
         #: Set (and replaced) whenever a container joins ``idle`` or a reset ends: acquire() waits on it.
         self.changed = trio.Event()
+        self.last_acquired = time.monotonic()
 
     def notify(self) -> None:
         self.changed.set()
@@ -67,7 +71,8 @@ class _Slot:
 
 class Pool:
     def __init__(self, backend: ContainerBackend, nursery: trio.Nursery, *, strategy: str = "fast",
-                 size: int = 1, max_idle: int = 8, max_uses: int = 1000, max_age_s: float = 900.0) -> None:
+                 size: int = 1, max_idle: int = 8, max_uses: int = 1000, max_age_s: float = 900.0,
+                 shrink_after_s: float = 60.0) -> None:
         self._backend = backend
         self._nursery = nursery
         self.strategy = strategy
@@ -75,6 +80,7 @@ class Pool:
         self.max_idle = max(max_idle, size)
         self.max_uses = max_uses
         self.max_age_s = max_age_s
+        self.shrink_after_s = shrink_after_s
         self._slots: dict[str, _Slot] = {}
         self._slot_by_sandbox: dict[str, _Slot] = {}
         #: Each container's own (use, age) limits: the pool's, spread (see _RETIRE_SPREAD).
@@ -82,6 +88,7 @@ class Pool:
         #: Every container this pool made and has not removed, idle or checked out.
         self.live: dict[str, Sandbox] = {}
         self.closed = False
+        nursery.start_soon(self._shrink_when_quiet)
 
     def _slot(self, spec: SandboxSpec, configure: protocol.Configure) -> _Slot:
         key = spec.pool_key() + configure_key(configure)
@@ -94,6 +101,7 @@ class Pool:
         """A ready container for ``spec``: a warm one if there is one; else the first of those being reset
         (a reset takes milliseconds); else one made now."""
         slot = self._slot(spec, configure)
+        slot.last_acquired = time.monotonic()
         while True:
             while slot.idle:
                 sandbox = slot.idle.popleft()
@@ -230,6 +238,24 @@ class Pool:
         self._limits.pop(sandbox.container_id, None)
         self._slot_by_sandbox.pop(sandbox.container_id, None)
         self._nursery.start_soon(sandbox.discard)
+
+    async def _shrink_when_quiet(self) -> None:
+        while True:
+            await trio.sleep(max(1.0, self.shrink_after_s / 2))
+            self.shrink()
+
+    def shrink(self) -> None:
+        """Remove idle containers a quiet slot does not need: those beyond ``size`` (the longest idle
+        first), and those past their age (replaced)."""
+        now = time.monotonic()
+        for slot in self._slots.values():
+            for sandbox in [s for s in slot.idle if self._expired(s)]:
+                slot.idle.remove(sandbox)
+                self._retire(sandbox)
+            if now - slot.last_acquired >= self.shrink_after_s:
+                while len(slot.idle) > slot.target:
+                    self._retire(slot.idle.popleft())
+            self._refill(slot)
 
     async def close(self) -> None:
         """Remove every container this pool made, idle or still checked out."""

@@ -170,3 +170,33 @@ async def test_a_steady_load_makes_no_new_containers(make_engine):
             await load(10)
         assert used <= before
         assert set(engine.containers) == before
+
+
+async def test_a_quiet_pool_shrinks_back_to_its_size(make_engine):
+    """A burst grows the pool; once nothing has asked for a container for a while, the idle ones beyond
+    pool_size are removed (the shrink runs every half shrink_after_s; here it is called at once)."""
+    async with make_engine(pool_size=1, max_concurrent=4) as engine:
+        async def one() -> None:
+            result = await engine.execute(ExecutionRequest(code="import time; time.sleep(0.3); print('hi')"))
+            assert result.stdout == "hi\n", result.stderr
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(4):
+                nursery.start_soon(one)
+        pool = engine._pool
+        with trio.fail_after(60):  # the burst's containers finish their resets
+            while any(slot.creating or slot.settling for slot in pool._slots.values()):
+                await trio.sleep(0.05)
+        grown = set(engine.containers)
+        assert len(grown) >= 4
+        pool.shrink()  # not quiet yet: nothing goes
+        assert set(engine.containers) == grown
+        for slot in pool._slots.values():
+            slot.last_acquired -= pool.shrink_after_s
+        pool.shrink()
+        kept = set(engine.containers)
+        assert len(kept) == 1 and kept <= grown
+        result = await engine.execute(ExecutionRequest(code="print('after')"))
+        assert result.stdout == "after\n" and result.container_id in kept
+        engine_id = engine.engine_id
+    assert await managed_containers(engine_id) == []
