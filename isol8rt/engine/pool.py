@@ -83,8 +83,6 @@ class Pool:
         self.shrink_after_s = shrink_after_s
         self._slots: dict[str, _Slot] = {}
         self._slot_by_sandbox: dict[str, _Slot] = {}
-        #: Each container's own (use, age) limits: the pool's, spread (see _RETIRE_SPREAD).
-        self._limits: dict[str, tuple[int, float]] = {}
         #: Every container this pool made and has not removed, idle or checked out.
         self.live: dict[str, Sandbox] = {}
         self.closed = False
@@ -167,7 +165,6 @@ class Pool:
     async def keep(self, sandbox: Sandbox) -> None:
         """Let go of a container without removing it (the persist option: kept for inspection)."""
         self.live.pop(sandbox.container_id, None)
-        self._limits.pop(sandbox.container_id, None)
         slot = self._slot_by_sandbox.pop(sandbox.container_id, None)
         await sandbox.channel.aclose()
         if slot is not None:
@@ -182,8 +179,7 @@ class Pool:
                 nursery.start_soon(self._create_idle, slot)
 
     def _expired(self, sandbox: Sandbox) -> bool:
-        max_uses, max_age_s = self._limits.get(sandbox.container_id, (self.max_uses, self.max_age_s))
-        return sandbox.uses >= max_uses or time.monotonic() - sandbox.created > max_age_s
+        return sandbox.uses >= sandbox.max_uses or time.monotonic() - sandbox.created > sandbox.max_age_s
 
     def _wanted_ready(self, slot: _Slot) -> int:
         """How many containers the slot should have ready or on their way (idle, settling, creating)."""
@@ -215,7 +211,7 @@ class Pool:
         self.live[sandbox.container_id] = sandbox
         self._slot_by_sandbox[sandbox.container_id] = slot
         spread = random.uniform(*_RETIRE_SPREAD)
-        self._limits[sandbox.container_id] = (max(1, round(self.max_uses * spread)), self.max_age_s * spread)
+        sandbox.max_uses, sandbox.max_age_s = max(1, round(self.max_uses * spread)), self.max_age_s * spread
         return sandbox
 
     async def _create_idle(self, slot: _Slot) -> None:
@@ -235,7 +231,6 @@ class Pool:
 
     def _retire(self, sandbox: Sandbox) -> None:
         self.live.pop(sandbox.container_id, None)
-        self._limits.pop(sandbox.container_id, None)
         self._slot_by_sandbox.pop(sandbox.container_id, None)
         self._nursery.start_soon(sandbox.discard)
 

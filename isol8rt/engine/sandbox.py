@@ -50,6 +50,9 @@ class Sandbox:
         self.resetting = False
         self.uses = 0
         self.created = time.monotonic()
+        #: When the pool retires it: after this many runs, or this many seconds (the pool sets them).
+        self.max_uses = float("inf")
+        self.max_age_s = float("inf")
         self.broken = False
         #: The operation whose terminal answer has not arrived yet (what interrupt() ends).
         self.pending_op: int | None = None
