@@ -35,6 +35,7 @@ from isol8rt.server import app as app_module
 from isol8rt.server import server as server_module
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_engine import percentile  # noqa: E402 - the engine benchmark's statistics, shared
 from bench_server import process_cpu_ms  # noqa: E402 - the server benchmark's CPU reading, shared
 
 KEY = "bench-key"
@@ -134,11 +135,6 @@ async def serve_stub(run_s: float, stamps_path: str) -> None:
         server.stop()
 
 
-def _p(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * q))]
-
-
 async def across(requests: int, run_s: float) -> dict[str, list[float]]:
     """Round trips to a subprocess server; each hop's time (ms) per request."""
     stamps_path = tempfile.mktemp(suffix=".json")
@@ -188,7 +184,7 @@ async def main(args) -> None:
     across_hops, cpu = await across(args.requests, args.run_ms / 1000)
     print(f"server path, engine stubbed ({args.run_ms:g} ms run), {args.requests} requests")
     for name, values in across_hops.items():
-        print(f"  {name:18s} p50 {_p(values, .5):.3f}  p90 {_p(values, .9):.3f} ms")
+        print(f"  {name:18s} p50 {percentile(values, .5):.3f}  p90 {percentile(values, .9):.3f} ms")
     print(f"  CPU per request: client {cpu['client']:.0f} µs, server {cpu['server']:.0f} µs (subprocess; "
           f"clock ticks, so averaged)")
     print(f"  client + server CPU per request, one process, back to back: {await hot(args.requests):.0f} µs")

@@ -18,10 +18,9 @@ from isol8rt.images.catalog import BASE_IMAGE
 
 RECORDINGS = Path(__file__).resolve().parent / "recordings"
 
-#: The image the integration tests run (needs sh, cat, sleep). Point it at the project's own image
-#: with ISOL8RT_TEST_IMAGE once those are built.
-#: An image with sh and cat: by default isol8rt's base, which `isol8rt setup` builds on every machine
-#: (the recordings name the prototype's images; they are bytes, not run).
+#: The image the integration tests run (needs sh, cat, sleep): by default isol8rt's base, which
+#: `isol8rt setup` builds on every machine (the recordings name the prototype's images; they are bytes,
+#: not run), or ISOL8RT_TEST_IMAGE.
 TEST_IMAGE = os.environ.get("ISOL8RT_TEST_IMAGE", BASE_IMAGE)
 
 #: Every container and image the tests make carries this label; the ``docker`` fixture removes them.

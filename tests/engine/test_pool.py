@@ -142,6 +142,13 @@ async def test_stop_removes_checked_out_and_pooled_containers(make_engine):
     assert LABEL_ENGINE
 
 
+async def settled(engine) -> None:
+    """Until no container of the engine's pool is being made or reset."""
+    with trio.fail_after(60):
+        while any(slot.creating or slot.settling for slot in engine._pool._slots.values()):
+            await trio.sleep(0.05)
+
+
 async def test_a_steady_load_makes_no_new_containers(make_engine):
     """Callers that come back again and again reuse the pool's containers: making one costs as much CPU
     as dozens of runs, so none is made, or removed, while the load holds (the load stopping between the
@@ -161,9 +168,7 @@ async def test_a_steady_load_makes_no_new_containers(make_engine):
                     nursery.start_soon(caller, runs)
 
         await load(8)  # the pool grows to the load
-        with trio.fail_after(60):  # containers made for the growth may still be on their way
-            while any(slot.creating or slot.settling for slot in engine._pool._slots.values()):
-                await trio.sleep(0.05)
+        await settled(engine)  # containers made for the growth may still be on their way
         before = set(engine.containers)
         used.clear()
         for _ in range(3):
@@ -184,9 +189,7 @@ async def test_a_quiet_pool_shrinks_back_to_its_size(make_engine):
             for _ in range(4):
                 nursery.start_soon(one)
         pool = engine._pool
-        with trio.fail_after(60):  # the burst's containers finish their resets
-            while any(slot.creating or slot.settling for slot in pool._slots.values()):
-                await trio.sleep(0.05)
+        await settled(engine)  # the burst's containers finish their resets
         grown = set(engine.containers)
         assert len(grown) >= 4
         pool.shrink()  # not quiet yet: nothing goes
