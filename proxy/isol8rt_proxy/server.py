@@ -2,13 +2,19 @@
 
 Every client connection runs in its own task under one nursery, inside its own cancel scope, so that
 ``reset`` can close exactly the connections open at that moment and wait until they are gone (their
-tunnels' log lines are written by then). The policy is one attribute, swapped whole: a request reads it
-once, when it arrives.
+tunnels' log lines are written by then). ``reset`` also refuses every connection still waiting in the
+listeners' backlogs: the agent resets the proxy once the run's processes are dead, so what waits there
+was sent by a run that is over, and must never be served under (or logged in) the next one. The policy
+is one attribute, swapped whole: a request reads it once, when it arrives.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
+import socket
+import struct
 import sys
 import traceback
 
@@ -56,6 +62,7 @@ class Proxy:
         self.run = run
         self._output = output
         self._open: set[_Connection] = set()
+        self._listeners: list[trio.SocketListener] = []
 
     def log(self, record: RequestLog) -> None:
         self._output.emit(record)
@@ -64,27 +71,44 @@ class Proxy:
     # client connections
 
     async def serve(self, listeners: list[trio.SocketListener]) -> None:
+        self._listeners = list(listeners)
         async with trio.open_nursery() as nursery:
             for listener in listeners:
                 nursery.start_soon(self._accept, listener, nursery)
 
     async def _accept(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+        """Accept and register connections with no checkpoint between the two (trio's own accept() has one
+        after the system call), so that a reset sees every connection either still in the backlog or
+        registered as open, never one held in between (it would be served under the next run)."""
         async with listener:
-            while True:
-                try:
-                    stream = await listener.accept()
-                except OSError as exc:
-                    if exc.errno not in _CAPACITY_ERRNOS:
-                        raise
-                    await trio.sleep(_CAPACITY_PAUSE)
+            with _duplicate(listener) as raw:
+                while True:
+                    await trio.lowlevel.wait_readable(raw)
+                    try:
+                        self._accept_waiting(raw, nursery)
+                    except OSError as exc:
+                        if exc.errno not in _CAPACITY_ERRNOS:
+                            raise
+                        await trio.sleep(_CAPACITY_PAUSE)
+
+    def _accept_waiting(self, raw: socket.socket, nursery: trio.Nursery) -> None:
+        while True:
+            try:
+                client, _ = raw.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno == errno.ECONNABORTED:  # its client gave up meanwhile
                     continue
-                if len(self._open) >= self.settings.max_connections:
-                    close_now(stream)
-                    continue
-                # Registered here, not in the task: the cap must count connections not yet started.
-                connection = _Connection(stream)
-                self._open.add(connection)
-                nursery.start_soon(self._serve_connection, connection)
+                raise
+            stream = trio.SocketStream(trio.socket.from_stdlib_socket(client))
+            if len(self._open) >= self.settings.max_connections:
+                close_now(stream)
+                continue
+            # Registered here, not in the task: the cap must count connections not yet started.
+            connection = _Connection(stream)
+            self._open.add(connection)
+            nursery.start_soon(self._serve_connection, connection)
 
     async def _serve_connection(self, connection: _Connection) -> None:
         try:
@@ -98,13 +122,25 @@ class Proxy:
             self._open.discard(connection)
             connection.closed.set()
 
-    async def reset(self) -> None:
-        """Close every connection open now, and return once all of them are closed."""
+    async def reset(self) -> tuple[int, int]:
+        """Refuse every connection waiting to be accepted and close every one open; return (closed,
+        refused) once all of them are gone. Raises OSError if the backlog could not be emptied.
+
+        The backlog is emptied first and with no checkpoint before the open connections are listed, so
+        the accept task cannot take a connection in between that neither step would see."""
+        refused, emptied = _refuse_backlogs(self._listeners)
         closing = list(self._open)
         for connection in closing:
             connection.scope.cancel()
         for connection in closing:
             await connection.closed.wait()
+        if not emptied:  # out of descriptors: the connections just closed gave some back
+            more, emptied = _refuse_backlogs(self._listeners)
+            refused += more
+            if not emptied:
+                raise OSError(errno.EMFILE, "cannot empty the listening backlog: out of file descriptors")
+        self.run = None
+        return len(closing), refused
 
     # ----------------------------------------------------------------------------------------------
     # control lines
@@ -128,8 +164,12 @@ class Proxy:
             self._output.emit(Error(message=f"bad control line: {exc}"))
             return
         if isinstance(message, Reset):
-            await self.reset()
-            self._output.emit(ResetOk())
+            try:
+                closed, refused = await self.reset()
+            except OSError as exc:  # the agent then retires the container: its proxy may serve a stale request
+                self._output.emit(Error(message=f"reset failed: {exc}"))
+                return
+            self._output.emit(ResetOk(closed=closed, refused=refused))
             return
         try:
             policy = compile_policy(message)
@@ -138,3 +178,36 @@ class Proxy:
             return
         self.policy, self.run = policy, message.run
         self._output.emit(PolicyOk(run=message.run))
+
+
+def _duplicate(listener: trio.SocketListener) -> socket.socket:
+    """A non-blocking standard-library socket on a duplicate of the listening socket's descriptor: its
+    accept() is one system call, with no checkpoint."""
+    raw = socket.socket(fileno=os.dup(listener.socket.fileno()))
+    raw.setblocking(False)
+    return raw
+
+
+def _refuse_backlogs(listeners: list[trio.SocketListener]) -> tuple[int, bool]:
+    """Accept and reset, unread, every connection waiting in the listeners' backlogs; returns how many,
+    and False if accept() ran out of descriptors before the backlogs were empty."""
+    refused = 0
+    for listener in listeners:
+        with _duplicate(listener) as raw:
+            while True:
+                try:
+                    connection, _ = raw.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:
+                    if exc.errno == errno.ECONNABORTED:  # its client gave up meanwhile
+                        continue
+                    if exc.errno in _CAPACITY_ERRNOS:
+                        return refused, False
+                    raise
+                with connection:
+                    # An RST rather than a FIN: the client learns it was refused, not answered.
+                    with contextlib.suppress(OSError):
+                        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                refused += 1
+    return refused, True

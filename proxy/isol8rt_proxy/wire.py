@@ -7,13 +7,15 @@ stdin (from the agent)::
                                   is [443, 80]; answered by policy_ok, or by error (old policy stays).
                                   What the fields mean: see ``policy``. It applies to every request
                                   that arrives after policy_ok; tunnels already open are not re-judged.
-    {"type": "reset"}             close every client connection and tunnel; answered by reset_ok
+    {"type": "reset"}             refuse every connection waiting to be accepted, close every client
+                                  connection and tunnel; answered by reset_ok
 
 stdout (to the agent)::
 
     {"type": "listening", "port": N}                 first line, once the port is bound
     {"type": "policy_ok", "run": "<id>"}             the policy is in force for every later request
-    {"type": "reset_ok"}                             every connection open at the reset is closed
+    {"type": "reset_ok", "closed": N, "refused": M}  every connection open or waiting at the reset is
+                                                     closed (counts omitted when 0)
     {"type": "error", "message": "...", "run": ...}  a control line was refused (run: if known)
     {"type": "request", ...}                         one per request: see RequestLog
 
@@ -69,7 +71,9 @@ class PolicyOk(_Out, tag="policy_ok"):
 
 
 class ResetOk(_Out, tag="reset_ok"):
-    pass
+    #: Connections that were open, and connections refused unread from the listening backlog.
+    closed: int = 0
+    refused: int = 0
 
 
 class Error(_Out, tag="error"):

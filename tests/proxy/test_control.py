@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import h11
 import trio
 
@@ -75,6 +78,42 @@ async def test_reset_closes_open_tunnels_and_connections(echo_port, origin):
             status, tunnel, _ = await open_tunnel(proxy.port, f"127.0.0.1:{echo_port}")
             await tunnel.aclose()
             assert status == 200
+
+
+async def test_reset_refuses_what_waits_in_the_backlog(origin):
+    """Connections that a run left waiting to be accepted, with complete requests in them, are refused
+    unread by the reset: none is served or logged after reset_ok (that is, under the next run). The proxy
+    is stopped while they connect, so they wait in its backlog, and the reset line is sent before it goes
+    on: what it does first after that is up to its scheduler, and either order must hold."""
+    async with running_proxy("--allow-private", "127.0.0.1/32", "--connect-port", str(origin.port)) as proxy:
+        os.kill(proxy.process.pid, signal.SIGSTOP)
+        try:
+            leftovers = []
+            for number in range(5):
+                stream = await trio.open_tcp_stream("127.0.0.1", proxy.port)  # the kernel completes the handshake
+                target = f"http://127.0.0.1:{origin.port}/leftover-{number}"
+                await stream.send_all(f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+                leftovers.append(stream)
+            await proxy.send({"type": "reset"})
+        finally:
+            os.kill(proxy.process.pid, signal.SIGCONT)
+        served_before = []
+        while (line := await proxy.line())["type"] != "reset_ok":
+            assert line["type"] == "request", line
+            served_before.append(line["path"])
+        assert line.get("refused", 0) + line.get("closed", 0) >= 5 - len(served_before), line
+        # Whatever was not served before reset_ok never will be: its client was refused.
+        for stream in leftovers:
+            with trio.fail_after(10):
+                try:
+                    answer = await receive_until_eof(stream)
+                except trio.BrokenResourceError:  # reset by the proxy (RST)
+                    answer = b""
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 200"), answer
+            await stream.aclose()
+        reply = await request(proxy.port, "GET", f"http://127.0.0.1:{origin.port}/after-reset")
+        assert reply.status == 200
+        assert (await proxy.expect("request"))["path"] == "/after-reset"
 
 
 async def test_stdin_eof_stops_the_proxy_with_open_tunnels(echo_port):
