@@ -46,16 +46,19 @@ def new_marker() -> str:
 
 
 def host_pids(marker: str) -> list[int]:
-    pids = []
+    """Processes whose command line holds ``marker``, found through every thread (a process whose main
+    thread has ended has an empty /proc/PID/cmdline, but its threads' still say what it runs)."""
+    pids = set()
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                with open(f"/proc/{entry}/cmdline", "rb") as file:
-                    if marker.encode() in file.read():
-                        pids.append(int(entry))
+                for tid in os.listdir(f"/proc/{entry}/task"):
+                    with open(f"/proc/{entry}/task/{tid}/cmdline", "rb") as file:
+                        if marker.encode() in file.read():
+                            pids.add(int(entry))
             except OSError:
                 continue
-    return pids
+    return sorted(pids)
 
 
 def container_of(pid: int) -> str:

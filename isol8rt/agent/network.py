@@ -131,8 +131,9 @@ class Proxy:
         return self.wait_for(kind, timeout_s, on_other)
 
     def wait_for(self, kind: str, timeout_s: float, on_other) -> dict | None:
-        """Block until the proxy prints a line of type ``kind`` (others go to ``on_other``); None on time-out
-        or if the proxy is gone. For the reset path, which runs outside the event loop."""
+        """Block until the proxy prints a line of type ``kind`` (others go to ``on_other``); None on time-out,
+        if the proxy is gone, or if it answers with an error instead. For the reset path, which runs
+        outside the event loop."""
         deadline = time.monotonic() + timeout_s
         while True:
             remaining = deadline - time.monotonic()
@@ -150,6 +151,8 @@ class Proxy:
             for line, raw in self.feed(data):
                 if line.get("type") == kind:
                     return line
+                if line.get("type") == "error":
+                    return None
                 on_other(line, raw)
 
 
@@ -244,9 +247,9 @@ class NetworkMixin:
         self.proxy_policy = None
         self.policy_pending = False
 
-    def _reset_network(self) -> bool:
-        """Close every connection the last run left open and put the container's own policy back; start the
-        proxy again if it died. True when the proxy is up with the right policy."""
+    def _reset_network(self, detail: dict[str, int]) -> bool:
+        """Close every connection the last run left open or waiting, and put the container's own policy
+        back; start the proxy again if it died. True when the proxy is up with the right policy."""
         if self.network is None:
             return True
         if self.network_failure is not None:
@@ -257,9 +260,12 @@ class NetworkMixin:
         if not self.proxy.ready:
             return True
         discard = lambda line, raw: None  # noqa: E731 - log lines of a run that is over
-        if self.proxy.request_sync({"type": "reset"}, "reset_ok", 5.0, discard) is None:
+        answer = self.proxy.request_sync({"type": "reset"}, "reset_ok", 5.0, discard)
+        if answer is None:
             self._drop_proxy()
             return False
+        detail["connections_closed"] = int(answer.get("closed", 0))
+        detail["connections_refused"] = int(answer.get("refused", 0))
         if self.proxy_policy != self.network.policy:
             answer = self.proxy.request_sync({"type": "policy", "run": "reset", **policy_dict(self.network.policy)},
                                              "policy_ok", 5.0, discard)

@@ -85,6 +85,9 @@ class Configure(_Message, tag="configure"):
     #: Exit (ending the container) after this long with no message from the host and no run going;
     #: 0: never. Sessions that outlive their host process (the CLI's) end this way.
     idle_timeout_s: float = 0.0
+    #: The container shares the host's network namespace (network "host"), so its socket tables are the
+    #: host's: a reset cannot judge its sockets by them.
+    shared_network: bool = False
 
 
 class PutFile(_Message, tag="put"):
@@ -157,9 +160,10 @@ class GetFile(_Message, tag="get"):
 
 
 class Reset(_Message, tag="reset"):
-    """Kill every sandbox-user process, wipe /sandbox, /tmp and /dev/shm, remove SysV IPC and message
-    queues, re-arm the prestarted processes; answered with Done (whose ``detail`` reports what was
-    removed) and then a new Ready.
+    """Kill every sandbox-user task, empty /sandbox, /tmp, /dev/shm and /dev/mqueue and put their own
+    metadata back, remove SysV IPC, close the proxy's connections, then judge the result against the
+    container's never-used state (see agent/reset.py) and re-arm the prestarted processes; answered with
+    Done (whose ``detail`` reports what was removed) and then a new Ready naming what was verified.
 
     The fast pool sends it once it has a run's Exit in hand, rather than the agent resetting on its own
     right after sending Exit: a reset forks and starts the next interpreter, and on a 2-core machine that
@@ -194,7 +198,10 @@ class Ready(_Message, tag="ready"):
     generation: int = 0
     pid: int = 0
     reason: Literal["start", "configured", "reset"] = "start"
-    #: Names of what the reset verified, e.g. ``["processes", "files", "ipc"]``.
+    #: Names of what the reset verified: "processes" (no sandbox-user task is alive), "tasks" (the pids
+    #: cgroup holds only the agent's and the proxy's tasks), "files" (the emptied directories are empty
+    #: and have their first owner, mode and extended attributes), "ipc", "state" (no socket or file lock
+    #: is left that the agent or the proxy does not hold) and, with filtered networking, "network".
     verified: list[str] = []
 
 

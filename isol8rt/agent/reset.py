@@ -1,7 +1,21 @@
 """Returning a container to the state of a never-used one between runs (the fast pool's recycling).
 
-Each step is verified, not assumed: the reset reports which checks passed, and the engine discards a
-container whose reset could not verify everything.
+The reset does not look for known leftovers; it removes every kind at once and then asks the kernel
+whether anything is left:
+
+- Tasks: ``kill(-1, SIGKILL)`` with the sandbox user's effective uid reaches every thread of every
+  process of that uid in one pass under the kernel's task-list lock, whatever its state, session or
+  process group; a fork racing it either comes before (and its child is killed) or is refused. The
+  verdict comes from the container's pids cgroup (:mod:`.census`): nothing but the agent's and the
+  proxy's own tasks may be left, and the kernel's count must agree.
+- Files: /sandbox, /tmp, /dev/shm and /dev/mqueue are emptied, and each directory gets back the owner,
+  mode and extended attributes (POSIX ACLs are extended attributes too) it had when the agent started
+  (:mod:`.baseline`).
+- SysV IPC objects are removed; sockets and file locks die with the tasks that held them, which the
+  baseline's comparison confirms.
+
+Each verdict is reported by name in the Ready that ends the reset; the engine retires a container whose
+reset could not verify every one, so a container with anything left is never handed out again.
 """
 
 from __future__ import annotations
@@ -11,77 +25,54 @@ import ctypes
 import os
 import signal
 import time
+from collections.abc import Callable
 
 from . import files
+from .census import Census, thread_ids
 
 _IPC_RMID = 0
 _IPC_TABLES = ("shm", "msg", "sem")
 
-
-def sandbox_pids(uid: int) -> list[int]:
-    """Live (non-zombie) processes whose real or effective uid is ``uid``."""
-    pids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/status", "rb") as status:
-                text = status.read()
-        except OSError:
-            continue  # gone meanwhile
-        uid_line = state_line = b""
-        for line in text.split(b"\n"):
-            if line.startswith(b"Uid:"):
-                uid_line = line
-            elif line.startswith(b"State:"):
-                state_line = line
-        if b"Z" in state_line.split()[1:2] or not uid_line:
-            continue
-        real, effective = (int(value) for value in uid_line.split()[1:3])
-        if uid in (real, effective):
-            pids.append(int(name))
-    return pids
+#: How often the settling loop looks again while killed tasks are on their way out.
+_POLL_S = 0.0002
+#: Every this many rounds of a reset that has not settled, ``kill(-1)`` goes out again.
+_KILL_AGAIN_EVERY = 8
 
 
-def kill_all(uid: int, reap, deadline_s: float = 5.0) -> bool:
-    """SIGKILL every process of ``uid`` until none is left; True when /proc confirms it.
+def signal_every_task_of(uid: int, signum: int = signal.SIGKILL) -> None:
+    """Send ``signum`` to every process whose real or saved uid is ``uid``, in one kernel pass.
 
-    Usually nothing is left (a run's process has exited, the prestarted ones were killed already) and this
-    costs one /proc scan. Survivors are killed from here (the agent holds CAP_KILL). If they keep coming
-    (a fork bomb racing the sweeps), the last resort is ``kill(-1)`` from a process running as ``uid``:
-    the kernel then signals every process that uid may signal in one pass.
-    ``reap`` collects the zombies (we are their init).
+    As the container's init, the agent takes the sandbox user's uid as its *effective* uid only: its real
+    and saved uids stay 0, so during the call no process of the sandbox user may signal the agent, and
+    the way back to root stays open. (Its effective capabilities, CAP_KILL among them, are off while the
+    effective uid is not 0, so the signal reaches the sandbox user's processes and, with the real uid 0,
+    root's; in the container root runs nothing but the agent, which the kernel never signals for
+    ``kill(-1)``, being PID 1.)
+
+    Anywhere else (the agent run on a host by tests) that would reach every root process of the host, so
+    a short-lived child takes the uid whole instead and signals from there.
     """
     if uid == 0:
-        raise ValueError("refusing to kill every process of uid 0")
-    deadline = time.monotonic() + deadline_s
-    sweeps = 0
-    while True:
-        reap()
-        pids = sandbox_pids(uid)
-        if not pids:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        if sweeps < 3:
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-        else:
-            _kill_as(uid)
-        sweeps += 1
-        _wait_gone(pids, reap, until=time.monotonic() + 0.05)
+        raise ValueError("refusing to signal every process of uid 0")
+    if os.getpid() != 1:
+        _signal_from_child(uid, signum)
+        return
+    os.setresuid(0, uid, 0)
+    try:
+        with contextlib.suppress(ProcessLookupError):  # ESRCH: nothing of that uid to signal
+            os.kill(-1, signum)
+    finally:
+        os.setresuid(0, 0, 0)
 
 
-def _kill_as(uid: int) -> None:
+def _signal_from_child(uid: int, signum: int) -> None:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
         try:
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
-            for _ in range(3):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(-1, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(-1, signum)
         finally:
             os._exit(0)
     # It runs as the sandbox user, so user code could stop it (SIGSTOP): never wait on it for long.
@@ -91,24 +82,90 @@ def _kill_as(uid: int) -> None:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             return
-        time.sleep(0.0005)
+        time.sleep(_POLL_S)
 
 
-def _wait_gone(pids: list[int], reap, until: float) -> None:
-    """SIGKILL takes effect asynchronously: give the killed a moment to become zombies we can reap."""
-    pending = set(pids)
-    while pending and time.monotonic() < until:
+def kill_all(uid: int, reap: Callable[[], None], census: Census | None, keep: Callable[[], set[int]],
+             deadline_s: float = 5.0) -> bool:
+    """Kill every task of the sandbox user and wait until the kernel confirms none is left.
+
+    ``keep`` gives the process ids whose threads may stay (the agent, the proxy); ``reap`` collects the
+    zombies (the agent is their init). True when the census settled: only kept tasks live and the
+    cgroup's count agrees. Without a census (not a container's init) the answer comes from a scan of
+    every thread in /proc, and only says that no task of ``uid`` is alive.
+    """
+    deadline = time.monotonic() + deadline_s
+    signal_every_task_of(uid)
+    rounds = 0
+    while True:
         reap()
-        for pid in list(pending):
+        if census is None:
+            strangers = set(sandbox_tasks(uid))
+            settled = not strangers
+        else:
+            strangers, settled = _strangers(census, keep())
+        if settled:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        # The agent holds CAP_KILL: it may kill any task itself (a signal to any thread kills its process).
+        for tid in strangers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(tid, signal.SIGKILL)
+        rounds += 1
+        if rounds % _KILL_AGAIN_EVERY == 0:
+            signal_every_task_of(uid)
+        time.sleep(_POLL_S)
+
+
+def _strangers(census: Census, keep: set[int]) -> tuple[set[int], bool]:
+    """The tasks to kill (neither the agent's nor the proxy's), and whether the census has settled: every
+    live task is kept, and the kernel's count (zombies included) is just those."""
+    tasks = census.tasks()
+    count = census.count()
+    # Listed after the cgroup was read: a thread the proxy started meanwhile is kept, not killed.
+    kept = set().union(*(thread_ids(pid) for pid in keep))
+    settled = tasks <= kept and (count is None or count == len(tasks))
+    # A task that ended between the reads has no thread group any more: nothing to kill.
+    strangers = {tid for tid in tasks - kept if _thread_group(tid) not in (None, *keep)}
+    return strangers, settled
+
+
+def _thread_group(tid: int) -> int | None:
+    try:
+        with open(f"/proc/{tid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def sandbox_tasks(uid: int, proc: str = "/proc") -> list[int]:
+    """Thread ids of every live thread whose real or effective uid is ``uid``: every thread of every
+    process, so a process whose main thread has ended (a zombie leader with live threads) is found."""
+    found = []
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
+            continue
+        try:
+            tids = os.listdir(f"{proc}/{pid}/task")
+        except OSError:
+            continue  # gone meanwhile
+        for tid in tids:
             try:
-                with open(f"/proc/{pid}/stat", "rb") as stat:
-                    if stat.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                        continue
+                with open(f"{proc}/{pid}/task/{tid}/status", "rb") as status:
+                    text = status.read()
             except OSError:
-                pending.discard(pid)
                 continue
-        if pending:
-            time.sleep(0.0002)
+            fields = dict(line.split(b":", 1) for line in text.split(b"\n") if b":" in line)
+            if fields.get(b"State", b"").split()[:1] == [b"Z"] or b"Uid" not in fields:
+                continue  # a zombie thread holds nothing; its process is reaped with it
+            real, effective = (int(value) for value in fields[b"Uid"].split()[:2])
+            if uid in (real, effective):
+                found.append(int(tid))
+    return found
 
 
 def _remove_ipc_object(libc, table: str, ipc_id: int) -> bool:
@@ -132,7 +189,8 @@ def remove_ipc() -> int:
     """Remove every SysV shared memory segment, message queue and semaphore set; returns how many.
 
     The container has its own IPC namespace, so everything listed here was made inside it; the caller
-    acts as the sandbox user, who owns them.
+    acts as the sandbox user, who created them (and so may remove them, whatever owner and mode they
+    were given since).
     """
     libc = ctypes.CDLL(None, use_errno=True)
     return sum(_remove_ipc_object(libc, table, ipc_id) for table in _IPC_TABLES for ipc_id in _ipc_ids(table))
@@ -143,6 +201,9 @@ def ipc_objects() -> int:
 
 
 def wipe_directories(directories: list[str], uid: int, gid: int) -> int:
+    """Empty each directory as the sandbox user; returns how many entries went. The directories' own
+    metadata is put back first (see :func:`.baseline.restore_directory`): a directory made read-only
+    could not be emptied otherwise."""
     removed = 0
     with files.as_user(uid, gid):
         for directory in directories:

@@ -16,10 +16,12 @@ import os
 import select
 import selectors
 import signal
+import socket
 import sys
 import time
 
-from . import files, network, reset, seccomp_filter, usage
+from . import census, files, network, reset, seccomp_filter, usage
+from .baseline import Baseline, restore_directory, socket_inodes, stray_locks, stray_sockets
 from .network import NetworkMixin
 from .prestarts import WARM_POLL_S, PrestartMixin, Prestarted
 from .process import Identity, kill_group, spawn
@@ -118,6 +120,13 @@ class Agent(PrestartMixin, SessionMixin, NetworkMixin):
         self.last_heard = time.monotonic()
         self.pending_ready: Ready | None = None
         self.warm_deadline = 0.0
+        #: The container as it was before any user code ran, and the kernel's count of its tasks; both
+        #: taken when serving starts. A reset is judged against them.
+        self.baseline: Baseline | None = None
+        self.census: census.Census | None = None
+        #: The container shares the host's network namespace (network "host"): its socket tables are the
+        #: host's, and say nothing about this container.
+        self.shared_network = False
 
     # ---------------------------------------------------------------------------------------- loop
 
@@ -130,6 +139,8 @@ class Agent(PrestartMixin, SessionMixin, NetworkMixin):
             os.set_blocking(fd, False)
         self.selector.register(self.in_fd, selectors.EVENT_READ, self._on_host_readable)
         self.selector.register(wake_read, selectors.EVENT_READ, lambda: self._on_wakeup(wake_read))
+        self.baseline = Baseline.take(self.config.wipe)
+        self.census = census.find()
         self.send(Ready(version=PROTOCOL_VERSION, generation=0, pid=os.getpid()))
         while not self.stopping or self.out:
             self._flush()
@@ -246,6 +257,7 @@ class Agent(PrestartMixin, SessionMixin, NetworkMixin):
                     self.log("error", f"the per-run seccomp filter is unusable: {exc}")
                     self.identity.filter = _REFUSE_TO_SPAWN
             self.idle_timeout_s = message.idle_timeout_s
+            self.shared_network = message.shared_network
             if message.network is not None and self.network is None:
                 self._start_network(message.network)
             self.prestart_specs = list(message.prestart)
@@ -597,7 +609,7 @@ class Agent(PrestartMixin, SessionMixin, NetworkMixin):
 
     def _reset(self) -> tuple[dict[str, int], Ready]:
         """Back to a never-used state; returns what was removed, and the Ready that announces it with
-        what was verified."""
+        the name of every verdict that held (see reset.py)."""
         config = self.config
         for run in list(self.runs.values()):
             for fd in list(run.open_pipes):
@@ -610,24 +622,65 @@ class Agent(PrestartMixin, SessionMixin, NetworkMixin):
         self._discard_prestarts()
         detail: dict[str, int] = {}
         verified = []
-        if reset.kill_all(config.uid, self._reap_quietly):
+        if reset.kill_all(config.uid, self._reap_quietly, self.census, self._kept_processes):
+            # No task of the sandbox user lives; with a census, the kernel's count says nothing else does.
             verified.append("processes")
+            if self.census is not None:
+                verified.append("tasks")
         with files.as_user(config.uid, config.gid):
             detail["ipc_removed"] = reset.remove_ipc()
             if reset.ipc_objects() == 0:
                 verified.append("ipc")
+            for directory, wanted in self.baseline.directories.items():
+                if wanted is not None:
+                    restore_directory(directory, wanted)
         detail["files_removed"] = reset.wipe_directories(list(config.wipe), config.uid, config.gid)
-        if all(files.is_empty(directory) for directory in config.wipe):
-            verified.append("files")
         self.deferred.clear()
-        if self.network is not None and self._reset_network():
+        if self.network is not None and self._reset_network(detail):
             verified.append("network")
+        differences = self.baseline.directory_differences()
+        if not differences:
+            verified.append("files")
+        leftovers = self._leftovers()
+        if not leftovers:
+            verified.append("state")
+        for difference in differences + leftovers:
+            self.log("warning", f"reset left {difference}")
         self.failed_puts.clear()
         self.by_pid = {pid: owner for pid, owner in self.by_pid.items() if not isinstance(owner, ActiveRun)}
         self._arm_prestarts()
         self.generation += 1
         return detail, Ready(version=PROTOCOL_VERSION, generation=self.generation, pid=os.getpid(), reason="reset",
                              verified=verified)
+
+    def _kept_processes(self) -> set[int]:
+        """The processes whose tasks a reset leaves alone: the agent, and the proxy if there is one."""
+        kept = {os.getpid()}
+        if self.proxy is not None:
+            kept.add(self.proxy.child.pid)
+        return kept
+
+    def _leftovers(self, deadline_s: float = 1.0) -> list[str]:
+        """Sockets and file locks that nobody but a user task could hold (so none should exist once the
+        tasks are gone); sockets are judged only in the container's own network namespace.
+
+        A unix socket sent over itself and then closed is a garbage cycle that the kernel collects only
+        when some unix socket is next closed: closing one of ours asks for that collection, which then
+        runs in the background; so this looks again for a little while before it calls anything left."""
+        deadline = time.monotonic() + deadline_s
+        while True:
+            leftovers = stray_locks()
+            if not self.shared_network:
+                held = self.baseline.sockets | socket_inodes()
+                if self.proxy is not None:
+                    with files.as_user(self.config.proxy_uid, self.config.proxy_uid):
+                        held |= socket_inodes(self.proxy.child.pid)
+                leftovers += stray_sockets(held)
+            if not leftovers or time.monotonic() > deadline:
+                return leftovers
+            for end in socket.socketpair():
+                end.close()
+            time.sleep(0.002)
 
     def _reap_quietly(self) -> None:
         for _ in self._ended_children():
@@ -638,7 +691,7 @@ class Agent(PrestartMixin, SessionMixin, NetworkMixin):
             kill_group(run.child.pid)
         self._discard_prestarts()
         if self.config.uid != 0 and os.getuid() == 0:
-            reset.kill_all(self.config.uid, self._reap_quietly, deadline_s=2.0)
+            reset.kill_all(self.config.uid, self._reap_quietly, self.census, self._kept_processes, deadline_s=2.0)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -273,7 +273,8 @@ class DockerIsol8:
             spec = self._specs[key] = sandbox_spec(self.options, runtime, image, self.engine_id)
         prestart = prestart_spec(runtime, self.options)
         configure = protocol.Configure(prestart=[prestart] if prestart else [], user_filter=self._user_filter(),
-                                       network=self._network_config())
+                                       network=self._network_config(),
+                                       shared_network=self.options.network == "host")
         return spec, configure
 
     def _network_config(self) -> protocol.NetworkConfig | None:
@@ -518,7 +519,8 @@ class DockerIsol8:
 
     async def _make_session_sandbox(self, session_id: str, runtime: RuntimeInfo, image: str) -> Sandbox:
         spec, _ = self._container_for(runtime, image)
-        configure = protocol.Configure(user_filter=self._user_filter(), network=self._network_config())
+        configure = protocol.Configure(user_filter=self._user_filter(), network=self._network_config(),
+                                       shared_network=self.options.network == "host")
         if self._detached:
             spec = msgspec.structs.replace(spec, labels={**spec.labels, LABEL_SESSION: session_id}, auto_remove=True)
             configure = msgspec.structs.replace(configure, idle_timeout_s=self._session_idle_timeout_s)

@@ -14,8 +14,10 @@ from ..errors import SandboxError
 from .backend import ContainerBackend, SandboxSpec, remove_quietly
 from .channel import AgentChannel, ChannelBroken
 
-#: What a reset must verify before a container may serve another run.
-RESET_CHECKS = frozenset({"processes", "files", "ipc"})
+#: What a reset must verify before a container may serve another run (see protocol.Ready.verified): no
+#: sandbox-user task alive, and the pids cgroup agreeing; the emptied directories empty and as they were
+#: at start; no SysV IPC; no socket or file lock left.
+RESET_CHECKS = frozenset({"processes", "tasks", "files", "ipc", "state"})
 
 #: How long a new container may take to report its agent ready (container start is ~250 ms here).
 READY_TIMEOUT_S = 30.0

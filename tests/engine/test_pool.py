@@ -36,12 +36,13 @@ import os
 others = []
 for pid in os.listdir('/proc'):
     if pid.isdigit() and int(pid) != os.getpid():
-        try:
-            status = open(f'/proc/{pid}/status').read()
-        except OSError:
-            continue
-        if any(line.split()[1] == '1000' for line in status.splitlines() if line.startswith('Uid:')):
-            others.append(open(f'/proc/{pid}/cmdline', 'rb').read())
+        for tid in os.listdir(f'/proc/{pid}/task') if os.path.isdir(f'/proc/{pid}/task') else ():
+            try:   # every thread: a process whose main thread ended looks like a zombie
+                status = open(f'/proc/{pid}/task/{tid}/status').read()
+            except OSError:
+                continue
+            if any(line.split()[1] == '1000' for line in status.splitlines() if line.startswith('Uid:')):
+                others.append((pid, tid))
 print('procs', others)
 print('sandbox', sorted(os.listdir('/sandbox')))
 print('tmp', sorted(os.listdir('/tmp')), 'shm', sorted(os.listdir('/dev/shm')), 'mq', sorted(os.listdir('/dev/mqueue')))

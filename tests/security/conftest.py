@@ -5,7 +5,9 @@ the engine and the host are unharmed:
 
 - :func:`after_attack` runs a probe in the same runtime's pool (so in the ``fast`` strategy it lands in the
   very container the attack used, recycled) and asserts that nothing of the attack is left there: no
-  sandbox-user process, an empty /sandbox, /tmp and /dev/shm; then a plain ``print('ok')`` must work.
+  sandbox-user thread (every thread of every process is looked at), an empty /sandbox, /tmp and /dev/shm;
+  then a plain ``print('ok')`` must work. ``reuse/`` goes further: a fingerprint of everything a run can
+  observe must equal a fresh container's.
 - :func:`stop_and_verify` stops the engine and asserts that no container with its label is left and
   that no process on the host still lives in one of its containers' cgroups.
 
@@ -14,9 +16,6 @@ no spare container (``pool_size=0``): in ``fast`` the run after an attack then d
 attacked container back (when its reset verified), which is the case worth testing; in ``secure`` it
 gets a new one.
 
-Caveat for whoever runs this suite: ``tests/agent`` runs the agent on the host as root, and its reset
-SIGKILLs every uid-1000 process it can see, which on the host is every sandbox user process of every
-container. Running both suites at the same time makes these tests fail at random.
 """
 
 from __future__ import annotations
@@ -49,14 +48,19 @@ for name in os.listdir('/proc'):
     if not name.isdigit() or int(name) in ancestors:
         continue
     try:
-        with open(f'/proc/{name}/status') as status:
-            fields = dict(line.split(':', 1) for line in status.read().splitlines() if ':' in line)
         with open(f'/proc/{name}/cmdline', 'rb') as cmdline:
             command = cmdline.read().replace(b'\0', b' ').decode(errors='replace').strip()
+        threads = []
+        # Every thread, not only the process: a process whose main thread has ended shows as a zombie
+        # while its other threads live on.
+        for tid in os.listdir(f'/proc/{name}/task'):
+            with open(f'/proc/{name}/task/{tid}/status') as status:
+                fields = dict(line.split(':', 1) for line in status.read().splitlines() if ':' in line)
+            threads.append((fields['Uid'].split()[0], fields['State'].strip()[:1], fields['Name'].strip()))
     except OSError:
         continue
-    if fields['Uid'].split()[0] == '1000' and not fields['State'].strip().startswith('Z'):
-        procs.append(command or fields['Name'].strip())
+    if any(uid == '1000' and state != 'Z' for uid, state, _ in threads):
+        procs.append(command or threads[0][2])
 listing = {}
 for directory in ('/sandbox', '/tmp', '/dev/shm'):
     try:
@@ -117,7 +121,8 @@ async def after_attack(engine: DockerIsol8, attack: ExecutionResult | None, runt
 
 
 def _host_processes_in(container_ids: set[str]) -> list[str]:
-    """Host processes whose cgroup names one of ``container_ids`` (cgroup v1 and v2 paths both hold the id)."""
+    """Host tasks whose cgroup names one of ``container_ids`` (cgroup v1 and v2 paths both hold the id).
+    Every thread is looked at: the main thread of a process may be gone while the others live on."""
     found = []
     if not container_ids:
         return found
@@ -125,14 +130,19 @@ def _host_processes_in(container_ids: set[str]) -> list[str]:
         if not name.isdigit():
             continue
         try:
-            with open(f"/proc/{name}/cgroup") as cgroup:
-                text = cgroup.read()
+            tids = os.listdir(f"/proc/{name}/task")
             with open(f"/proc/{name}/cmdline", "rb") as cmdline:
                 command = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if any(container_id in text for container_id in container_ids):
-            found.append(f"{name}: {command}")
+        for tid in tids:
+            try:
+                with open(f"/proc/{name}/task/{tid}/cgroup") as cgroup:
+                    text = cgroup.read()
+            except OSError:
+                continue
+            if any(container_id in text for container_id in container_ids):
+                found.append(f"{name}/{tid}: {command}")
     return found
 
 

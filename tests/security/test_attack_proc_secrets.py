@@ -41,16 +41,23 @@ for name in os.listdir('/proc'):
         entry['own'] = os.getsid(int(name)) == my_sid
     except OSError:
         pass
+    try:
+        tids = os.listdir(f'/proc/{name}/task')
+    except OSError:
+        tids = []
     for part in ('cmdline', 'environ'):
-        try:
-            data = open(f'/proc/{name}/{part}', 'rb').read()
-        except OSError as exc:
+        # Through every thread: a process whose main thread ended shows nothing at /proc/PID/environ.
+        for source in [f'/proc/{name}/{part}'] + [f'/proc/{name}/task/{tid}/{part}' for tid in tids]:
+            try:
+                data = open(source, 'rb').read()
+            except OSError as exc:
+                if part == 'environ' and entry['environ'] is None:
+                    entry['environ'] = errno.errorcode[exc.errno]
+                continue
             if part == 'environ':
-                entry['environ'] = errno.errorcode[exc.errno]
-            continue
-        if part == 'environ':
-            entry['environ'] = 'read'
-        entry['found'] += [f'{key} in {part}' for key, needle in needles.items() if needle in data]
+                entry['environ'] = 'read'
+            entry['found'] += [f'{key} in {part}' for key, needle in needles.items()
+                               if needle in data and f'{key} in {part}' not in entry['found']]
     entry['bare'] = int(name) == bare_child.pid
     report['processes'].append(entry)
 own_child.kill(); bare_child.kill()
