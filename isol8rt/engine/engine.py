@@ -297,33 +297,42 @@ class DockerIsol8:
         if request.code_url is None:
             plan_execution(request, self.options, session=self.options.mode == "persistent")
 
-    async def execute(self, request: ExecutionRequest, *, session_id: str | None = None) -> ExecutionResult:
+    async def execute(self, request: ExecutionRequest, *, session_id: str | None = None,
+                      tenant: str | None = None) -> ExecutionResult:
         """Run ``request`` to its end and return everything it produced.
 
         With ``session_id`` the run happens in that persistent session (made on first use) whatever the
         engine's mode; in persistent mode, runs without one share the session "default".
+
+        ``tenant`` names whose code this is, when one engine serves several callers who must never share
+        a container (a server passes its caller's API key or tenant): a pooled container that ran one
+        tenant's code is reused only for that tenant, or removed. Runs that leave it None are one tenant.
         """
-        async with contextlib.aclosing(self._run(request, stream=False, session_id=session_id)) as events:
+        async with contextlib.aclosing(self._run(request, stream=False, session_id=session_id,
+                                                 tenant=tenant)) as events:
             async for item in events:
                 if isinstance(item, ExecutionResult):
                     return item
         raise SandboxError("the run ended without a result")  # pragma: no cover
 
     async def execute_stream(self, request: ExecutionRequest, *, session_id: str | None = None,
-                             control: RunControl | None = None) -> AsyncGenerator[StreamEvent, None]:
+                             control: RunControl | None = None,
+                             tenant: str | None = None) -> AsyncGenerator[StreamEvent, None]:
         """Run ``request``, yielding stdout/stderr text as it comes, then one ``exit`` (or ``error``) event.
 
         With ``control``, another task can write to the program's stdin and signal it while it runs.
-        Leaving the loop early kills the run and frees its container.
+        Leaving the loop early kills the run and frees its container. ``session_id`` and ``tenant`` as
+        for :meth:`execute`.
         """
         async with contextlib.aclosing(self._run(request, stream=True, session_id=session_id,
-                                                 control=control)) as events:
+                                                 control=control, tenant=tenant)) as events:
             async for item in events:
                 if isinstance(item, StreamEvent):
                     yield item
 
     async def _run(self, request: ExecutionRequest, *, stream: bool, session_id: str | None = None,
-                   control: RunControl | None = None) -> AsyncGenerator[StreamEvent | ExecutionResult, None]:
+                   control: RunControl | None = None,
+                   tenant: str | None = None) -> AsyncGenerator[StreamEvent | ExecutionResult, None]:
         """The one path every run takes; yields StreamEvents (when streaming) and finally the result."""
         self._check_started()
         if not isinstance(request, ExecutionRequest):
@@ -356,7 +365,7 @@ class DockerIsol8:
             if session is not None:
                 lease = session.lease(runtime, image)
             else:
-                lease = self._pool_lease(runtime, image)
+                lease = self._pool_lease(runtime, image, tenant)
             async with lease as sandbox:
                 for setup in plan.setup:
                     outcome = _Outcome()
@@ -495,11 +504,11 @@ class DockerIsol8:
     # ------------------------------------------------------------------------------------ leases
 
     @contextlib.asynccontextmanager
-    async def _pool_lease(self, runtime: RuntimeInfo, image: str) -> AsyncIterator[Sandbox]:
+    async def _pool_lease(self, runtime: RuntimeInfo, image: str, tenant: str | None) -> AsyncIterator[Sandbox]:
         spec, configure = self._container_for(runtime, image)
         pool = self._started_pool
         for attempt in range(_ACQUIRE_ATTEMPTS):
-            sandbox = await pool.acquire(spec, configure)
+            sandbox = await pool.acquire(spec, configure, tenant)
             try:
                 await sandbox.settle()
                 break

@@ -14,6 +14,12 @@ and the pool must not make containers that it throws away as soon as the load di
 asked for a kind of container for ``shrink_after_s``, its idle ones beyond ``size`` are removed, and idle
 ones past their age are replaced, so a burst's containers do not stay forever.
 
+Containers are bound to tenants: once a container has run code for a tenant (a server's API key or its
+tenant; the library's runs are all one tenant, ``None``), it is handed only to that tenant again, or
+removed. This is defence in depth, for the day a reset misses something: the next run it could reach is
+the same tenant's. A tenant that finds no container of its own takes a fresh one (never used), and when
+the pool is full the one idle the longest, of another tenant, makes room.
+
 ``secure``: a container serves exactly one run and is removed; the pool starts replacements in the
 background so the next run still finds one ready.
 
@@ -26,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-from collections import deque
+from collections import Counter, deque
 
 import trio
 
@@ -46,7 +52,7 @@ _RETIRE_SPREAD = (0.75, 1.25)
 class _Slot:
     """One kind of container: its recipe and the ready ones."""
 
-    __slots__ = ("spec", "configure", "idle", "creating", "settling", "in_use", "target", "changed",
+    __slots__ = ("spec", "configure", "idle", "creating", "settling", "settling_for", "in_use", "target", "changed",
                  "last_acquired")
 
     def __init__(self, spec: SandboxSpec, configure: protocol.Configure, target: int) -> None:
@@ -54,8 +60,9 @@ class _Slot:
         self.configure = configure
         self.idle: deque[Sandbox] = deque()
         self.creating = 0
-        #: Recycled containers whose reset is under way.
+        #: Recycled containers whose reset is under way, and how many of them each tenant will get back.
         self.settling = 0
+        self.settling_for: Counter[str | None] = Counter()
         #: Containers handed out by acquire() and not released yet.
         self.in_use = 0
         self.target = target
@@ -94,52 +101,82 @@ class Pool:
             slot = self._slots[key] = _Slot(spec, configure, self.size)
         return slot
 
-    async def acquire(self, spec: SandboxSpec, configure: protocol.Configure) -> Sandbox:
-        """A ready container for ``spec``: a warm one if there is one; else the first of those being reset
-        (a reset takes milliseconds); else one made now."""
+    async def acquire(self, spec: SandboxSpec, configure: protocol.Configure, tenant: str | None = None) -> Sandbox:
+        """A ready container for ``spec`` that ``tenant`` may use: a warm one of its own or a fresh one if
+        there is one; else the first of its own being reset (a reset takes milliseconds); else one made
+        now. The container is bound to ``tenant`` from here on."""
         slot = self._slot(spec, configure)
         slot.last_acquired = trio.current_time()
         while True:
-            while slot.idle:
-                sandbox = slot.idle.popleft()
-                if self._expired(sandbox):
-                    self._retire(sandbox)
-                    continue
+            sandbox = self._take_idle(slot, tenant)
+            if sandbox is not None:
+                sandbox.tenant = tenant
                 slot.in_use += 1
                 self._refill(slot)
                 return sandbox
-            if not slot.settling:
+            if not slot.settling_for[tenant]:
                 break
             with trio.move_on_after(_SETTLE_WAIT_S) as waited:
                 await slot.changed.wait()
             if waited.cancelled_caught:
                 break  # a reset that slow is in trouble: do not wait on it
+        self._make_room(slot)
         sandbox = await self._create(slot)
+        sandbox.tenant = tenant
         slot.in_use += 1
         # Only now: a refill started earlier would compete with this caller's own container for the CPU.
         self._refill(slot)
         return sandbox
 
+    def _take_idle(self, slot: _Slot, tenant: str | None) -> Sandbox | None:
+        """The tenant's own idle container if it has one, else a fresh one (retiring expired ones met)."""
+        fresh = None
+        for sandbox in list(slot.idle):
+            if self._expired(sandbox):
+                slot.idle.remove(sandbox)
+                self._retire(sandbox)
+            elif sandbox.uses and sandbox.tenant == tenant:
+                slot.idle.remove(sandbox)
+                return sandbox
+            elif not sandbox.uses and fresh is None:
+                fresh = sandbox
+        if fresh is not None:
+            slot.idle.remove(fresh)
+        return fresh
+
+    def _make_room(self, slot: _Slot) -> bool:
+        """Retire the container idle the longest (another tenant's: this one found none of its own) if the
+        slot is full; True if one went."""
+        if not slot.idle or len(slot.idle) + slot.settling + slot.creating + slot.in_use < self.max_idle:
+            return False
+        self._retire(slot.idle.popleft())
+        return True
+
     async def release(self, sandbox: Sandbox) -> None:
         """Give a container back after a run: recycled (fast) or removed (secure, broken, retired).
 
         A recycled container rejoins the warm ones only once its agent reports the reset done and
-        verified, and its next interpreter warm: acquire() never hands out one still resetting."""
+        verified, and its next interpreter warm: acquire() never hands out one still resetting. When the
+        pool is full, another tenant's container idle the longest makes room for it."""
         slot = self._slot_by_sandbox.pop(sandbox.container_id, None)
         if slot is not None:
             slot.in_use -= 1
         sandbox.uses += 1
         recycle = not (self.closed or slot is None or self.strategy != "fast" or sandbox.broken
-                       or self._expired(sandbox) or len(slot.idle) + slot.settling >= self.max_idle)
+                       or self._expired(sandbox))
+        if recycle and len(slot.idle) + slot.settling >= self.max_idle:
+            recycle = self._make_room_for(slot, sandbox.tenant)
         if recycle:
             assert slot is not None  # recycle is False without a slot
             slot.settling += 1  # from now: while the reset is asked for, it counts as coming back
+            slot.settling_for[sandbox.tenant] += 1
             try:
                 with trio.CancelScope(shield=True):
                     await sandbox.begin_reset()
             except SandboxError:
                 recycle = False
                 slot.settling -= 1
+                slot.settling_for[sandbox.tenant] -= 1
         if recycle:
             self._slot_by_sandbox[sandbox.container_id] = slot
             self._nursery.start_soon(self._settle, slot, sandbox)
@@ -147,6 +184,16 @@ class Pool:
             self._retire(sandbox)
             if slot is not None:
                 self._refill(slot)
+
+    def _make_room_for(self, slot: _Slot, tenant: str | None) -> bool:
+        """Retire another tenant's idle container (the one idle the longest) so one of ``tenant``'s can
+        come back; False if there is none (the returning one is removed instead)."""
+        for sandbox in slot.idle:
+            if sandbox.tenant != tenant:
+                slot.idle.remove(sandbox)
+                self._retire(sandbox)
+                return True
+        return False
 
     async def _settle(self, slot: _Slot, sandbox: Sandbox) -> None:
         try:
@@ -159,7 +206,15 @@ class Pool:
             slot.idle.append(sandbox)
         finally:
             slot.settling -= 1
+            slot.settling_for[sandbox.tenant] -= 1
             slot.notify()
+
+    async def wait_settled(self) -> None:
+        """Until no container of this pool is being reset: then a run gets the recycled container, never a
+        new one made because the reset took a while (tests and benchmarks compare like with like)."""
+        for slot in list(self._slots.values()):
+            while slot.settling:
+                await slot.changed.wait()
 
     async def keep(self, sandbox: Sandbox) -> None:
         """Let go of a container without removing it (the persist option: kept for inspection)."""

@@ -50,6 +50,8 @@ class Sandbox:
         #: A reset is under way in the agent; its Ready must arrive before the next run.
         self.resetting = False
         self.uses = 0
+        #: Whose code it has run (see pool.py): it serves no other tenant. None is the library's tenant.
+        self.tenant: str | None = None
         # trio's clock, as the pool's: its age limit then runs under a test's MockClock too.
         self.created = trio.current_time()
         #: When the pool retires it: after this many runs, or this many seconds (the pool sets them).

@@ -184,10 +184,12 @@ class App:
             # The hot path, without _engine()'s two context managers (about a tenth of what the server
             # spends on a request of its own).
             async with self.engines.lease(options) as engine:
-                result = await engine.execute(body.request)
+                # Bound to the caller: a pooled container that ran one key's (or tenant's) code never
+                # runs another's.
+                result = await engine.execute(body.request, tenant=principal.owner)
         else:
             async with self._engine(principal, options, body.session_id) as (engine, session_id):
-                result = await engine.execute(body.request, session_id=session_id)
+                result = await engine.execute(body.request, session_id=session_id, tenant=principal.owner)
         await exchange.respond(200, _wire.encode(result))
 
     async def execute_stream(self, request: Request, exchange: Exchange, principal: Principal) -> None:
@@ -198,7 +200,7 @@ class App:
         plan_execution(body.request, options, session=body.session_id is not None)
         async with self._engine(principal, options, body.session_id) as (engine, session_id):
             await exchange.start_stream(200, _sse.CONTENT_TYPE, _sse.HEADERS)
-            async with contextlib.aclosing(_events(engine, body.request, session_id)) as events:
+            async with contextlib.aclosing(_events(engine, body.request, session_id, principal.owner)) as events:
                 async for event in events:
                     await exchange.send_chunk(_sse.frame(_wire.encode(event)))
         await exchange.end_stream()
@@ -310,12 +312,13 @@ def _master(principal: Principal) -> None:
         raise HTTPError(403, "Master key required for this operation")
 
 
-async def _events(engine: DockerIsol8, request: ExecutionRequest, session_id: str | None,
+async def _events(engine: DockerIsol8, request: ExecutionRequest, session_id: str | None, tenant: str,
                   control: RunControl | None = None) -> AsyncIterator[StreamEvent]:
-    """A run's events; a failure once the stream has started becomes its last event, of type error."""
+    """A run's events; a failure once the stream has started becomes its last event, of type error.
+    ``tenant``: the caller pooled containers are bound to (see DockerIsol8.execute)."""
     try:
-        async with contextlib.aclosing(engine.execute_stream(request, session_id=session_id,
-                                                             control=control)) as events:
+        async with contextlib.aclosing(engine.execute_stream(request, session_id=session_id, control=control,
+                                                             tenant=tenant)) as events:
             async for event in events:
                 yield event
     except Isol8Error as exc:
@@ -379,7 +382,7 @@ class _WsRun:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._read, nursery.cancel_scope)
                     async with contextlib.aclosing(_events(engine, message.request, session_id,
-                                                           self.control)) as events:
+                                                           self.principal.owner, self.control)) as events:
                         async for event in events:
                             await self.ws.send_text(_wire.encode(event).decode())
                     nursery.cancel_scope.cancel()

@@ -204,3 +204,20 @@ async def test_a_quiet_pool_shrinks_back_to_its_size(make_engine):
         assert result.stdout == "after\n" and result.container_id in kept
         engine_id = engine.engine_id
     assert await managed_containers(engine_id) == []
+
+
+@pytest.mark.parametrize("room", [4, 2])
+async def test_a_container_runs_one_tenants_code_only(make_engine, room):
+    """Containers are bound to the tenant whose code they ran: each tenant keeps reusing its own (fast),
+    none is ever handed to another. With room for fewer containers than tenants, another tenant's idle
+    container makes room (it is removed, never lent)."""
+    async with make_engine(pool_size=0, max_concurrent=room) as engine:
+        tenants_of: dict[str, set[str]] = {}
+        for tenant in ["a", "b", "a", "b", "c", "a", "c", "b"]:
+            result = await engine.execute(ExecutionRequest(code="print(1)"), tenant=tenant)
+            assert result.stdout == "1\n", result.stderr
+            tenants_of.setdefault(result.container_id, set()).add(tenant)
+            assert len(engine.containers) <= room
+        assert all(len(tenants) == 1 for tenants in tenants_of.values()), tenants_of
+        if room >= 3:
+            assert len(tenants_of) == 3  # one each, reused
