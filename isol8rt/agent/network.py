@@ -125,15 +125,16 @@ class Proxy:
                 os.close(fd)
         self.child.stdin = self.child.stdout = self.child.stderr = -1
 
-    def request_sync(self, message: dict, kind: str, timeout_s: float, on_other) -> dict | None:
+    def request_sync(self, message: dict, kind: str, timeout_s: float, on_other,
+                     failed=lambda line: False) -> dict | None:
         """Send ``message`` and wait for the answer of type ``kind`` (see :meth:`wait_for`)."""
         self.send(message)
-        return self.wait_for(kind, timeout_s, on_other)
+        return self.wait_for(kind, timeout_s, on_other, failed)
 
-    def wait_for(self, kind: str, timeout_s: float, on_other) -> dict | None:
+    def wait_for(self, kind: str, timeout_s: float, on_other, failed=lambda line: False) -> dict | None:
         """Block until the proxy prints a line of type ``kind`` (others go to ``on_other``); None on time-out,
-        if the proxy is gone, or if it answers with an error instead. For the reset path, which runs
-        outside the event loop."""
+        if the proxy is gone, or if it prints a line that ``failed`` says is the refusal of what was asked.
+        For the reset path, which runs outside the event loop."""
         deadline = time.monotonic() + timeout_s
         while True:
             remaining = deadline - time.monotonic()
@@ -151,7 +152,7 @@ class Proxy:
             for line, raw in self.feed(data):
                 if line.get("type") == kind:
                     return line
-                if line.get("type") == "error":
+                if failed(line):
                     return None
                 on_other(line, raw)
 
@@ -260,7 +261,8 @@ class NetworkMixin:
         if not self.proxy.ready:
             return True
         discard = lambda line, raw: None  # noqa: E731 - log lines of a run that is over
-        answer = self.proxy.request_sync({"type": "reset"}, "reset_ok", 5.0, discard)
+        answer = self.proxy.request_sync({"type": "reset"}, "reset_ok", 5.0, discard,
+                                         lambda line: line.get("type") == "reset_failed")
         if answer is None:
             self._drop_proxy()
             return False
@@ -268,7 +270,8 @@ class NetworkMixin:
         detail["connections_refused"] = int(answer.get("refused", 0))
         if self.proxy_policy != self.network.policy:
             answer = self.proxy.request_sync({"type": "policy", "run": "reset", **policy_dict(self.network.policy)},
-                                             "policy_ok", 5.0, discard)
+                                             "policy_ok", 5.0, discard,
+                                             lambda line: line.get("type") == "error" and line.get("run") == "reset")
             if answer is None:
                 self._drop_proxy()
                 return False

@@ -26,7 +26,17 @@ from isol8rt_proxy.config import Settings
 from isol8rt_proxy.output import Output
 from isol8rt_proxy.policy import Policy, PolicyError
 from isol8rt_proxy.streams import RECEIVE_SIZE, close_now
-from isol8rt_proxy.wire import Error, LineSplitter, PolicyOk, RequestLog, Reset, ResetOk, SetPolicy, control_decoder
+from isol8rt_proxy.wire import (
+    Error,
+    LineSplitter,
+    PolicyOk,
+    RequestLog,
+    Reset,
+    ResetFailed,
+    ResetOk,
+    SetPolicy,
+    control_decoder,
+)
 
 #: accept() failing for want of file descriptors or memory: wait a little and accept again.
 _CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
@@ -167,7 +177,7 @@ class Proxy:
             try:
                 closed, refused = await self.reset()
             except OSError as exc:  # the agent then retires the container: its proxy may serve a stale request
-                self._output.emit(Error(message=f"reset failed: {exc}"))
+                self._output.emit(ResetFailed(message=str(exc)))
                 return
             self._output.emit(ResetOk(closed=closed, refused=refused))
             return

@@ -16,6 +16,7 @@ stdout (to the agent)::
     {"type": "policy_ok", "run": "<id>"}             the policy is in force for every later request
     {"type": "reset_ok", "closed": N, "refused": M}  every connection open or waiting at the reset is
                                                      closed (counts omitted when 0)
+    {"type": "reset_failed", "message": "..."}       the backlog could not be emptied (no descriptors)
     {"type": "error", "message": "...", "run": ...}  a control line was refused (run: if known)
     {"type": "request", ...}                         one per request: see RequestLog
 
@@ -76,6 +77,13 @@ class ResetOk(_Out, tag="reset_ok"):
     refused: int = 0
 
 
+class ResetFailed(_Out, tag="reset_failed"):
+    """The answer to a reset that could not empty the listening backlog: the agent retires the container.
+    A line of its own, so that an unrelated error printed meanwhile is never taken for it."""
+
+    message: str
+
+
 class Error(_Out, tag="error"):
     message: str
     run: str | None = None
@@ -106,7 +114,7 @@ class RequestLog(_Out, tag="request", kw_only=True):
     error: str | None = None  # ALLOW whose origin failed
 
 
-Out = Listening | PolicyOk | ResetOk | Error | RequestLog
+Out = Listening | PolicyOk | ResetOk | ResetFailed | Error | RequestLog
 
 control_decoder = msgspec.json.Decoder(Control)
 encoder = msgspec.json.Encoder()
