@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-import time
 from collections import deque
 
 import trio
@@ -62,7 +61,7 @@ class _Slot:
         self.target = target
         #: Set (and replaced) whenever a container joins ``idle`` or a reset ends: acquire() waits on it.
         self.changed = trio.Event()
-        self.last_acquired = time.monotonic()
+        self.last_acquired = trio.current_time()
 
     def notify(self) -> None:
         self.changed.set()
@@ -99,7 +98,7 @@ class Pool:
         """A ready container for ``spec``: a warm one if there is one; else the first of those being reset
         (a reset takes milliseconds); else one made now."""
         slot = self._slot(spec, configure)
-        slot.last_acquired = time.monotonic()
+        slot.last_acquired = trio.current_time()
         while True:
             while slot.idle:
                 sandbox = slot.idle.popleft()
@@ -179,7 +178,7 @@ class Pool:
                 nursery.start_soon(self._create_idle, slot)
 
     def _expired(self, sandbox: Sandbox) -> bool:
-        return sandbox.uses >= sandbox.max_uses or time.monotonic() - sandbox.created > sandbox.max_age_s
+        return sandbox.uses >= sandbox.max_uses or trio.current_time() - sandbox.created > sandbox.max_age_s
 
     def _wanted_ready(self, slot: _Slot) -> int:
         """How many containers the slot should have ready or on their way (idle, settling, creating)."""
@@ -242,7 +241,7 @@ class Pool:
     def shrink(self) -> None:
         """Remove idle containers a quiet slot does not need: those beyond ``size`` (the longest idle
         first), and those past their age (replaced)."""
-        now = time.monotonic()
+        now = trio.current_time()
         for slot in self._slots.values():
             for sandbox in [s for s in slot.idle if self._expired(s)]:
                 slot.idle.remove(sandbox)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import time
 from typing import AsyncGenerator, Callable, Sequence
 
 import trio
@@ -49,7 +48,8 @@ class Sandbox:
         #: A reset is under way in the agent; its Ready must arrive before the next run.
         self.resetting = False
         self.uses = 0
-        self.created = time.monotonic()
+        # trio's clock, as the pool's: its age limit then runs under a test's MockClock too.
+        self.created = trio.current_time()
         #: When the pool retires it: after this many runs, or this many seconds (the pool sets them).
         self.max_uses = float("inf")
         self.max_age_s = float("inf")
