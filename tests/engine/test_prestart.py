@@ -16,6 +16,8 @@ import trio
 from isol8rt import DockerIsol8, ExecutionRequest, Isol8Options
 from isol8rt.engine import engine as engine_module
 
+pytestmark = pytest.mark.docker
+
 PYTHON_PROBE = r"""
 import os, signal, sys
 age = float(open('/proc/uptime').read().split()[0]) - int(open('/proc/self/stat').read().rsplit(')', 1)[1].split()[19]) / os.sysconf('SC_CLK_TCK')

@@ -83,6 +83,7 @@ async def test_ephemeral_server_with_files_and_stdin():
             assert slow.structured_content["timed_out"] is True  # the server's 1.5 s cap won
 
 
+@pytest.mark.docker
 async def test_a_cancelled_call_kills_its_run():
     marker = new_marker()
     async with stdio_client(server()) as (read, write):
