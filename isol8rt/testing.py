@@ -1,0 +1,362 @@
+"""In-memory stand-ins for testing code that drives isol8rt's engine: no Docker, no root, no waiting.
+
+In the spirit of :mod:`trio.testing`::
+
+    script = AgentScript(run=lambda run: RunReply(stdout=b"hi\\n"))
+    async with open_memory_backend(script) as backend:
+        async with DockerIsol8(Isol8Options(), backend=backend) as engine:
+            result = await engine.execute(ExecutionRequest(code="print('hi')"))
+
+:class:`MemoryBackend` is a :class:`~isol8rt.engine.backend.ContainerBackend` whose containers live in
+this process. Attaching to one gives one end of a :func:`trio.testing.memory_stream_pair`; on the other
+end a :class:`FakeAgent` answers the host as the real agent would, as its :class:`AgentScript` says.
+Everything happens on trio's clock, so under ``trio.testing.MockClock(autojump_threshold=0)`` a run
+scripted to take ten seconds takes none, and the pool's timers fire as soon as nothing else can happen.
+
+The fake agent's behaviour lives in one place, :meth:`FakeAgent.receive` (host messages in, agent
+messages and timers out, no I/O); :class:`MemoryBackend` only carries its bytes.
+"""
+
+from __future__ import annotations
+
+import builtins  # annotations after the `list` method below mean the type, not the method
+import contextlib
+import itertools
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Callable, Iterable, Union
+
+import trio
+import trio.testing
+
+from .agent import protocol
+from .engine.backend import SandboxSpec
+from .runtimes import LABEL_MANAGED_BY, MANAGED_BY
+
+__all__ = ["After", "AgentScript", "CRASH", "FakeAgent", "MemoryBackend", "RunReply", "open_memory_backend"]
+
+#: Everything a real agent's reset can verify; the default script reports all of it.
+ALL_CHECKS = ("processes", "files", "ipc", "network")
+
+
+@dataclass(frozen=True)
+class RunReply:
+    """How a scripted run goes."""
+
+    stdout: bytes = b""
+    stderr: bytes = b""
+    exit_code: int = 0
+    #: How long the run takes, on trio's clock (its Exit comes this much later).
+    seconds: float = 0.0
+    #: Files the run leaves under /sandbox (sent back when the Run asks for them in ``output_paths``).
+    files: dict[str, bytes] = field(default_factory=dict)
+    #: The run never ends on its own: only a signal ends it (its Exit then reports the signal).
+    hang: bool = False
+    #: The agent dies instead of running it: the container's stream ends.
+    crash: bool = False
+
+
+def _every_check(agent: FakeAgent) -> Iterable[str]:
+    return ALL_CHECKS
+
+
+@dataclass(frozen=True)
+class AgentScript:
+    """What a fake agent does: ``run`` says how each Run goes, ``verified`` what each reset reports
+    verified (given the agent, whose ``generation`` and ``container_id`` say which reset of which
+    container it is), ``version`` the protocol version it greets with."""
+
+    run: Callable[[protocol.Run], RunReply] = lambda run: RunReply()
+    verified: Callable[[FakeAgent], Iterable[str]] = _every_check
+    version: int = protocol.PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
+class After:
+    """A timer: the driver calls :meth:`FakeAgent.timer` with ``run_id`` after ``seconds``."""
+
+    seconds: float
+    run_id: int
+
+
+class _Crash:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "CRASH"
+
+
+#: The agent exits: its stream ends, and so does its container.
+CRASH = _Crash()
+
+#: What the fake agent asks its driver to do: send a message, start a timer, or crash.
+Action = Union[protocol.Ready, protocol.Output, protocol.FileData, protocol.Exit, protocol.Done, protocol.Failed,
+               After, _Crash]
+
+
+class FakeAgent:
+    """A scripted agent without I/O: :meth:`greet` once, then :meth:`receive` for each host message and
+    :meth:`timer` for each timer that fires; each returns the actions to carry out, in order.
+
+    It keeps what a real agent would: the files put into /sandbox, the runs going on, the generation.
+    ``received`` is everything the host sent, for tests to look at."""
+
+    def __init__(self, script: AgentScript, container_id: str = "") -> None:
+        self.script = script
+        self.container_id = container_id
+        self.generation = 0
+        self.configure: protocol.Configure | None = None
+        self.files: dict[str, bytearray] = {}
+        #: Runs started and not ended, by id.
+        self.running: dict[int, tuple[protocol.Run, RunReply]] = {}
+        self.received: list[protocol.HostMessage] = []
+
+    def greet(self) -> list[Action]:
+        return [protocol.Ready(version=self.script.version, generation=self.generation)]
+
+    def receive(self, message: protocol.HostMessage) -> list[Action]:
+        self.received.append(message)
+        kind = type(message)
+        if kind is protocol.Run:
+            return self._start(message)  # type: ignore[arg-type]  # (by its type)
+        if kind is protocol.Signal:
+            found = self.running.pop(message.id, None)  # type: ignore[union-attr]
+            if found is None:
+                return []  # a run that is over: ignored, as the real agent does
+            signum = message.signum  # type: ignore[union-attr]
+            return [protocol.Exit(id=message.id, exit_code=128 + signum, signal=signum)]  # type: ignore[union-attr]
+        if kind is protocol.PutFile:
+            put: protocol.PutFile = message  # type: ignore[assignment]
+            data = self.files.setdefault(put.path, bytearray())
+            if not put.offset:
+                data.clear()  # a file's first chunk truncates it
+            data[put.offset:put.offset + len(put.data)] = put.data
+            return [protocol.Done(id=put.id)] if put.ack and put.last else []
+        if kind is protocol.GetFile:
+            get: protocol.GetFile = message  # type: ignore[assignment]
+            if get.path not in self.files:
+                return [protocol.Failed(id=get.id, message=f"{get.path}: no such file", kind="not_found")]
+            return [protocol.FileData(id=get.id, path=get.path, data=bytes(self.files[get.path])),
+                    protocol.Done(id=get.id)]
+        if kind is protocol.Configure:
+            self.configure = message  # type: ignore[assignment]
+            return [protocol.Ready(version=self.script.version, generation=self.generation, reason="configured")]
+        if kind is protocol.Reset:
+            # As the real agent: runs still going are killed without an Exit, and /sandbox is wiped.
+            self.running.clear()
+            self.files.clear()
+            self.generation += 1
+            verified = list(self.script.verified(self))
+            return [protocol.Done(id=message.id),  # type: ignore[union-attr]
+                    protocol.Ready(version=self.script.version, generation=self.generation, reason="reset",
+                                   verified=verified)]
+        if kind is protocol.Ping:
+            return [protocol.Done(id=message.id)]  # type: ignore[union-attr]
+        if kind is protocol.Shutdown:
+            return [CRASH]
+        return []  # Stdin: kept in ``received`` only
+
+    def timer(self, run_id: int) -> list[Action]:
+        """A run's time is up: its end, unless a signal ended it first."""
+        if run_id not in self.running:
+            return []
+        return self._finish(run_id)
+
+    def _start(self, run: protocol.Run) -> list[Action]:
+        if run.id in self.running:
+            return [protocol.Failed(id=run.id, message=f"run {run.id} is already running", kind="busy")]
+        reply = self.script.run(run)
+        if reply.crash:
+            return [CRASH]
+        self.running[run.id] = (run, reply)
+        if reply.hang:
+            return []
+        if reply.seconds > 0:
+            return [After(reply.seconds, run.id)]
+        return self._finish(run.id)
+
+    def _finish(self, run_id: int) -> list[Action]:
+        run, reply = self.running.pop(run_id)
+        actions: list[Action] = []
+        if reply.stdout:
+            actions.append(protocol.Output(id=run_id, fd=1, data=reply.stdout))
+        if reply.stderr:
+            actions.append(protocol.Output(id=run_id, fd=2, data=reply.stderr))
+        for path, data in reply.files.items():
+            self.files[path] = bytearray(data)
+        errors = {}
+        for path in run.output_paths:
+            if path in self.files:
+                actions.append(protocol.FileData(id=run_id, path=path, data=bytes(self.files[path])))
+            else:
+                errors[path] = f"{path}: no such file"
+        actions.append(protocol.Exit(id=run_id, exit_code=reply.exit_code, duration_ms=reply.seconds * 1000,
+                                     file_errors=errors))
+        return actions
+
+
+class _HostEnd:
+    """:class:`~isol8rt.engine.backend.AgentStream` over the host's end of a memory stream pair: every
+    byte that arrives is the agent's stdout."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self._stream = stream
+
+    async def send_all(self, data: bytes) -> None:
+        await self._stream.send_all(data)
+
+    async def receive(self) -> list[tuple[int, bytes]]:
+        data = await self._stream.receive_some()
+        return [(1, bytes(data))] if data else []
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+class MemoryContainer:
+    """One container of a :class:`MemoryBackend`."""
+
+    def __init__(self, container_id: str, spec: SandboxSpec, agent: FakeAgent) -> None:
+        self.id = container_id
+        self.spec = spec
+        self.agent = agent
+        self.labels = {LABEL_MANAGED_BY: MANAGED_BY, **spec.labels}
+        #: "created", "running", "exited" or "removed".
+        self.state = "created"
+        self.attached = False
+        host_end, self._agent_end = trio.testing.memory_stream_pair()
+        self._host_end = _HostEnd(host_end)
+        self._scope = trio.CancelScope()
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The agent's life: greet, then answer until the host hangs up or the agent crashes."""
+        decoder = protocol.agent_decoder()
+        encoder = protocol.FrameEncoder()
+        with self._scope:
+            self.state = "running"
+            task_status.started()
+            async with trio.open_nursery() as timers:
+
+                async def act(actions: builtins.list[Action]) -> None:
+                    messages = []
+                    for action in actions:
+                        if isinstance(action, After):
+                            timers.start_soon(fire, action)
+                        elif action is CRASH:
+                            self.stop()
+                            return
+                        else:
+                            messages.append(action)
+                    if messages:
+                        try:
+                            await self._agent_end.send_all(encoder.encode_many(messages))
+                        except (trio.BrokenResourceError, trio.ClosedResourceError):
+                            self.stop()  # the host hung up
+
+                async def fire(after: After) -> None:
+                    await trio.sleep(after.seconds)
+                    await act(self.agent.timer(after.run_id))
+
+                await act(self.agent.greet())
+                while True:
+                    try:
+                        data = await self._agent_end.receive_some()
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        data = b""
+                    if not data:
+                        self.stop()  # stdin closed: nobody can talk to this agent again
+                        return
+                    for message in decoder.feed(data):
+                        await act(self.agent.receive(message))
+
+    def stop(self) -> None:
+        """The agent exits: its stream ends (the host reads EOF) and its timers stop."""
+        if self.state == "running":
+            self.state = "exited"
+        self._scope.cancel()
+        # Both directions, at once (a memory stream closes without waiting): the host reads EOF.
+        self._agent_end.send_stream.close()
+        self._agent_end.receive_stream.close()
+
+
+class MemoryBackend:
+    """A :class:`~isol8rt.engine.backend.ContainerBackend` whose containers are :class:`FakeAgent`\\ s in
+    this process. Make one with :func:`open_memory_backend`, whose nursery runs the agents.
+
+    ``containers`` holds every container made, removed ones too (``state`` says), for tests to look at.
+    An attach is one end of a memory stream pair; a container can be attached to once."""
+
+    def __init__(self, nursery: trio.Nursery, script: AgentScript | None = None) -> None:
+        self.script = script or AgentScript()
+        self.containers: dict[str, MemoryContainer] = {}
+        self._nursery = nursery
+        self._ids = itertools.count(1)
+
+    def running(self) -> builtins.list[str]:
+        """Ids of the containers whose agent is up."""
+        return [c.id for c in self.containers.values() if c.state == "running"]
+
+    def _get(self, container_id: str) -> MemoryContainer:
+        container = self.containers.get(container_id)
+        if container is None or container.state == "removed":
+            raise LookupError(f"no container {container_id}")
+        return container
+
+    async def create(self, spec: SandboxSpec) -> str:
+        await trio.lowlevel.checkpoint()
+        container_id = f"{next(self._ids):012x}{'0' * 52}"
+        self.containers[container_id] = MemoryContainer(container_id, spec, FakeAgent(self.script, container_id))
+        return container_id
+
+    async def attach(self, container_id: str) -> _HostEnd:
+        await trio.lowlevel.checkpoint()
+        container = self._get(container_id)
+        if container.attached:
+            raise RuntimeError("the in-memory backend attaches to a container once")
+        container.attached = True
+        return container._host_end
+
+    async def start(self, container_id: str) -> None:
+        container = self._get(container_id)
+        await self._nursery.start(container.serve)
+
+    async def kill(self, container_id: str) -> None:
+        await trio.lowlevel.checkpoint()
+        container = self.containers.get(container_id)
+        if container is not None:
+            container.stop()
+
+    async def remove(self, container_id: str) -> None:
+        await trio.lowlevel.checkpoint()
+        container = self.containers.get(container_id)
+        if container is not None:
+            container.stop()
+            container.state = "removed"
+
+    async def list(self, labels: dict[str, str]) -> builtins.list[str]:
+        await trio.lowlevel.checkpoint()
+        return [c.id for c in self.containers.values()
+                if c.state != "removed" and labels.items() <= c.labels.items()]
+
+    async def find_running(self, labels: dict[str, str | None]) -> builtins.list[tuple[str, dict[str, str]]]:
+        await trio.lowlevel.checkpoint()
+        return [(c.id, dict(c.labels)) for c in self.containers.values() if c.state == "running"
+                and all(name in c.labels and value in (None, c.labels[name]) for name, value in labels.items())]
+
+    async def out_of_memory(self, container_id: str) -> bool:
+        await trio.lowlevel.checkpoint()
+        return False
+
+    async def find_baked_image(self, runtime: str, packages: builtins.list[str]) -> str | None:
+        await trio.lowlevel.checkpoint()
+        return None
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+@contextlib.asynccontextmanager
+async def open_memory_backend(script: AgentScript | None = None) -> AsyncIterator[MemoryBackend]:
+    """A :class:`MemoryBackend` whose agents run in a nursery of this block; they stop at its end."""
+    async with trio.open_nursery() as nursery:
+        yield MemoryBackend(nursery, script)
+        nursery.cancel_scope.cancel()
