@@ -148,19 +148,18 @@ class Sandbox:
         Raises ChannelBroken, or RemoteProtocolError (then the stream is closed: nothing the agent says
         counts any more)."""
         conversation = self.conversation
-        while True:
-            event = conversation.next_event()
-            if event is NEED_DATA:
-                data = await self.channel.receive()
-                try:
-                    conversation.receive_data(data)
-                except RemoteProtocolError:
-                    await self.channel.aclose()
-                    raise
-            elif type(event) is protocol.Log:
-                log.log(logging.getLevelName(event.level.upper()), "%s", event.message)
-            else:
-                return event  # type: ignore[return-value]  # NEED_DATA was handled above
+        try:
+            while True:
+                event = conversation.next_event()
+                if event is NEED_DATA:
+                    conversation.receive_data(await self.channel.receive())
+                elif type(event) is protocol.Log:
+                    log.log(logging.getLevelName(event.level.upper()), "%s", event.message)
+                else:
+                    return event  # type: ignore[return-value]  # NEED_DATA was handled above
+        except RemoteProtocolError:
+            await self.channel.aclose()
+            raise
 
     async def begin_reset(self) -> None:
         """Ask the agent to return the container to a never-used state; :meth:`settle` waits for it."""
