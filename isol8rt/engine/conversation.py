@@ -189,10 +189,10 @@ class Conversation:
         if kind is protocol.PutFile and not (opening.ack and opening.last):  # type: ignore[union-attr]
             raise LocalProtocolError("a PutFile ends an operation only as its acknowledged last chunk")
         for message in messages[:-1]:
-            if type(message) is not protocol.PutFile or message.ack:  # type: ignore[union-attr]
+            if type(message) is not protocol.PutFile or message.ack:
                 raise LocalProtocolError(f"only PutFiles without ack may come before the {kind.__name__}")
-            if message.id != op_id:  # type: ignore[union-attr]
-                raise LocalProtocolError(f"operation {op_id} carries a message of operation {message.id}")  # type: ignore[union-attr]
+            if message.id != op_id:
+                raise LocalProtocolError(f"operation {op_id} carries a message of operation {message.id}")
         if not self._last_begun < op_id < self._next_id:
             raise LocalProtocolError(f"id {op_id} was not given by next_id(), or was used already")
         state = self._state
