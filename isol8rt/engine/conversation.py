@@ -131,8 +131,8 @@ class Conversation:
         self._op_kind: type | None = None
         self._partial: frozenset[type] = frozenset()
         self._terminal: frozenset[type] = frozenset()
-        #: Operations given up before their terminal answer, by id (and opening message type).
-        self._abandoned: dict[int, type] = {}
+        #: The ids of operations given up before their terminal answer.
+        self._abandoned: set[int] = set()
         self._configured = False
         #: In SETTLING: the reason the owed Ready must give.
         self._awaiting: str | None = None
@@ -228,8 +228,8 @@ class Conversation:
             raise LocalProtocolError(f"no operation to give up while {self._state.value}")
         if self._op_kind is protocol.Reset:
             raise LocalProtocolError("a Reset cannot be given up; discard the container instead")
-        assert self._op_id is not None and self._op_kind is not None  # OPERATING has an operation
-        self._abandoned[self._op_id] = self._op_kind
+        assert self._op_id is not None  # OPERATING has an operation
+        self._abandoned.add(self._op_id)
         self._end_operation()
 
     # ------------------------------------------------------------------------------------ agent -> host
@@ -276,22 +276,20 @@ class Conversation:
             if kind in self._partial:
                 return message  # type: ignore[return-value]  # an answer of the operation under way
             if kind in self._terminal:
-                if self._op_kind is protocol.Reset and kind is protocol.Done:
-                    self._op_id = self._op_kind = None
+                reset_done = self._op_kind is protocol.Reset and kind is protocol.Done
+                self._end_operation()
+                if reset_done:  # the Reset's answer; its Ready is owed next
                     self._state = State.SETTLING
                     self._awaiting = "reset"
-                else:
-                    self._end_operation()
                 return message  # type: ignore[return-value]
             if state is State.REATTACHING:
                 return None  # the earlier host's message that happens to carry our id: not an answer
             raise self._fail(f"sent {kind.__name__} for operation {op_id}, a {_name(self._op_kind)}")
         if state is State.REATTACHING:
             return None  # meant for the earlier host
-        abandoned = self._abandoned.get(op_id)
-        if abandoned is not None:
+        if op_id in self._abandoned:
             if kind in _TERMINAL:
-                del self._abandoned[op_id]
+                self._abandoned.discard(op_id)  # its end: nothing more of it may come
             return None  # a straggler of an operation given up
         if self.reattached and not self._first_id <= op_id < self._next_id:
             return None  # an operation of the earlier host
