@@ -212,8 +212,16 @@ class _HostEnd:
         await self._stream.aclose()
 
 
+#: One end of a memory stream pair.
+_Attachment = trio.StapledStream[trio.testing.MemorySendStream, trio.testing.MemoryReceiveStream]
+
+
 class MemoryContainer:
-    """One container of a :class:`MemoryBackend`."""
+    """One container of a :class:`MemoryBackend`.
+
+    As on Docker (stdin stays open across attaches): the agent outlives an attach. When the host hangs
+    up, the agent goes on, and what it says meanwhile is lost; the next attach talks to it again. Only
+    :meth:`stop` (kill, remove, or the agent's own crash) ends it."""
 
     def __init__(self, container_id: str, spec: SandboxSpec, agent: FakeAgent) -> None:
         self.id = container_id
@@ -222,14 +230,25 @@ class MemoryContainer:
         self.labels = {LABEL_MANAGED_BY: MANAGED_BY, **spec.labels}
         #: "created", "running", "exited" or "removed".
         self.state = "created"
-        self.attached = False
-        host_end, self._agent_end = trio.testing.memory_stream_pair()
-        self._host_end = _HostEnd(host_end)
+        #: The agent's end of the current attach (None before the first one).
+        self._attachment: _Attachment | None = None
+        self._attached = trio.Event()
         self._scope = trio.CancelScope()
 
+    def attach(self) -> _HostEnd:
+        """A new connection to the agent's stdin and stdout, replacing the current one (which ends)."""
+        host_end, agent_end = trio.testing.memory_stream_pair()
+        if self._attachment is not None:
+            _close(self._attachment)
+        self._attachment = agent_end
+        self._attached.set()
+        self._attached = trio.Event()
+        if self.state not in ("created", "running"):
+            _close(agent_end)  # attached to a container that has exited: the stream ends at once
+        return _HostEnd(host_end)
+
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The agent's life: greet, then answer until the host hangs up or the agent crashes."""
-        decoder = protocol.agent_decoder()
+        """The agent's life: greet, then answer whoever is attached, until :meth:`stop`."""
         encoder = protocol.FrameEncoder()
         with self._scope:
             self.state = "running"
@@ -246,11 +265,11 @@ class MemoryContainer:
                             return
                         else:
                             messages.append(action)
-                    if messages:
+                    if messages and self._attachment is not None:
                         try:
-                            await self._agent_end.send_all(encoder.encode_many(messages))
+                            await self._attachment.send_all(encoder.encode_many(messages))
                         except (trio.BrokenResourceError, trio.ClosedResourceError):
-                            self.stop()  # the host hung up
+                            pass  # nobody attached: lost, as on Docker
 
                 async def fire(after: After) -> None:
                     await trio.sleep(after.seconds)
@@ -258,24 +277,36 @@ class MemoryContainer:
 
                 await act(self.agent.greet())
                 while True:
-                    try:
-                        data = await self._agent_end.receive_some()
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        data = b""
-                    if not data:
-                        self.stop()  # stdin closed: nobody can talk to this agent again
-                        return
-                    for message in decoder.feed(data):
-                        await act(self.agent.receive(message))
+                    attachment = self._attachment
+                    if attachment is None:
+                        await self._attached.wait()
+                        continue
+                    decoder = protocol.agent_decoder()  # each attach is a stream of its own
+                    while True:
+                        try:
+                            data = await attachment.receive_some()
+                        except (trio.BrokenResourceError, trio.ClosedResourceError):
+                            data = b""
+                        if not data:
+                            break
+                        for message in decoder.feed(data):
+                            await act(self.agent.receive(message))
+                    if attachment is self._attachment:
+                        await self._attached.wait()  # the host hung up: the agent waits for the next attach
 
     def stop(self) -> None:
-        """The agent exits: its stream ends (the host reads EOF) and its timers stop."""
-        if self.state == "running":
+        """The agent exits: the attached host reads the end of its stream, and its timers stop."""
+        if self.state in ("created", "running"):
             self.state = "exited"
         self._scope.cancel()
-        # Both directions, at once (a memory stream closes without waiting): the host reads EOF.
-        self._agent_end.send_stream.close()
-        self._agent_end.receive_stream.close()
+        if self._attachment is not None:
+            _close(self._attachment)
+
+
+def _close(stream: _Attachment) -> None:
+    """Both directions at once (a memory stream closes without waiting): the other end reads EOF."""
+    stream.send_stream.close()
+    stream.receive_stream.close()
 
 
 class MemoryBackend:
@@ -283,7 +314,7 @@ class MemoryBackend:
     this process. Make one with :func:`open_memory_backend`, whose nursery runs the agents.
 
     ``containers`` holds every container made, removed ones too (``state`` says), for tests to look at.
-    An attach is one end of a memory stream pair; a container can be attached to once."""
+    An attach is one end of a memory stream pair (see :class:`MemoryContainer` for what ends it)."""
 
     def __init__(self, nursery: trio.Nursery, script: AgentScript | None = None) -> None:
         self.script = script or AgentScript()
@@ -309,11 +340,7 @@ class MemoryBackend:
 
     async def attach(self, container_id: str) -> _HostEnd:
         await trio.lowlevel.checkpoint()
-        container = self._get(container_id)
-        if container.attached:
-            raise RuntimeError("the in-memory backend attaches to a container once")
-        container.attached = True
-        return container._host_end
+        return self._get(container_id).attach()
 
     async def start(self, container_id: str) -> None:
         container = self._get(container_id)

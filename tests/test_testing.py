@@ -123,14 +123,24 @@ async def test_timers_run_on_trios_clock(autojump_clock):
         assert trio.current_time() - started == 60
 
 
-async def test_the_host_hanging_up_stops_the_agent():
+async def test_the_agent_outlives_an_attach_as_on_docker():
     async with open_memory_backend() as backend:
         container_id = await backend.create(SPEC)
-        stream = await backend.attach(container_id)
+        first = await backend.attach(container_id)
         await backend.start(container_id)
-        await stream.aclose()
-        await trio.testing.wait_all_tasks_blocked()  # the agent has read its EOF
-        assert backend.running() == [] and backend.containers[container_id].state == "exited"
+        await first.receive()  # the greeting
+        await first.send_all(protocol.FrameEncoder().encode(PutFile(id=1, path="f", data=b"kept")))
+        await first.aclose()  # the host hangs up...
+        await trio.testing.wait_all_tasks_blocked()
+        assert backend.running() == [container_id]  # ...and the agent lives on
+        again = await backend.attach(container_id)
+        await again.send_all(protocol.FrameEncoder().encode(GetFile(id=2, path="f")))
+        assert protocol.host_decoder().feed((await again.receive())[0][1]) == [
+            FileData(id=2, path="f", data=b"kept"), Done(id=2)]
+        third = await backend.attach(container_id)
+        assert await again.receive() == []  # a new attach replaces the old one
+        await backend.remove(container_id)
+        assert await third.receive() == []
 
 
 async def test_listing_finding_and_removing():

@@ -154,6 +154,28 @@ async def test_a_reset_that_did_not_verify_breaks_the_sandbox(network, verified,
         assert sandbox.broken
 
 
+async def test_a_later_host_adopts_a_running_agent_and_ignores_what_was_meant_for_the_earlier_one(autojump_clock):
+    script = AgentScript(run=lambda r: RunReply(stdout=b"late", seconds=float(r.argv[0])))
+    async with sandbox_of(script) as (earlier, backend):
+        op_id = earlier.next_id()
+        await collect(earlier, [PutFile(id=op_id, path="/sandbox/state", data=b"kept", ack=True)])
+        slow = [Run(id=earlier.next_id(), argv=["5"], env={})]
+        async with contextlib.aclosing(earlier.operate(slow, slow[0].id, None)) as events:
+            with trio.move_on_after(1):
+                async for _ in events:
+                    pass
+        await earlier.channel.aclose()  # the earlier host goes away mid-run; the container lives on
+        later = await Sandbox.adopt(backend, SPEC, earlier.container_id)
+        assert later.conversation.state is State.IDLE and later.next_id() > 1_000_000
+        op_id = later.next_id()
+        events = await collect(later, [GetFile(id=op_id, path="/sandbox/state")])
+        assert events[0] == FileData(id=op_id, path="/sandbox/state", data=b"kept")
+        await trio.sleep(10)  # the earlier host's run ends meanwhile: its Output and Exit reach the later host
+        mine = [Run(id=later.next_id(), argv=["0"], env={})]
+        events = await collect(later, mine)
+        assert events == [Output(id=mine[0].id, fd=1, data=b"late"), Exit(id=mine[0].id, exit_code=0)]
+
+
 def test_the_checks_a_reset_must_verify():
     assert required_checks(SPEC) == RESET_CHECKS == {"processes", "files", "ipc"}
     filtered = SandboxSpec(image="i", labels={}, memory_bytes=1, nano_cpus=1, pids_limit=1, network="filtered")
