@@ -115,44 +115,38 @@ class FakeAgent:
 
     def receive(self, message: protocol.HostMessage) -> list[Action]:
         self.received.append(message)
-        kind = type(message)
-        if kind is protocol.Run:
-            return self._start(message)  # type: ignore[arg-type]  # (by its type)
-        if kind is protocol.Signal:
-            found = self.running.pop(message.id, None)  # type: ignore[union-attr]
-            if found is None:
-                return []  # a run that is over: ignored, as the real agent does
-            signum = message.signum  # type: ignore[union-attr]
-            return [protocol.Exit(id=message.id, exit_code=128 + signum, signal=signum)]  # type: ignore[union-attr]
-        if kind is protocol.PutFile:
-            put: protocol.PutFile = message  # type: ignore[assignment]
-            data = self.files.setdefault(put.path, bytearray())
-            if not put.offset:
-                data.clear()  # a file's first chunk truncates it
-            data[put.offset:put.offset + len(put.data)] = put.data
-            return [protocol.Done(id=put.id)] if put.ack and put.last else []
-        if kind is protocol.GetFile:
-            get: protocol.GetFile = message  # type: ignore[assignment]
-            if get.path not in self.files:
-                return [protocol.Failed(id=get.id, message=f"{get.path}: no such file", kind="not_found")]
-            return [protocol.FileData(id=get.id, path=get.path, data=bytes(self.files[get.path])),
-                    protocol.Done(id=get.id)]
-        if kind is protocol.Configure:
-            self.configure = message  # type: ignore[assignment]
-            return [protocol.Ready(version=self.script.version, generation=self.generation, reason="configured")]
-        if kind is protocol.Reset:
-            # As the real agent: runs still going are killed without an Exit, and /sandbox is wiped.
-            self.running.clear()
-            self.files.clear()
-            self.generation += 1
-            verified = list(self.script.verified(self))
-            return [protocol.Done(id=message.id),  # type: ignore[union-attr]
-                    protocol.Ready(version=self.script.version, generation=self.generation, reason="reset",
-                                   verified=verified)]
-        if kind is protocol.Ping:
-            return [protocol.Done(id=message.id)]  # type: ignore[union-attr]
-        if kind is protocol.Shutdown:
-            return [CRASH]
+        match message:
+            case protocol.Run():
+                return self._start(message)
+            case protocol.Signal(id=run_id, signum=signum):
+                if self.running.pop(run_id, None) is None:
+                    return []  # a run that is over: ignored, as the real agent does
+                return [protocol.Exit(id=run_id, exit_code=128 + signum, signal=signum)]
+            case protocol.PutFile():
+                data = self.files.setdefault(message.path, bytearray())
+                if not message.offset:
+                    data.clear()  # a file's first chunk truncates it
+                data[message.offset:message.offset + len(message.data)] = message.data
+                return [protocol.Done(id=message.id)] if message.ack and message.last else []
+            case protocol.GetFile(id=op_id, path=path):
+                if path not in self.files:
+                    return [protocol.Failed(id=op_id, message=f"{path}: no such file", kind="not_found")]
+                return [protocol.FileData(id=op_id, path=path, data=bytes(self.files[path])), protocol.Done(id=op_id)]
+            case protocol.Configure():
+                self.configure = message
+                return [protocol.Ready(version=self.script.version, generation=self.generation, reason="configured")]
+            case protocol.Reset(id=op_id):
+                # As the real agent: runs still going are killed without an Exit, and /sandbox is wiped.
+                self.running.clear()
+                self.files.clear()
+                self.generation += 1
+                verified = list(self.script.verified(self))
+                return [protocol.Done(id=op_id), protocol.Ready(version=self.script.version, generation=self.generation,
+                                                                reason="reset", verified=verified)]
+            case protocol.Ping(id=op_id):
+                return [protocol.Done(id=op_id)]
+            case protocol.Shutdown():
+                return [CRASH]
         return []  # Stdin: kept in ``received`` only
 
     def timer(self, run_id: int) -> list[Action]:
@@ -314,7 +308,9 @@ class MemoryBackend:
     this process. Make one with :func:`open_memory_backend`, whose nursery runs the agents.
 
     ``containers`` holds every container made, removed ones too (``state`` says), for tests to look at.
-    An attach is one end of a memory stream pair (see :class:`MemoryContainer` for what ends it)."""
+    An attach is one end of a memory stream pair (see :class:`MemoryContainer` for what ends it).
+    ``attach`` and ``start`` raise LookupError for a container it does not have (or removed); ``kill``
+    and ``remove`` of such a container do nothing, as Docker's backend does."""
 
     def __init__(self, nursery: trio.Nursery, script: AgentScript | None = None) -> None:
         self.script = script or AgentScript()
