@@ -11,7 +11,8 @@ Both halves of the rule are enforced here, not trusted:
   CI machine cannot pass quietly;
 - any other test runs with ``DOCKER_HOST`` pointing at a socket that does not exist (subprocesses
   inherit it), so a test that reaches for Docker without the marker fails instead of slowing the fast
-  subset down.
+  subset down. A subprocess given an environment of its own (the MCP SDK's stdio client does that)
+  escapes this guard: its tests must be marked by hand.
 """
 
 from __future__ import annotations
