@@ -1,16 +1,92 @@
-"""Shared fixtures. Integration tests run real containers on the real Docker daemon with the images that
-`isol8rt setup` built; when the daemon does not answer they fail with one clear line, not a skip, so a
-broken CI machine cannot pass quietly."""
+"""Shared fixtures, and the suite's one rule about Docker.
+
+Integration tests run real containers on the real Docker daemon with the images that `isol8rt setup`
+built. Every such test carries the ``docker`` marker, so ``pytest -m "not docker"`` is the fast subset
+that needs no daemon. The marker comes from the test itself (``@pytest.mark.docker``, a module's
+``pytestmark``) or, automatically, from a fixture it uses that is decorated with :func:`needs_docker`.
+
+Both halves of the rule are enforced here, not trusted:
+
+- a ``docker`` test whose daemon does not answer fails with one clear line, never skips, so a broken
+  CI machine cannot pass quietly;
+- any other test runs with ``DOCKER_HOST`` pointing at a socket that does not exist (subprocesses
+  inherit it), so a test that reaches for Docker without the marker fails instead of slowing the fast
+  subset down. A subprocess given an environment of its own (the MCP SDK's stdio client does that)
+  escapes this guard: its tests must be marked by hand.
+"""
 
 from __future__ import annotations
+
+import functools
+import socket
+from typing import Callable, TypeVar
 
 import pytest
 import trio
 
 from isol8rt import DockerIsol8, Isol8Options
 
+#: Where an unmarked test's Docker client looks: nowhere. The name says why it failed.
+UNMARKED_DOCKER_HOST = "unix:///nonexistent/this-test-is-not-marked-docker.sock"
+
+_F = TypeVar("_F", bound=Callable)
+
+
+def needs_docker(fixture: _F) -> _F:
+    """Put under ``@pytest.fixture``: every test that uses the fixture (directly or through another
+    fixture) is marked ``docker``."""
+    fixture.needs_docker = True  # type: ignore[attr-defined]
+    return fixture
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)  # pytest's record of the fixtures the test will use
+        if info is None or item.get_closest_marker("docker") is not None:
+            continue
+        # The last definition of a name is the one in effect (a module's own fixture overrides a conftest's).
+        if any(getattr(definitions[-1].func, "needs_docker", False)
+               for definitions in info.name2fixturedefs.values() if definitions):
+            item.add_marker(pytest.mark.docker)
+
+
+@functools.cache
+def _daemon_problem() -> str | None:
+    """Why the Docker daemon cannot be used, or None when it answers a ping (asked once per session)."""
+    from isol8rt.docker import DockerError
+    from isol8rt.docker._transport import parse_docker_host
+
+    try:
+        endpoint = parse_docker_host()
+    except DockerError as exc:
+        return str(exc)
+    try:
+        if endpoint.unix_path is not None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(10)
+            sock.connect(endpoint.unix_path)
+        else:
+            sock = socket.create_connection((endpoint.tcp_host, endpoint.tcp_port), timeout=10)
+        with sock:
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            status = sock.recv(64).split(b" ", 2)[1:2]
+    except OSError as exc:
+        return f"no answer on {endpoint.where}: {exc}"
+    return None if status == [b"200"] else f"{endpoint.where} answered its ping with {status!r}"
+
+
+@pytest.fixture(autouse=True)
+def _docker_rule(request, monkeypatch):
+    if request.node.get_closest_marker("docker") is None:
+        monkeypatch.setenv("DOCKER_HOST", UNMARKED_DOCKER_HOST)
+        return
+    problem = _daemon_problem()
+    if problem is not None:
+        pytest.fail(f"this test needs a running Docker daemon: {problem}", pytrace=False)
+
 
 @pytest.fixture
+@needs_docker
 async def engine():
     """A fast-pool engine with one warm container per runtime used; removed with everything it made."""
     async with DockerIsol8(Isol8Options(pool_size=1)) as engine:
@@ -18,6 +94,7 @@ async def engine():
 
 
 @pytest.fixture
+@needs_docker
 def make_engine():
     """Build engines with other options inside a test: ``async with make_engine(mode="persistent") as e``."""
 
@@ -37,4 +114,4 @@ async def managed_containers(label_value: str | None = None) -> list[str]:
     return [container.id for container in containers]
 
 
-__all__ = ["managed_containers", "trio"]
+__all__ = ["managed_containers", "needs_docker", "trio"]

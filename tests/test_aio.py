@@ -21,6 +21,7 @@ async def running(marker: str) -> str:
     return await asyncio.to_thread(wait_running, marker)
 
 
+@pytest.mark.docker
 def test_execute_stream_files_and_sessions():
     async def main() -> None:
         async with isol8rt.aio.Isol8(pool_size=1) as engine:
@@ -47,6 +48,7 @@ def test_execute_stream_files_and_sessions():
     asyncio.run(main())
 
 
+@pytest.mark.docker
 def test_engine_side_failures_are_raised():
     async def main() -> None:
         async with Isol8(pool_size=0) as engine:
@@ -74,6 +76,7 @@ def test_no_docker_is_one_clear_error(monkeypatch):
     asyncio.run(main())
 
 
+@pytest.mark.docker
 def test_the_loop_never_blocks():
     async def main() -> float:
         async with Isol8(pool_size=1) as engine:
@@ -103,6 +106,7 @@ def test_the_loop_never_blocks():
     assert asyncio.run(main()) < 0.125
 
 
+@pytest.mark.docker
 def test_a_cancelled_task_kills_the_run_and_frees_the_container():
     async def main() -> None:
         async with Isol8(pool_size=1) as engine:
@@ -127,6 +131,7 @@ def test_a_cancelled_task_kills_the_run_and_frees_the_container():
     asyncio.run(main())
 
 
+@pytest.mark.docker
 def test_a_cancelled_session_run_is_killed_and_the_session_lives_on():
     async def main() -> None:
         async with Isol8(pool_size=0) as engine:
@@ -144,6 +149,7 @@ def test_a_cancelled_session_run_is_killed_and_the_session_lives_on():
     asyncio.run(main())
 
 
+@pytest.mark.docker
 def test_leaving_a_stream_kills_the_run():
     async def main() -> None:
         async with Isol8(pool_size=1) as engine:
@@ -172,6 +178,7 @@ def test_leaving_a_stream_kills_the_run():
     asyncio.run(main())
 
 
+@pytest.mark.docker
 def test_interactive_stream():
     async def main() -> None:
         async with Isol8(pool_size=1) as engine:
@@ -187,6 +194,7 @@ def test_interactive_stream():
     asyncio.run(main())
 
 
+@pytest.mark.docker
 def test_stop_ends_calls_in_flight():
     async def main() -> None:
         engine = Isol8(pool_size=0)

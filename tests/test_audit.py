@@ -7,11 +7,14 @@ import datetime
 import hashlib
 import json
 
+import pytest
+
 from isol8rt import DockerIsol8, ExecutionRequest, Isol8Options
 from isol8rt.audit import AuditLog
 from isol8rt.types import AuditConfig
 
 
+@pytest.mark.docker
 async def test_each_execution_is_one_line(tmp_path):
     config = AuditConfig(enabled=True, destination=str(tmp_path), include_code=False, include_output=False)
     async with DockerIsol8(Isol8Options(audit=config, pool_size=0)) as engine:
@@ -27,6 +30,7 @@ async def test_each_execution_is_one_line(tmp_path):
     assert "secret output" not in day_file.read_text()
 
 
+@pytest.mark.docker
 async def test_code_and_output_when_asked(tmp_path):
     config = AuditConfig(enabled=True, destination=str(tmp_path), include_code=True, include_output=True)
     async with DockerIsol8(Isol8Options(audit=config, pool_size=0)) as engine:

@@ -75,6 +75,7 @@ def test_the_docs_have_tested_snippets():
     assert {snippet.file for snippet in ALL} == set(OWN_DOCS)
 
 
+@pytest.mark.docker
 @pytest.mark.parametrize("snippet", [s for s in ALL if s.language == "python"], ids=lambda s: s.id)
 def test_python_snippet(snippet: Snippet):
     out = io.StringIO()
@@ -84,6 +85,7 @@ def test_python_snippet(snippet: Snippet):
         assert out.getvalue() == snippet.output
 
 
+@pytest.mark.docker
 @pytest.mark.parametrize("snippet", [s for s in ALL if s.language == "sh"], ids=lambda s: s.id)
 def test_shell_snippet(snippet: Snippet):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}

@@ -33,12 +33,14 @@ def load(name: str) -> ModuleType:
     return module
 
 
+@pytest.mark.docker
 def test_agent_tool_calling_script():
     done = run_example("agent_tool_calling.py")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "The 50th Fibonacci number is 12586269025.\n"
 
 
+@pytest.mark.docker
 def test_agent_loop_feeds_results_and_errors_back_to_the_model():
     agent = load("agent_tool_calling")
 
@@ -67,6 +69,7 @@ def test_agent_loop_feeds_results_and_errors_back_to_the_model():
     assert [m["role"] for m in last] == ["system", "user", "assistant", "tool", "tool", "assistant", "tool"]
 
 
+@pytest.mark.docker
 def test_multi_turn_analysis():
     done = run_example("multi_turn_analysis.py")
     assert done.returncode == 0, done.stderr
@@ -76,6 +79,7 @@ def test_multi_turn_analysis():
     assert "--- report from the sandbox: {'regions': 4, 'best':" in out
 
 
+@pytest.mark.docker
 def test_stream_to_terminal_streams_as_the_program_runs(tmp_path):
     program = tmp_path / "slow.sh"
     program.write_text("echo first; echo warn >&2; sleep 1.5; echo second; exit 7\n")

@@ -23,7 +23,6 @@ from isol8rt.docker import (
     Conflict,
     ContainerSpec,
     DockerClient,
-    DockerError,
     HostConfig,
     ImageInspect,
     ImageSummary,
@@ -57,6 +56,8 @@ from isol8rt.runtimes import (
     RUNTIME_NAMES,
     RUNTIMES,
 )
+
+from .conftest import needs_docker
 
 IMAGES = _resources.data_dir("images")
 
@@ -545,23 +546,10 @@ def requirement_pins() -> dict[str, str]:
     return dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", text, re.MULTILINE))
 
 
-def daemon_answers() -> bool:
-    async def ping():
-        try:
-            async with DockerClient(timeout=5) as client:
-                await client.ping()
-            return True
-        except DockerError:
-            return False
-
-    return trio.run(ping)
-
-
 @pytest.fixture(scope="session")
+@needs_docker
 def built_images():
     """Every image up to date (builds what is missing: the first time, everything)."""
-    if not daemon_answers():
-        pytest.skip("the Docker daemon does not answer")
 
     async def run_setup():
         async with DockerClient() as client:

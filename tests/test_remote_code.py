@@ -128,6 +128,7 @@ def test_shorthands():
         github_url("user/repo")
 
 
+@pytest.mark.docker
 async def test_engine_runs_code_from_a_url(servers):
     _, http_url, _ = servers
     options = Isol8Options(pool_size=0, remote_code=policy(allowed_schemes=["https", "http"]))

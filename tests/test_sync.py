@@ -15,10 +15,12 @@ import isol8rt
 from isol8rt import EngineClosed, EngineUnavailable, ExecutionRequest, InvalidRequest, SessionError
 from isol8rt.sync import Sandbox
 
+from .conftest import needs_docker
 from .test_faces import assert_freed, child_sleeper, new_marker, seconds_until_dead, sleeper, wait_running
 
 
 @pytest.fixture(scope="module")
+@needs_docker
 def sb():
     with Sandbox(pool_size=1) as sandbox:
         yield sandbox
@@ -180,6 +182,7 @@ def test_no_docker_is_one_clear_error(monkeypatch):
         Sandbox().start()
 
 
+@pytest.mark.docker
 def test_stop_ends_calls_in_flight_and_removes_everything():
     sandbox = Sandbox(pool_size=0).start()
     marker = new_marker()

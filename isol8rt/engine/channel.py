@@ -1,41 +1,35 @@
-"""The host side of the agent protocol, over an :class:`~.backend.AgentStream`.
+"""The bytes to and from one agent, over an :class:`~.backend.AgentStream`.
 
-Pull-based: whoever holds the sandbox reads its messages, so no background task per container is needed
-and a run's messages go straight to the task waiting for them.
+I/O only: what the bytes mean is :mod:`.conversation`'s business. Pull-based: whoever holds the sandbox
+reads its bytes, so no background task per container is needed and a run's messages go straight to the
+task waiting for them.
 """
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 
 import trio
 
-from ..agent import protocol
 from .backend import AgentStream
-
-log = logging.getLogger("isol8rt.agent")
 
 
 class ChannelBroken(Exception):
-    """The agent's stream ended or carried garbage; ``message`` says what the agent last printed."""
+    """The agent's stream failed or ended; the message says what the agent last printed, if anything."""
 
 
 class AgentChannel:
-    __slots__ = ("_stream", "_decoder", "_encoder", "_pending", "_send_lock", "_stderr", "closed")
+    __slots__ = ("_stream", "_send_lock", "_stderr", "closed")
 
     def __init__(self, stream: AgentStream) -> None:
         self._stream = stream
-        self._decoder = protocol.host_decoder()
-        self._encoder = protocol.FrameEncoder()
-        self._pending: deque[protocol.AgentMessage] = deque()
         self._send_lock = trio.StrictFIFOLock()
         # The agent's own stderr: normally silent; a crash leaves its traceback here.
         self._stderr: deque[bytes] = deque(maxlen=64)
         self.closed = False
 
-    async def send(self, *messages: protocol.HostMessage) -> None:
-        data = self._encoder.encode_many(list(messages)) if len(messages) != 1 else self._encoder.encode(messages[0])
+    async def send(self, data: bytes) -> None:
+        """Write frames to the agent's stdin; :class:`ChannelBroken` if the stream fails."""
         async with self._send_lock:
             try:
                 await self._stream.send_all(data)
@@ -43,38 +37,30 @@ class AgentChannel:
                 self.closed = True
                 raise ChannelBroken(f"cannot write to the agent: {exc}") from None
 
-    async def receive(self) -> protocol.AgentMessage:
-        """The next message from the agent (its Log lines are logged, not returned)."""
-        pending = self._pending
+    async def receive(self) -> bytes:
+        """The next bytes of the agent's stdout (never empty); :class:`ChannelBroken` once the stream
+        fails or ends."""
         while True:
-            while not pending:
-                await self._receive_more()
-            message = pending.popleft()
-            if type(message) is protocol.Log:
-                log.log(logging.getLevelName(message.level.upper()), "%s", message.message)
-                continue
-            return message
-
-    async def _receive_more(self) -> None:
-        if self.closed:
-            raise ChannelBroken("the agent's stream is closed")
-        try:
-            frames = await self._stream.receive()
-        except Exception as exc:
-            self.closed = True
-            raise ChannelBroken(f"cannot read from the agent: {exc}") from None
-        if not frames:
-            self.closed = True
-            raise ChannelBroken(f"the agent exited{self._last_words()}")
-        for stream_id, data in frames:
-            if stream_id == 1:
-                try:
-                    self._pending.extend(self._decoder.feed(data))
-                except protocol.ProtocolError as exc:
-                    self.closed = True
-                    raise ChannelBroken(f"the agent broke the protocol: {exc}") from None
-            else:
-                self._stderr.append(data)
+            if self.closed:
+                raise ChannelBroken("the agent's stream is closed")
+            try:
+                frames = await self._stream.receive()
+            except Exception as exc:
+                self.closed = True
+                raise ChannelBroken(f"cannot read from the agent: {exc}") from None
+            if not frames:
+                self.closed = True
+                raise ChannelBroken(f"the agent exited{self._last_words()}")
+            if len(frames) == 1 and frames[0][0] == 1 and frames[0][1]:  # the usual case: one piece of stdout
+                return frames[0][1]
+            stdout = []
+            for stream_id, data in frames:
+                if stream_id == 1:
+                    stdout.append(data)
+                else:
+                    self._stderr.append(data)
+            if stdout:
+                return b"".join(stdout)
 
     def _last_words(self) -> str:
         text = b"".join(self._stderr).decode(errors="replace").strip()

@@ -37,13 +37,13 @@ class RunControl:
         self._ended = True
         self._started.set()
 
-    async def _send(self, make_message: Callable[[int], protocol.HostMessage]) -> bool:
+    async def _send(self, make_message: Callable[[int], protocol.Stdin | protocol.Signal]) -> bool:
         """Send ``make_message(op_id)`` once the run has started (the id is known only then)."""
         await self._started.wait()
         if self._ended or self._sandbox is None:
             return False
         try:
-            await self._sandbox.channel.send(make_message(self._op_id))
+            await self._sandbox.control(make_message(self._op_id))
         except ChannelBroken:
             return False
         return True

@@ -1,9 +1,9 @@
 """The warm pool: started containers waiting for runs, keyed by everything that makes them differ.
 
-``fast``: a container goes back to the pool after each run. Its agent resets it on its own right after
-sending the run's Exit (kills every sandbox-user process and confirms none is left, wipes /sandbox, /tmp
-and /dev/shm, removes SysV IPC and message queues, starts the next interpreter) and announces the result;
-the next holder waits for that announcement and uses the container only when every check passed. A
+``fast``: a container goes back to the pool after each run. On release the pool asks its agent for a
+reset (kill every sandbox-user process and confirm none is left, wipe /sandbox, /tmp and /dev/shm, remove
+SysV IPC and message queues, start the next interpreter), and the container rejoins the ready ones only
+once the agent's Ready reports every required check verified (:mod:`.conversation` has the rules). A
 container also retires after about ``max_uses`` runs or ``max_age_s`` seconds (each container's limits
 are drawn a little apart, so containers made together do not all retire, and get replaced, at once).
 

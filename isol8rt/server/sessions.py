@@ -13,11 +13,11 @@ serialized by the engine. A session unused for ``ttl_s`` (and not running anythi
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from typing import AsyncIterator
 
 import msgspec
+import trio
 
 from ..engine import DockerIsol8
 from ..errors import InvalidRequest, SessionError
@@ -44,7 +44,7 @@ class Record:
         self.engine_sid = uuid.uuid4().hex
         self.engine = engine
         self.options_key = options_key
-        self.last_used = time.monotonic()
+        self.last_used = trio.current_time()
         self.busy = 0
 
 
@@ -83,12 +83,12 @@ class SessionRegistry:
     async def use(self, record: Record) -> AsyncIterator[Record]:
         """Mark ``record`` in use (it is not pruned meanwhile) for the body of the ``with``."""
         record.busy += 1
-        record.last_used = time.monotonic()
+        record.last_used = trio.current_time()
         try:
             yield record
         finally:
             record.busy -= 1
-            record.last_used = time.monotonic()
+            record.last_used = trio.current_time()
 
     def list(self, owner: str) -> list[SessionInfo]:
         records = [r for (owner_, _), r in self._records.items() if owner_ == owner]
@@ -117,7 +117,7 @@ class SessionRegistry:
 
     async def prune(self) -> int:
         """Close every session idle for longer than the TTL; how many were closed."""
-        cutoff = time.monotonic() - self.ttl_s
+        cutoff = trio.current_time() - self.ttl_s
         stale = [key for key, r in self._records.items() if r.busy == 0 and r.last_used < cutoff]
         for key in stale:
             record = self._records.pop(key, None)

@@ -20,16 +20,19 @@ def isol8rt(*args: str, stdin: str | None = None, env: dict | None = None, timeo
     )
 
 
+@pytest.mark.docker
 def test_eval_prints_and_exits_zero():
     done = isol8rt("run", "-e", "print('hello')", "-r", "python")
     assert (done.stdout, done.returncode) == ("hello\n", 0), done.stderr
 
 
+@pytest.mark.docker
 def test_program_from_stdin():
     done = isol8rt("run", "-r", "node", stdin="console.log(42)")
     assert (done.stdout, done.returncode) == ("42\n", 0), done.stderr
 
 
+@pytest.mark.docker
 @pytest.mark.parametrize(
     ("name", "code", "expected"),
     [
@@ -46,11 +49,13 @@ def test_file_argument_picks_runtime_from_extension(tmp_path, name, code, expect
     assert "Warning" not in done.stderr  # .cjs runs as CommonJS with no module-type warning
 
 
+@pytest.mark.docker
 def test_piped_data_is_the_programs_stdin_when_code_comes_from_eval():
     done = isol8rt("run", "-e", "import sys; print(len(sys.stdin.readlines()))", stdin="a\nb\nc\n")
     assert done.stdout == "3\n", done.stderr
 
 
+@pytest.mark.docker
 def test_stderr_goes_to_stderr():
     done = isol8rt("run", "-e", "import sys; print('o'); print('e', file=sys.stderr)")
     assert (done.stdout, done.stderr, done.returncode) == ("o\n", "e\n", 0)

@@ -22,6 +22,7 @@ def isol8rt(*args: str, stdin: str | None = None, cwd=None, timeout: float = 180
                           timeout=timeout, cwd=cwd, env=env)
 
 
+@pytest.mark.docker
 @pytest.mark.parametrize("runtime,code,expected", [
     ("python", "print(1 + 1)", "2\n"), ("node", "console.log(1 + 1)", "2\n"), ("bun", "console.log(1 + 1)", "2\n"),
     ("deno", "console.log(1 + 1)", "2\n"), ("bash", "echo $((1 + 1))", "2\n")])
@@ -30,11 +31,13 @@ def test_each_runtime_inline(runtime, code, expected):
     assert (done.stdout, done.returncode) == (expected, 0), done.stderr
 
 
+@pytest.mark.docker
 def test_timeout_fails():
     done = isol8rt("run", "--timeout", "500", "-e", "import time; time.sleep(10)")
     assert done.returncode != 0 and "timed out after 500 ms" in done.stderr
 
 
+@pytest.mark.docker
 def test_net_none_blocks_urlopen():
     done = isol8rt("run", "--net", "none", "-e",
                    "import urllib.request\ntry:\n    urllib.request.urlopen('https://pypi.org', timeout=5)\n"
@@ -42,12 +45,14 @@ def test_net_none_blocks_urlopen():
     assert done.stdout == "blocked\n", done.stderr
 
 
+@pytest.mark.docker
 @pytest.mark.parametrize("flag", [[], ["--no-stream"]])
 def test_streaming_and_no_stream_give_the_same_output(flag):
     done = isol8rt("run", *flag, "-e", "import sys\nprint('out')\nprint('err', file=sys.stderr)\nsys.exit(4)")
     assert (done.stdout, done.stderr, done.returncode) == ("out\n", "err\n", 4)
 
 
+@pytest.mark.docker
 def test_setup_inline_repeated_and_from_a_file(tmp_path):
     script = tmp_path / "setup.sh"
     script.write_text("echo third >> /sandbox/order\n")
@@ -56,6 +61,7 @@ def test_setup_inline_repeated_and_from_a_file(tmp_path):
     assert done.stdout == "first\nsecond\nthird\n", done.stderr
 
 
+@pytest.mark.docker
 def test_failing_setup_stops_the_run():
     done = isol8rt("run", "--setup", "echo about to fail; exit 3", "--setup", "touch /sandbox/never",
                    "-e", "print('program ran')")
@@ -63,6 +69,7 @@ def test_failing_setup_stops_the_run():
     assert "setup failed" in done.stderr
 
 
+@pytest.mark.docker
 def test_workdir_inside_sandbox_and_outside_refused():
     done = isol8rt("run", "--workdir", "/sandbox/project", "-e", "import os; print(os.getcwd())")
     assert done.stdout == "/sandbox/project\n", done.stderr
@@ -70,6 +77,7 @@ def test_workdir_inside_sandbox_and_outside_refused():
     assert refused.returncode == 2 and "outside /sandbox" in refused.stderr and refused.stdout == ""
 
 
+@pytest.mark.docker
 def test_files_dir_and_out_file(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "numbers.txt").write_text("1\n2\n3\n")
@@ -79,6 +87,7 @@ def test_files_dir_and_out_file(tmp_path):
     assert done.stdout == "6\n" and out.read_text() == "6\n", done.stderr
 
 
+@pytest.mark.docker
 def test_persistent_state_across_invocations():
     name = f"t{uuid.uuid4().hex[:8]}"
     try:
@@ -94,6 +103,7 @@ def test_persistent_state_across_invocations():
     assert name not in isol8rt("session", "list").stdout
 
 
+@pytest.mark.docker
 def test_custom_image_build_is_reused_and_usable():
     tag = "test-cli-build"
     first = isol8rt("build", "--base", "bash", "--tag", tag, "--setup", "echo from-build > /opt/built")
@@ -107,6 +117,7 @@ def test_custom_image_build_is_reused_and_usable():
     assert failing.returncode != 0 and "failed" in failing.stderr
 
 
+@pytest.mark.docker
 def test_config_defaults_apply(tmp_path):
     (tmp_path / "isol8rt.config.json").write_text(json.dumps({"defaults": {"timeoutMs": 700}}))
     done = isol8rt("run", "-e", "import time; time.sleep(5)", cwd=tmp_path)

@@ -13,8 +13,10 @@ import h11
 import pytest
 import trio
 
-from isol8rt.docker import ContainerSpec, DaemonNotRunning, DockerClient, HostConfig, NotFound
+from isol8rt.docker import ContainerSpec, DockerClient, HostConfig, NotFound
 from isol8rt.images.catalog import BASE_IMAGE
+
+from ..conftest import needs_docker
 
 RECORDINGS = Path(__file__).resolve().parent / "recordings"
 
@@ -157,15 +159,11 @@ async def remove_test_objects(client: DockerClient) -> None:
 
 
 @pytest.fixture
+@needs_docker
 async def docker():
-    """A client of the real daemon; skips when there is none, and removes every labelled container
-    and image the test left behind."""
+    """A client of the real daemon (the root conftest fails the test when there is none); removes every
+    labelled container and image the test left behind."""
     client = DockerClient()
-    try:
-        await client.ping()
-    except DaemonNotRunning as exc:
-        await client.aclose()
-        pytest.skip(f"no Docker daemon: {exc}")
     try:
         yield client
     finally:
@@ -178,7 +176,8 @@ async def image(docker):
     try:
         await docker.inspect_image(TEST_IMAGE)
     except NotFound:
-        pytest.skip(f"test image {TEST_IMAGE} is not present (set ISOL8RT_TEST_IMAGE to an image with sh and cat)")
+        pytest.fail(f"test image {TEST_IMAGE} is not present: run `isol8rt setup` (or set ISOL8RT_TEST_IMAGE to an "
+                    "image with sh and cat)", pytrace=False)
     return TEST_IMAGE
 
 

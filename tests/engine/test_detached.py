@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 import trio
 
 from isol8rt import DockerIsol8, ExecutionRequest, Isol8Options
 from isol8rt.docker import DockerClient, NotFound
 
 from ..conftest import managed_containers
+
+pytestmark = pytest.mark.docker
 
 
 def engine(**kwargs) -> DockerIsol8:

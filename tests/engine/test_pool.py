@@ -1,13 +1,29 @@
-"""The warm pool: recycled containers carry nothing over, secure containers are never reused, and the
-engine leaves no container behind."""
+"""The warm pool.
+
+On Docker: recycled containers carry nothing over, secure containers are never reused, and the engine
+leaves no container behind. In memory, on trio's mock clock (seconds of pool life in milliseconds): how
+the pool grows under load and shrinks when quiet, retires containers by uses and by age, and never hands
+out a container that is broken or whose reset did not verify.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections import Counter
+
 import pytest
 import trio
+import trio.testing
 
 from isol8rt import ExecutionRequest
+from isol8rt.agent import protocol
+from isol8rt.engine.backend import SandboxSpec
+from isol8rt.engine.pool import Pool
+from isol8rt.engine.sandbox import Sandbox
+from isol8rt.errors import SandboxError
 from isol8rt.runtimes import LABEL_ENGINE
+from isol8rt.testing import AgentScript, MemoryBackend, RunReply, open_memory_backend
 
 from ..conftest import managed_containers
 
@@ -143,67 +159,188 @@ async def test_stop_removes_checked_out_and_pooled_containers(make_engine):
     assert LABEL_ENGINE
 
 
-async def settled(engine) -> None:
-    """Until no container of the engine's pool is being made or reset."""
-    with trio.fail_after(60):
-        while any(slot.creating or slot.settling for slot in engine._pool._slots.values()):
-            await trio.sleep(0.05)
+# --------------------------------------------------------------------------------------------------
+# the pool's policy, in memory under MockClock(autojump_threshold=0)
+
+SPEC = SandboxSpec(image="img", labels={}, memory_bytes=2**29, nano_cpus=10**9, pids_limit=64)
+CONFIGURE = protocol.Configure()
 
 
-async def test_a_steady_load_makes_no_new_containers(make_engine):
-    """Callers that come back again and again reuse the pool's containers: making one costs as much CPU
-    as dozens of runs, so none is made, or removed, while the load holds (the load stopping between the
-    rounds, as every client's does, included)."""
-    async with make_engine(pool_size=2, max_concurrent=4) as engine:
-        used: set[str] = set()
-
-        async def caller(runs: int) -> None:
-            for _ in range(runs):
-                result = await engine.execute(ExecutionRequest(code="print('hi')"))
-                assert result.stdout == "hi\n", result.stderr
-                used.add(result.container_id)
-
-        async def load(runs: int) -> None:
-            async with trio.open_nursery() as nursery:
-                for _ in range(4):
-                    nursery.start_soon(caller, runs)
-
-        await load(8)  # the pool grows to the load
-        await settled(engine)  # containers made for the growth may still be on their way
-        before = set(engine.containers)
-        used.clear()
-        for _ in range(3):
-            await load(10)
-        assert used <= before
-        assert set(engine.containers) == before
+def _reply(run: protocol.Run) -> RunReply:
+    """Runs are scripted by their argv: ["sleep", seconds], ["hang"] or ["crash"]."""
+    if run.argv[0] == "sleep":
+        return RunReply(seconds=float(run.argv[1]))
+    return RunReply(hang=run.argv[0] == "hang", crash=run.argv[0] == "crash")
 
 
-async def test_a_quiet_pool_shrinks_back_to_its_size(make_engine):
-    """A burst grows the pool; once nothing has asked for a container for a while, the idle ones beyond
-    pool_size are removed (the shrink runs every half shrink_after_s; here it is called at once)."""
-    async with make_engine(pool_size=1, max_concurrent=4) as engine:
-        async def one() -> None:
-            result = await engine.execute(ExecutionRequest(code="import time; time.sleep(0.3); print('hi')"))
-            assert result.stdout == "hi\n", result.stderr
+SCRIPT = AgentScript(run=_reply)
 
+
+@contextlib.asynccontextmanager
+async def memory_pool(script: AgentScript = SCRIPT, **options):
+    async with open_memory_backend(script) as backend:
         async with trio.open_nursery() as nursery:
-            for _ in range(4):
-                nursery.start_soon(one)
-        pool = engine._pool
-        await settled(engine)  # the burst's containers finish their resets
-        grown = set(engine.containers)
-        assert len(grown) >= 4
-        pool.shrink()  # not quiet yet: nothing goes
-        assert set(engine.containers) == grown
-        for slot in pool._slots.values():
-            slot.last_acquired -= pool.shrink_after_s
-        pool.shrink()
-        kept = set(engine.containers)
-        assert len(kept) == 1 and kept <= grown
-        result = await engine.execute(ExecutionRequest(code="print('after')"))
-        assert result.stdout == "after\n" and result.container_id in kept
-        engine_id = engine.engine_id
-    assert await managed_containers(engine_id) == []
+            pool = Pool(backend, nursery, **options)
+            try:
+                yield pool, backend
+            finally:
+                await pool.close()
+                nursery.cancel_scope.cancel()  # the pool's shrink timer
+
+
+async def use(pool: Pool, *argv: str, timeout_s: float = 30.0) -> Sandbox:
+    """One run as the engine makes it: take a container, run on it, give it back; the container."""
+    sandbox = await pool.acquire(SPEC, CONFIGURE)
+    assert not sandbox.broken and not sandbox.conversation.awaiting_ready
+    try:
+        op_id = sandbox.next_id()
+        async for _ in sandbox.operate([protocol.Run(id=op_id, argv=list(argv or ["sleep", "0"]), env={})], op_id,
+                                       timeout_s):
+            pass
+    finally:
+        await pool.release(sandbox)
+    return sandbox
+
+
+async def load(pool: Pool, callers: int, seconds: float) -> set[str]:
+    """``callers`` runs at once, each holding its container ``seconds``; the containers used."""
+    used: set[str] = set()
+
+    async def one() -> None:
+        used.add((await use(pool, "sleep", str(seconds))).container_id)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(callers):
+            nursery.start_soon(one)
+    # The last containers' resets (the agent answers at once) are done once nothing but timers is left.
+    await trio.testing.wait_all_tasks_blocked()
+    return used
+
+
+def removed(backend: MemoryBackend) -> set[str]:
+    return {c.id for c in backend.containers.values() if c.state == "removed"}
+
+
+async def test_the_pool_grows_to_the_load_and_a_steady_load_makes_no_new_containers(autojump_clock):
+    async with memory_pool(size=1, max_idle=4) as (pool, backend):
+        assert len(await load(pool, 4, 10)) == 4
+        grown = set(pool.live)
+        assert len(grown) == 4  # never more in all than max_idle
+        made = len(backend.containers)
+        for _ in range(3):
+            used = await load(pool, 4, 10)  # the load stops between rounds, as every client's does
+            assert used <= grown
+        assert set(pool.live) == grown and len(backend.containers) == made
+
+
+async def test_a_quiet_pool_shrinks_back_to_its_size(autojump_clock):
+    async with memory_pool(size=1, max_idle=4, shrink_after_s=60) as (pool, backend):
+        await load(pool, 4, 10)
+        grown = set(pool.live)
+        assert len(grown) == 4
+        for _ in range(20):  # not quiet: one caller every 10 s keeps what the burst made
+            await use(pool, "sleep", "1")
+            await trio.sleep(10)
+        assert set(pool.live) == grown
+        await trio.sleep(2 * pool.shrink_after_s)  # quiet: the pool's own timer shrinks it
+        [kept] = pool.live
+        assert kept in grown and grown - {kept} <= removed(backend)
+        assert (await use(pool)).container_id == kept  # the one kept is warm and used
+
+
+async def test_containers_retire_after_about_max_uses_runs(autojump_clock):
+    async with memory_pool(size=1, max_uses=4) as (pool, backend):
+        runs = Counter(sandbox.container_id for sandbox in [await use(pool) for _ in range(40)])
+        await trio.testing.wait_all_tasks_blocked()
+        retired = removed(backend)
+        assert len(retired) >= 40 // 5
+        # Each container's limit is drawn between 0.75 and 1.25 times the pool's: 3 to 5 runs.
+        assert all(3 <= runs[container_id] <= 5 for container_id in retired), runs
+        assert all(runs[container_id] <= 5 for container_id in pool.live)
+
+
+async def test_containers_retire_after_about_max_age(autojump_clock):
+    async with memory_pool(size=1, max_age_s=100) as (pool, backend):
+        ages = []
+        for _ in range(40):
+            sandbox = await pool.acquire(SPEC, CONFIGURE)
+            ages.append((sandbox.container_id, trio.current_time() - sandbox.created))
+            await pool.release(sandbox)
+            await trio.sleep(10)
+        assert all(age <= 125 for _, age in ages)  # never handed out past its age (at most 1.25 times)
+        assert len({container_id for container_id, _ in ages}) >= 400 // 125
+        assert removed(backend)
+
+
+async def test_a_quiet_pool_replaces_idle_containers_past_their_age(autojump_clock):
+    async with memory_pool(size=1, max_age_s=100, shrink_after_s=60) as (pool, backend):
+        await pool.prewarm(SPEC, CONFIGURE)
+        [first] = pool.live  # as many as the pool keeps: only its age can retire it
+        await trio.sleep(1000)
+        assert len(pool.live) == 1 and first not in pool.live and first in removed(backend)
+
+
+@pytest.mark.parametrize("strategy", ["fast", "secure"])
+async def test_a_reset_that_did_not_verify_retires_the_container(strategy, autojump_clock, caplog):
+    # Everything but the kernel's count of tasks: a task the reset could not kill.
+    unverified = AgentScript(run=_reply, verified=lambda agent: ["processes", "files", "ipc", "state"])
+    async with memory_pool(unverified, size=1, strategy=strategy) as (pool, backend):
+        used = [(await use(pool)).container_id for _ in range(5)]
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(set(used)) == 5  # never reused
+        assert set(used) <= removed(backend)
+    if strategy == "fast":
+        assert "could not verify its reset: ['tasks']" in caplog.text
+
+
+@pytest.mark.parametrize("failure", [["hang"], ["crash"]])
+async def test_a_broken_container_is_never_handed_out_again(failure, autojump_clock):
+    async with memory_pool(size=2) as (pool, backend):
+        with pytest.raises(SandboxError):
+            await use(pool, *failure, timeout_s=5)
+        await trio.testing.wait_all_tasks_blocked()  # its removal, in the pool's nursery
+        broken = [c.id for c in backend.containers.values() if c.agent.received
+                  and isinstance(c.agent.received[-1], protocol.Run) and c.agent.received[-1].argv == failure]
+        assert len(broken) == 1 and broken[0] in removed(backend) and broken[0] not in pool.live
+        for _ in range(10):
+            assert (await use(pool)).container_id != broken[0]
+
+
+async def test_secure_containers_serve_once_and_the_next_is_made_ahead(autojump_clock):
+    async with memory_pool(size=1, strategy="secure") as (pool, backend):
+        await use(pool)
+        await trio.testing.wait_all_tasks_blocked()
+        used = []
+        for _ in range(5):
+            made = len(backend.containers)
+            sandbox = await pool.acquire(SPEC, CONFIGURE)
+            assert len(backend.containers) == made  # it was ready: nothing made on the caller's path
+            used.append(sandbox.container_id)
+            await pool.release(sandbox)
+            await trio.testing.wait_all_tasks_blocked()
+        assert len(set(used)) == 5 and set(used) <= removed(backend)
+
+
+async def test_close_removes_idle_and_checked_out_containers(autojump_clock):
+    async with open_memory_backend(SCRIPT) as backend:
+        async with trio.open_nursery() as nursery:
+            pool = Pool(backend, nursery, size=2)
+            out = await pool.acquire(SPEC, CONFIGURE)
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(pool.live) == 3  # the one out, and two ready
+            await pool.close()
+            nursery.cancel_scope.cancel()
+        assert removed(backend) == set(backend.containers) and out.container_id in removed(backend)
+
+
+async def test_a_container_that_cannot_start_is_an_error_for_the_caller_only(autojump_clock, caplog):
+    caplog.set_level(logging.WARNING)
+    outdated = AgentScript(version=protocol.PROTOCOL_VERSION + 1)
+    async with memory_pool(outdated, size=1) as (pool, backend):
+        with pytest.raises(SandboxError, match="image is out of date"):
+            await pool.acquire(SPEC, CONFIGURE)
+        await trio.testing.wait_all_tasks_blocked()
+        assert pool.live == {} and removed(backend) == set(backend.containers)
 
 
 @pytest.mark.parametrize("room", [4, 2])

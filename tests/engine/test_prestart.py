@@ -16,6 +16,8 @@ import trio
 from isol8rt import DockerIsol8, ExecutionRequest, Isol8Options
 from isol8rt.engine import engine as engine_module
 
+pytestmark = pytest.mark.docker
+
 PYTHON_PROBE = r"""
 import os, signal, sys
 age = float(open('/proc/uptime').read().split()[0]) - int(open('/proc/self/stat').read().rsplit(')', 1)[1].split()[19]) / os.sysconf('SC_CLK_TCK')
@@ -55,11 +57,14 @@ cat
 """
 
 
-async def both(runtime: str, code: str, monkeypatch, **request_fields) -> tuple[str, str]:
+async def both(runtime: str, code: str, monkeypatch, *, age_s: float = 0.0, **request_fields) -> tuple[str, str]:
+    """The outputs of ``code`` run warm (prestarted, then aged ``age_s``) and cold."""
     request = ExecutionRequest(code=code, runtime=runtime, **request_fields)
     async with DockerIsol8(Isol8Options(pool_size=1)) as warm:
+        # Prewarming returns once the agent's Ready says the interpreter waits for its program: no wait
+        # is needed for that. ``age_s`` is for the test that measures how long the process existed.
         await warm.start(prewarm=[runtime])
-        await trio.sleep(1.0)  # let the prestarted interpreter finish starting
+        await trio.sleep(age_s)
         warm_result = await warm.execute(request)
     monkeypatch.setattr(engine_module, "prestart_spec", lambda runtime, options: None)
     async with DockerIsol8(Isol8Options(pool_size=1)) as cold:
@@ -79,7 +84,7 @@ def split_age(output: str) -> tuple[float, str]:
 
 @pytest.mark.parametrize(("runtime", "probe"), [("python", PYTHON_PROBE), ("node", NODE_PROBE), ("deno", NODE_PROBE.replace("process.execArgv", "Deno.args")), ("bash", BASH_PROBE)])
 async def test_prestarted_run_is_a_fresh_process(monkeypatch, runtime, probe):
-    warm, cold = await both(runtime, probe, monkeypatch, stdin="some input\n")
+    warm, cold = await both(runtime, probe, monkeypatch, age_s=1.0, stdin="some input\n")
     warm_age, warm_rest = split_age(warm)
     cold_age, cold_rest = split_age(cold)
     # Normalise what differs between any two processes: pids.

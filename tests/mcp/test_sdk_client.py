@@ -19,9 +19,12 @@ from ..conftest import managed_containers  # noqa: E402
 
 
 def server(*flags: str) -> StdioServerParameters:
+    # (The SDK starts the server with an environment of its own, without DOCKER_HOST: the root conftest's
+    # guard cannot see these tests reach Docker, so each one carries its marker.)
     return StdioServerParameters(command=sys.executable, args=["-m", "isol8rt", "mcp", "--prewarm", "", *flags])
 
 
+@pytest.mark.docker
 async def test_round_trip_through_the_sdk_client():
     async with stdio_client(server("--persistent", "--timeout", "20000")) as (read, write):
         async with ClientSession(read, write) as session:
@@ -69,6 +72,7 @@ async def test_round_trip_through_the_sdk_client():
             assert bad.is_error and "runtime" in bad.content[0].text
 
 
+@pytest.mark.docker
 async def test_ephemeral_server_with_files_and_stdin():
     async with stdio_client(server("--timeout", "1500")) as (read, write):
         async with ClientSession(read, write) as session:
@@ -83,6 +87,7 @@ async def test_ephemeral_server_with_files_and_stdin():
             assert slow.structured_content["timed_out"] is True  # the server's 1.5 s cap won
 
 
+@pytest.mark.docker
 async def test_a_cancelled_call_kills_its_run():
     marker = new_marker()
     async with stdio_client(server()) as (read, write):

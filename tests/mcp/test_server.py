@@ -199,8 +199,8 @@ async def test_cancelled_notification_cancels_the_run(served):
     await peer.initialize()
     await peer.send({"jsonrpc": "2.0", "id": "slow", "method": "tools/call",
                      "params": {"name": "execute_code", "arguments": {"code": "hang"}}})
-    while not engine.requests:
-        await trio.sleep(0.001)
+    await trio.testing.wait_all_tasks_blocked()  # the server has read it and the run waits
+    assert engine.requests
     assert (await peer.request("ping"))["result"] == {}  # answered while the run goes on
     await peer.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "slow"}})
     with trio.fail_after(2):
@@ -214,8 +214,8 @@ async def test_closing_stdin_cancels_what_runs(served):
     await peer.initialize()
     await peer.send({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
                      "params": {"name": "execute_code", "arguments": {"code": "hang"}}})
-    while not engine.requests:
-        await trio.sleep(0.001)
+    await trio.testing.wait_all_tasks_blocked()  # the server has read it and the run waits
+    assert engine.requests
     await peer.send_stream.aclose()
     with trio.fail_after(2):
         await engine.cancelled.wait()

@@ -14,6 +14,8 @@ import pytest
 
 from isol8rt import DockerIsol8, Isol8Options, NetworkFilter
 
+from ..conftest import needs_docker
+
 
 def bridge_gateway() -> str:
     """The host's address on Docker's default bridge (docker0), which containers on it can reach."""
@@ -56,6 +58,7 @@ class Origins:
 
 
 @pytest.fixture(scope="session")
+@needs_docker
 def origins(tmp_path_factory):
     address = bridge_gateway()
     directory = tmp_path_factory.mktemp("tls")
@@ -79,6 +82,7 @@ def origins(tmp_path_factory):
 
 
 @pytest.fixture
+@needs_docker
 async def filtered(origins):
     """An engine in filtered mode that allows only allowed.test and api.test, logging requests."""
     options = origins.options(network_filter=NetworkFilter(whitelist=[r"^allowed\.test$", r"^api\.test$"]),

@@ -29,7 +29,7 @@ import trio
 
 from isol8rt import DockerIsol8, ExecutionRequest, ExecutionResult, Isol8Options
 
-from ..conftest import managed_containers
+from ..conftest import managed_containers, needs_docker
 
 STRATEGIES = ("fast", "secure")
 
@@ -77,6 +77,7 @@ def strategy(request) -> str:
 
 
 @pytest.fixture
+@needs_docker
 async def attack_engine(strategy):
     """An engine of the parametrized pool strategy with no spare containers (see the module docstring).
     Tests stop it themselves through :func:`stop_and_verify`; this only makes sure it is stopped."""

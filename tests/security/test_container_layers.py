@@ -50,6 +50,7 @@ async def test_memory_equals_swap_and_ipc_is_private(engine):
     assert host_config["ReadonlyRootfs"] is True
 
 
+@pytest.mark.docker
 async def test_oci_runtime_passthrough():
     # runc is always there; a user with gVisor names runsc the same way.
     async with DockerIsol8(Isol8Options(pool_size=0, security=SecurityConfig(oci_runtime="runc"))) as engine:

@@ -22,7 +22,7 @@ import trio
 
 from isol8rt.agent import seccomp_filter
 from isol8rt.cli import main as cli_main
-from isol8rt.docker import ContainerSpec, DaemonNotRunning, DockerClient, HostConfig, NotFound
+from isol8rt.docker import ContainerSpec, DockerClient, HostConfig, NotFound
 from isol8rt.errors import InvalidRequest
 from isol8rt.security.seccomp import (
     BUILTIN_PROFILES,
@@ -36,6 +36,8 @@ from isol8rt.security.seccomp import (
     rules_for,
     user_filter_bpf,
 )
+
+from ..conftest import needs_docker
 
 ARCHES = ("x86_64", "aarch64")
 SCMP_ARCH = {"x86_64": pyseccomp.Arch.X86_64, "aarch64": pyseccomp.Arch.AARCH64}
@@ -541,13 +543,9 @@ TEST_LABELS = {"isol8rt.test": "seccomp"}
 
 
 @pytest.fixture
+@needs_docker
 async def docker():
     client = DockerClient()
-    try:
-        await client.ping()
-    except DaemonNotRunning as exc:
-        await client.aclose()
-        pytest.skip(f"no Docker daemon: {exc}")
     try:
         yield client
     finally:
@@ -571,7 +569,7 @@ async def run_container(
     try:
         await docker.inspect_image(image)
     except NotFound:
-        pytest.skip(f"image {image} is not built (isol8rt setup)")
+        pytest.fail(f"image {image} is not built: run `isol8rt setup`", pytrace=False)
     security_opt = ["no-new-privileges"] + ([seccomp] if seccomp else [])
     spec = ContainerSpec(
         image=image,

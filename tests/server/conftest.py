@@ -20,6 +20,8 @@ from isol8rt import Isol8Options
 from isol8rt.client import RemoteIsol8
 from isol8rt.server import Server, ServerConfig
 
+from ..conftest import needs_docker
+
 MASTER = "test-master-key"
 
 
@@ -91,6 +93,7 @@ def config(tmp_path: Path, **fields) -> ServerConfig:
 
 
 @pytest.fixture
+@needs_docker
 async def start_server(tmp_path):
     """Start servers inside a test: ``live = await start_server(rate_limit=2)``; all stopped at the end."""
     async with trio.open_nursery() as nursery:
@@ -175,6 +178,7 @@ class ServerProcess:
 
 
 @pytest.fixture
+@needs_docker
 def spawn_server(tmp_path):
     processes = []
 

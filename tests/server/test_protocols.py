@@ -9,7 +9,6 @@ import pytest
 
 from isol8rt.cli.serve import resolve_port
 from isol8rt.server import _http, _sse, _websocket
-from isol8rt.server.limits import KeyLimits, Limited
 
 
 def test_requests_split_anywhere_and_bodies_are_capped():
@@ -80,22 +79,6 @@ def test_websocket_messages_fragments_pings_and_size_cap():
     server.receive_data(client.close(1000, "bye"))
     [closed] = server.events()
     assert (closed.code, closed.reason) == (1000, "bye") and closed.reply
-
-
-def test_token_bucket_and_concurrency():
-    limits = KeyLimits(rate=1.0, burst=2, concurrency=1)
-    with limits.admit("k"):
-        with pytest.raises(Limited, match="concurrent"):
-            with limits.admit("k"):
-                pass
-        with limits.admit("other"):
-            pass
-    with limits.admit("k"):  # the burst's second token
-        pass
-    with pytest.raises(Limited) as caught:
-        with limits.admit("k"):
-            pass
-    assert caught.value.retry_after == 1
 
 
 def test_port_precedence():

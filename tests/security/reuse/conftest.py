@@ -16,10 +16,12 @@ import trio
 from isol8rt import DockerIsol8, ExecutionRequest, ExecutionResult, Isol8Options
 from isol8rt.server import Server
 
+from ...conftest import needs_docker
 from ...server.conftest import MASTER, Live, config
 
 
 @pytest.fixture
+@needs_docker
 async def reuse_engine(strategy):
     """A pool of at most one container of each kind: the attacker's and the victim's runs share it (fast)."""
     async with DockerIsol8(Isol8Options(pool_strategy=strategy, pool_size=0)) as engine:
@@ -58,6 +60,7 @@ class TwoKeys:
 
 
 @pytest.fixture
+@needs_docker
 async def two_keys(tmp_path, strategy):
     async with trio.open_nursery() as nursery:
         server = Server(config(tmp_path, options=Isol8Options(pool_strategy=strategy, pool_size=0)))

@@ -32,6 +32,8 @@ from isol8rt.types import NetworkFilter
 
 from .fingerprint import differences, fingerprint
 
+pytestmark = pytest.mark.docker
+
 #: Examples per strategy; CI runs them all (the issue's bar is 50).
 EXAMPLES = int(os.environ.get("ISOL8RT_FINGERPRINT_EXAMPLES", "50"))
 

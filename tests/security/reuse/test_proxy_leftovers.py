@@ -14,6 +14,7 @@ from isol8rt import DockerIsol8, ExecutionRequest, Isol8Options
 from isol8rt.runtimes import PROXY_PORT
 from isol8rt.types import NetworkFilter
 
+from ...conftest import needs_docker
 from .conftest import assert_same_container, run
 
 FLOOD = rf"""
@@ -46,6 +47,7 @@ QUIET = "print('quiet')"
 
 
 @pytest.fixture
+@needs_docker
 async def filtered_engine(strategy):
     options = Isol8Options(pool_strategy=strategy, pool_size=0, network="filtered", log_network=True,
                            network_filter=NetworkFilter(whitelist=[r"^allowed\.invalid$"]))

@@ -1,0 +1,224 @@
+"""Sandbox, the trio driver of the agent conversation, over the in-memory backend: its timeouts, what a
+failure makes of the container, and the mapping of everything to SandboxError (trio's mock clock, no
+Docker)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import trio
+import trio.testing
+
+from isol8rt.agent import protocol
+from isol8rt.agent.protocol import Exit, FileData, GetFile, Output, PutFile, Run, Signal, Stdin
+from isol8rt.engine.backend import SandboxSpec
+from isol8rt.engine.channel import AgentChannel
+from isol8rt.engine.conversation import Conversation, State
+from isol8rt.engine.sandbox import AGENT_GRACE_S, RESET_CHECKS, Sandbox, required_checks
+from isol8rt.errors import SandboxError
+from isol8rt.testing import AgentScript, RunReply, open_memory_backend
+
+SPEC = SandboxSpec(image="img", labels={}, memory_bytes=2**29, nano_cpus=10**9, pids_limit=64)
+
+
+@contextlib.asynccontextmanager
+async def sandbox_of(script: AgentScript | None = None, spec: SandboxSpec = SPEC):
+    async with open_memory_backend(script) as backend:
+        sandbox = await Sandbox.create(backend, spec, protocol.Configure())
+        yield sandbox, backend
+
+
+async def collect(sandbox: Sandbox, messages, timeout_s: float | None = None) -> list:
+    op_id = messages[-1].id
+    return [event async for event in sandbox.operate(messages, op_id, timeout_s)]
+
+
+def run(sandbox: Sandbox, **fields) -> list:
+    return [Run(id=sandbox.next_id(), argv=["x"], env={}, **fields)]
+
+
+async def test_a_new_sandbox_is_configured_and_idle():
+    async with sandbox_of() as (sandbox, backend):
+        assert backend.running() == [sandbox.container_id]
+        assert backend.containers[sandbox.container_id].agent.configure == protocol.Configure()
+        assert sandbox.conversation.state is State.IDLE and not sandbox.broken
+
+
+async def test_an_out_of_date_agent_is_refused_and_its_container_removed():
+    async with open_memory_backend(AgentScript(version=protocol.PROTOCOL_VERSION + 1)) as backend:
+        with pytest.raises(SandboxError, match="the agent in img speaks protocol .* run `isol8rt setup`"):
+            await Sandbox.create(backend, SPEC)
+        [container] = backend.containers.values()
+        assert container.state == "removed"
+
+
+async def test_a_run_yields_its_answers_up_to_its_exit():
+    async with sandbox_of(AgentScript(run=lambda r: RunReply(stdout=b"hi", exit_code=4))) as (sandbox, _):
+        messages = run(sandbox)
+        events = await collect(sandbox, messages)
+        op_id = messages[-1].id
+        assert events == [Output(id=op_id, fd=1, data=b"hi"), Exit(id=op_id, exit_code=4)]
+        assert sandbox.pending_op is None and not sandbox.broken
+
+
+async def test_files_in_and_out():
+    async with sandbox_of() as (sandbox, _):
+        op_id = sandbox.next_id()
+        events = await collect(sandbox, [PutFile(id=op_id, path="/sandbox/a", data=b"12", last=False),
+                                         PutFile(id=op_id, path="/sandbox/a", data=b"3", offset=2, ack=True)])
+        assert [type(e).__name__ for e in events] == ["Done"]
+        op_id = sandbox.next_id()
+        events = await collect(sandbox, [GetFile(id=op_id, path="/sandbox/a")])
+        assert events[0] == FileData(id=op_id, path="/sandbox/a", data=b"123")
+
+
+async def test_an_agent_that_stops_answering_breaks_the_sandbox_after_the_runs_timeout_and_grace(autojump_clock):
+    async with sandbox_of(AgentScript(run=lambda r: RunReply(hang=True))) as (sandbox, _):
+        started = trio.current_time()
+        with pytest.raises(SandboxError, match="stopped answering"):
+            await collect(sandbox, run(sandbox), timeout_s=10)
+        assert trio.current_time() - started == 10 + AGENT_GRACE_S
+        assert sandbox.broken and sandbox.pending_op is not None
+
+
+async def test_an_agent_that_dies_mid_run_breaks_the_sandbox():
+    async with sandbox_of(AgentScript(run=lambda r: RunReply(crash=True))) as (sandbox, _):
+        with pytest.raises(SandboxError, match="failed: the agent exited"):
+            await collect(sandbox, run(sandbox))
+        assert sandbox.broken
+
+
+async def test_a_run_walked_away_from_is_interrupted_and_the_sandbox_survives(autojump_clock):
+    async with sandbox_of(AgentScript(run=lambda r: RunReply(hang=True))) as (sandbox, backend):
+        messages = run(sandbox)
+        op_id = messages[-1].id
+        async with contextlib.aclosing(sandbox.operate(messages, op_id, None)) as events:
+            with trio.move_on_after(1):
+                async for _ in events:
+                    pass
+        assert sandbox.broken and sandbox.pending_op == op_id
+        assert await sandbox.interrupt(op_id, gentle=True)
+        assert not sandbox.broken and sandbox.pending_op is None
+        assert backend.containers[sandbox.container_id].agent.received[-1] == Signal(id=op_id, signum=2)
+
+
+async def test_an_operation_after_one_walked_away_from_drops_its_stragglers(autojump_clock):
+    async with sandbox_of(AgentScript(run=lambda r: RunReply(hang=True))) as (sandbox, _):
+        messages = run(sandbox)
+        old = messages[-1].id
+        async with contextlib.aclosing(sandbox.operate(messages, old, None)) as events:
+            with trio.move_on_after(1):  # walked away before any answer
+                async for _ in events:
+                    pass
+        await sandbox.control(Signal(id=old, signum=9))  # its Exit is now on its way...
+        op_id = sandbox.next_id()
+        events = await collect(sandbox, [PutFile(id=op_id, path="f", data=b"", ack=True)])
+        assert [(type(e).__name__, e.id) for e in events] == [("Done", op_id)]  # ...and dropped
+
+
+async def test_stdin_and_signals_go_to_the_run_once_it_is_sent(nursery):
+    async with sandbox_of(AgentScript(run=lambda r: RunReply(hang=True))) as (sandbox, backend):
+        messages = run(sandbox, stdin_open=True)
+        op_id = messages[-1].id
+
+        async def feed() -> None:
+            await sandbox.control(Stdin(id=op_id, data=b"line\n", eof=True))
+            await sandbox.control(Signal(id=op_id, signum=15))
+
+        events = [event async for event in sandbox.operate(messages, op_id, None,
+                                                           on_sent=lambda: nursery.start_soon(feed))]
+        assert events == [Exit(id=op_id, exit_code=143, signal=15)]
+        assert Stdin(id=op_id, data=b"line\n", eof=True) in backend.containers[sandbox.container_id].agent.received
+
+
+async def test_a_reset_that_verified_everything_required():
+    async with sandbox_of() as (sandbox, _):
+        await sandbox.begin_reset()
+        assert sandbox.conversation.awaiting_ready
+        await sandbox.settle()
+        assert sandbox.generation == 1 and not sandbox.broken and not sandbox.conversation.awaiting_ready
+
+
+@pytest.mark.parametrize(("network", "verified", "missing"), [
+    ("none", ["processes", "tasks", "files", "state"], "['ipc']"),
+    ("none", ["processes", "files", "ipc"], "['state', 'tasks']"),  # what an agent before the kernel's verdict said
+    ("filtered", sorted(RESET_CHECKS), "['network']"),  # filtered networking also requires the proxy's reset
+    ("none", [], "['files', 'ipc', 'processes', 'state', 'tasks']"),
+])
+async def test_a_reset_that_did_not_verify_breaks_the_sandbox(network, verified, missing):
+    spec = SandboxSpec(image="img", labels={}, memory_bytes=2**29, nano_cpus=10**9, pids_limit=64, network=network)
+    async with sandbox_of(AgentScript(verified=lambda agent: verified), spec) as (sandbox, _):
+        await sandbox.begin_reset()
+        with pytest.raises(SandboxError, match=f"could not verify its reset: {missing.replace('[', '.')}"):
+            await sandbox.settle()
+        assert sandbox.broken
+
+
+async def test_a_later_host_adopts_a_running_agent_and_ignores_what_was_meant_for_the_earlier_one(autojump_clock):
+    script = AgentScript(run=lambda r: RunReply(stdout=b"late", seconds=float(r.argv[0])))
+    async with sandbox_of(script) as (earlier, backend):
+        op_id = earlier.next_id()
+        await collect(earlier, [PutFile(id=op_id, path="/sandbox/state", data=b"kept", ack=True)])
+        slow = [Run(id=earlier.next_id(), argv=["5"], env={})]
+        async with contextlib.aclosing(earlier.operate(slow, slow[0].id, None)) as events:
+            with trio.move_on_after(1):
+                async for _ in events:
+                    pass
+        await earlier.channel.aclose()  # the earlier host goes away mid-run; the container lives on
+        later = await Sandbox.adopt(backend, SPEC, earlier.container_id)
+        assert later.conversation.state is State.IDLE and later.next_id() > 1_000_000
+        op_id = later.next_id()
+        events = await collect(later, [GetFile(id=op_id, path="/sandbox/state")])
+        assert events[0] == FileData(id=op_id, path="/sandbox/state", data=b"kept")
+        await trio.sleep(10)  # the earlier host's run ends meanwhile: its Output and Exit reach the later host
+        mine = [Run(id=later.next_id(), argv=["0"], env={})]
+        events = await collect(later, mine)
+        assert events == [Output(id=mine[0].id, fd=1, data=b"late"), Exit(id=mine[0].id, exit_code=0)]
+
+
+def test_the_checks_a_reset_must_verify():
+    assert required_checks(SPEC) == RESET_CHECKS == {"processes", "tasks", "files", "ipc", "state"}
+    filtered = SandboxSpec(image="i", labels={}, memory_bytes=1, nano_cpus=1, pids_limit=1, network="filtered")
+    assert required_checks(filtered) == RESET_CHECKS | {"network"}
+
+
+# --------------------------------------------------------------------------------------------------
+# an agent that breaks the protocol (played by the test on the other end of a memory stream)
+
+
+class _Stream:
+    """AgentStream over one end of a memory stream pair."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self._stream = stream
+
+    async def send_all(self, data: bytes) -> None:
+        await self._stream.send_all(data)
+
+    async def receive(self) -> list[tuple[int, bytes]]:
+        data = await self._stream.receive_some()
+        return [(1, data)] if data else []
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+async def test_an_agent_that_breaks_the_protocol_breaks_the_sandbox_for_good():
+    async with open_memory_backend() as backend:
+        host, agent = trio.testing.memory_stream_pair()
+        conversation = Conversation(RESET_CHECKS)
+        conversation.receive_messages([protocol.Ready(version=protocol.PROTOCOL_VERSION)])
+        conversation.next_event()
+        sandbox = Sandbox(backend, SPEC, "c" * 64, AgentChannel(_Stream(host)), conversation)
+        messages = run(sandbox)
+        op_id = messages[-1].id
+        encoder = protocol.FrameEncoder()
+        await agent.send_all(encoder.encode_many([Exit(id=op_id, exit_code=0), Exit(id=op_id, exit_code=0)]))
+        assert await collect(sandbox, messages) == [Exit(id=op_id, exit_code=0)]
+        with pytest.raises(SandboxError, match=f"the agent broke the protocol: sent Exit for operation {op_id}, "
+                                               "which is not under way"):
+            await collect(sandbox, run(sandbox))
+        assert sandbox.broken and sandbox.channel.closed
+        with pytest.raises(SandboxError, match="broke the protocol earlier"):
+            await collect(sandbox, run(sandbox))

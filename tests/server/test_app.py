@@ -1,0 +1,287 @@
+"""The server's App through its Exchange seam: requests in, answers recorded, engines on the in-memory
+backend (no sockets, no Docker; trio's mock clock where time matters)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+from dataclasses import dataclass, field
+
+import msgspec
+import pytest
+import trio
+
+from isol8rt import DockerIsol8, Isol8Options
+from isol8rt.server import engines as engines_module
+from isol8rt.server._http import Request
+from isol8rt.server.app import App
+from isol8rt.server.auth import Authenticator
+from isol8rt.server.engines import EngineSet
+from isol8rt.server.keys import KeyStore
+from isol8rt.server.limits import KeyLimits
+from isol8rt.server.sessions import SessionRegistry
+from isol8rt.testing import AgentScript, MemoryBackend, RunReply, open_memory_backend
+
+MASTER = "the-master-key"
+TTL = 600.0
+
+
+def _echo(run) -> RunReply:
+    """The fake agent runs nothing: it prints the program back, or crashes when the program says so."""
+    return RunReply(stdout=run.code or b"", crash=run.code == b"crash", exit_code=3 if run.code == b"fail" else 0)
+
+
+@dataclass
+class Answer:
+    """What an Exchange was asked to send."""
+
+    status: int | None = None
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    body: bytes = b""
+    content_type: bytes | None = None
+    chunks: list[bytes] = field(default_factory=list)
+    ended: bool = False
+
+    def json(self):
+        return msgspec.json.decode(self.body)
+
+    def events(self) -> list[dict]:
+        return [msgspec.json.decode(chunk.removeprefix(b"data: ").rstrip(b"\n")) for chunk in self.chunks]
+
+
+class Exchange:
+    def __init__(self) -> None:
+        self.answer = Answer()
+
+    async def respond(self, status, body, headers=None) -> None:
+        self.answer.status, self.answer.body, self.answer.headers = status, body, headers or []
+
+    async def start_stream(self, status, content_type, headers) -> None:
+        self.answer.status, self.answer.content_type, self.answer.headers = status, content_type, headers
+
+    async def send_chunk(self, data) -> None:
+        self.answer.chunks.append(data)
+
+    async def end_stream(self) -> None:
+        self.answer.ended = True
+
+    async def accept_websocket(self, headers):
+        raise AssertionError("no WebSocket in these tests")
+
+
+@dataclass
+class Server:
+    app: App
+    backend: MemoryBackend
+    keys: KeyStore
+
+    async def call(self, method: str, path: str, body: dict | bytes | None = None, *, key: str | None = MASTER,
+                   query: dict[str, str] | None = None) -> Answer:
+        headers = [(b"authorization", f"Bearer {key}".encode())] if key is not None else []
+        data = msgspec.json.encode(body) if isinstance(body, dict) else (body or b"")
+        exchange = Exchange()
+        await self.app.handle(Request(method, path, query or {}, tuple(headers), data), exchange)
+        return exchange.answer
+
+
+@pytest.fixture
+def serve(monkeypatch, tmp_path):
+    """``async with serve(rate_limit=...) as server``: an App whose engines run on the in-memory backend."""
+
+    @contextlib.asynccontextmanager
+    async def start(*, rate=0.0, concurrency=0, options: Isol8Options | None = None):
+        options = options or Isol8Options(pool_size=1)
+        async with open_memory_backend(AgentScript(run=_echo)) as backend:
+            # EngineSet makes its engines itself; here they get the in-memory backend.
+            monkeypatch.setattr(engines_module, "DockerIsol8", functools.partial(DockerIsol8, backend=backend))
+            keys = KeyStore(tmp_path / "keys.db")
+            keys.open()
+            engines = EngineSet(options)
+            await engines.start()
+            sessions = SessionRegistry(engines, ttl_s=TTL)
+            app = App(options=options, auth=Authenticator(MASTER, keys), engines=engines, sessions=sessions,
+                      limits=KeyLimits(rate=rate, concurrency=concurrency), keys=keys)
+            try:
+                yield Server(app, backend, keys)
+            finally:
+                await sessions.close_all()
+                await engines.stop()
+                keys.close()
+
+    return start
+
+
+def execute(code: str, **fields) -> dict:
+    return {"request": {"code": code}, **fields}
+
+
+# --------------------------------------------------------------------------------------------------
+# routes, authentication, errors
+
+
+async def test_health_needs_no_key_and_unknown_routes_are_404_or_405(serve):
+    async with serve() as server:
+        health = await server.call("GET", "/health", key=None)
+        assert health.status == 200 and health.json()["status"] == "ok"
+        missing = await server.call("GET", "/nowhere")
+        assert (missing.status, missing.json()) == (404, {"error": "Not found"})
+        wrong = await server.call("GET", "/execute")
+        assert wrong.status == 405 and (b"Allow", b"POST") in wrong.headers
+
+
+async def test_keys_are_checked(serve):
+    async with serve() as server:
+        anonymous = await server.call("POST", "/execute", execute("1"), key=None)
+        assert (anonymous.status, anonymous.json()) == (401, {"error": "Missing Authorization header"})
+        assert (b"WWW-Authenticate", b"Bearer") in anonymous.headers
+        wrong = await server.call("POST", "/execute", execute("1"), key="guess")
+        assert (wrong.status, wrong.json()) == (403, {"error": "Invalid API key"})
+
+
+async def test_only_the_master_key_manages_keys_and_cleans_up(serve):
+    async with serve() as server:
+        created = await server.call("POST", "/auth/keys", {"name": "ci", "tenantId": "acme"})
+        assert created.status == 201
+        key = created.json()["key"]
+        listed = await server.call("GET", "/auth/keys")
+        assert [k["name"] for k in listed.json()["keys"]] == ["ci"] and "key" not in listed.json()["keys"][0]
+        for method, path in (("GET", "/auth/keys"), ("POST", "/cleanup")):
+            refused = await server.call(method, path, key=key)
+            assert (refused.status, refused.json()) == (403, {"error": "Master key required for this operation"})
+        ran = await server.call("POST", "/execute", execute("print(1)"), key=key)
+        assert ran.status == 200
+        revoked = await server.call("DELETE", f"/auth/keys/{created.json()['id']}")
+        assert revoked.status == 200
+        assert (await server.call("POST", "/execute", execute("1"), key=key)).status == 403
+
+
+@pytest.mark.parametrize(("body", "status", "error"), [
+    (b"{not json", 400, "Invalid JSON"),
+    (b'{"request": {"runtime": "ruby", "code": "1"}}', 400, "Invalid request body"),
+    (b'{"request": {"code": "1", "workdir": "/etc"}}', 400, "workdir: '/etc' resolves to /etc, outside /sandbox"),
+    (b'{"request": {"code": "1"}, "options": {"network": "host"}}', 403, "Option not allowed: network"),
+    (b'{"request": {"code": "1", "timeoutMs": 99999999}}', 403, "timeoutMs"),
+])
+async def test_refusals_are_json_errors(serve, body, status, error):
+    async with serve() as server:
+        answer = await server.call("POST", "/execute", body)
+        assert answer.status == status and error in answer.json()["error"], answer.json()
+        assert server.backend.containers == {} or all(
+            not any(type(m).__name__ == "Run" for m in c.agent.received) for c in server.backend.containers.values())
+
+
+# --------------------------------------------------------------------------------------------------
+# runs
+
+
+async def test_execute_answers_the_result(serve):
+    async with serve() as server:
+        answer = await server.call("POST", "/execute", execute("print('hi')"))
+        assert answer.status == 200
+        result = answer.json()
+        assert (result["stdout"], result["exitCode"], result["runtime"]) == ("print('hi')", 0, "python")
+        assert result["containerId"] in server.backend.containers
+        failed = (await server.call("POST", "/execute", execute("fail"))).json()
+        assert failed["exitCode"] == 3  # the program's failure is a result, not an error
+
+
+async def test_a_container_that_fails_is_a_500_with_its_reason(serve):
+    async with serve() as server:
+        answer = await server.call("POST", "/execute", execute("crash"))
+        assert answer.status == 500 and "the agent exited" in answer.json()["error"]
+        assert (await server.call("POST", "/execute", execute("after"))).json()["stdout"] == "after"
+
+
+async def test_execute_stream_is_server_sent_events(serve):
+    async with serve() as server:
+        answer = await server.call("POST", "/execute/stream", execute("streamed"))
+        assert (answer.status, answer.content_type, answer.ended) == (200, b"text/event-stream", True)
+        assert answer.events() == [{"type": "stdout", "data": "streamed", "phase": "code"},
+                                   {"type": "exit", "data": "0", "phase": "code"}]
+
+
+async def test_a_bad_streamed_request_is_refused_before_the_stream_starts(serve):
+    async with serve() as server:
+        answer = await server.call("POST", "/execute/stream", execute("1", request={"cmd": "x", "code": "y"}))
+        assert (answer.status, answer.content_type, answer.chunks) == (400, None, [])
+        assert answer.json() == {"error": "give exactly one of code and cmd"}
+
+
+async def test_a_failure_after_the_stream_started_is_its_last_event(serve):
+    async with serve() as server:
+        answer = await server.call("POST", "/execute/stream", execute("crash"))
+        assert answer.status == 200 and answer.ended
+        [event] = answer.events()
+        assert event["type"] == "error" and "the agent exited" in event["data"]
+
+
+# --------------------------------------------------------------------------------------------------
+# sessions and files
+
+
+async def test_session_files_round_trip_and_sessions_are_listed_and_deleted(serve):
+    async with serve() as server:
+        ran = await server.call("POST", "/execute", execute("x = 1", sessionId="work"))
+        assert ran.status == 200
+        content = base64.b64encode(b"\x00binary\xff").decode()
+        put = await server.call("POST", "/file", {"sessionId": "work", "path": "/sandbox/data.bin", "content": content})
+        assert (put.status, put.json()) == (200, {"ok": True})
+        got = await server.call("GET", "/file", query={"sessionId": "work", "path": "/sandbox/data.bin"})
+        assert got.json() == {"content": content}
+        missing = await server.call("GET", "/file", query={"sessionId": "work", "path": "/sandbox/none"})
+        assert missing.status == 404 and missing.json()["error"].startswith("File not found")
+        listed = (await server.call("GET", "/sessions")).json()["sessions"]
+        assert [s["id"] for s in listed] == ["work"]
+        assert (await server.call("DELETE", "/session/work")).status == 200
+        assert (await server.call("DELETE", "/session/work")).json() == {"error": "Session not found"}
+
+
+async def test_sessions_belong_to_their_owner(serve):
+    async with serve() as server:
+        other = (await server.call("POST", "/auth/keys", {"name": "other"})).json()["key"]
+        await server.call("POST", "/execute", execute("mine", sessionId="main"))
+        for answer in (await server.call("GET", "/file", query={"sessionId": "main", "path": "a"}, key=other),
+                       await server.call("DELETE", "/session/main", key=other)):
+            assert answer.status == 404 and answer.json() == {"error": "Session not found"}
+        assert (await server.call("GET", "/sessions", key=other)).json()["sessions"] == []
+
+
+async def test_a_session_idle_past_its_ttl_is_gone(serve, autojump_clock):
+    async with serve() as server:
+        await server.call("POST", "/execute", execute("x = 1", sessionId="brief"))
+        await trio.sleep(TTL - 1)
+        assert await server.app.sessions.prune() == 0
+        await trio.sleep(2)
+        assert await server.app.sessions.prune() == 1
+        gone = await server.call("GET", "/file", query={"sessionId": "brief", "path": "a"})
+        assert gone.status == 404
+
+
+async def test_a_session_keeps_the_options_it_started_with(serve):
+    async with serve() as server:
+        await server.call("POST", "/execute", execute("1", sessionId="s"))
+        other = await server.call("POST", "/execute", execute("1", sessionId="s", options={"memoryLimit": "256m"}))
+        assert other.status == 409 and "other options" in other.json()["error"]
+
+
+# --------------------------------------------------------------------------------------------------
+# limits
+
+
+async def test_the_rate_limit_answers_429_with_retry_after_and_refills(serve, autojump_clock):
+    async with serve(rate=1.0) as server:  # bursts of 2
+        statuses = [(await server.call("GET", "/sessions")).status for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        limited = await server.call("GET", "/sessions")
+        assert (b"Retry-After", b"1") in limited.headers and "Rate limit exceeded" in limited.json()["error"]
+        await trio.sleep(1)
+        assert (await server.call("GET", "/sessions")).status == 200
+
+
+async def test_concurrent_requests_per_key_are_capped(serve):
+    async with serve(concurrency=1) as server:
+        with server.app.limits.admit("master"):  # a request of the master key in flight
+            answer = await server.call("GET", "/sessions")
+        assert answer.status == 429 and "Too many concurrent requests" in answer.json()["error"]
+        assert (await server.call("GET", "/sessions")).status == 200
