@@ -69,41 +69,82 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class Budget:
+    """One resource budget: what it bounds, where it is set (a dotted path from :class:`ServerConfig`),
+    the ``serve`` flag that sets it, and the unit its value is in."""
+
     resource: str
     setting: str
     flag: str
-    default: str
+    unit: str  # "bytes", "s", "ms", "count", "per s"
+
+    def value(self, config: ServerConfig) -> object:
+        if self.setting == "key_runs":
+            return key_runs(config)
+        value: object = config
+        for part in self.setting.split("."):
+            value = getattr(value, part)
+        return value
+
+    def describe(self, config: ServerConfig) -> str:
+        """The value in force under ``config``, for people."""
+        value = self.value(config)
+        if not value and self.unit != "s":
+            return "no limit"
+        if self.unit == "bytes":
+            assert isinstance(value, int)
+            for size, name in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+                if value >= size and value % size == 0:
+                    return f"{value // size} {name}"
+            return f"{value} bytes"
+        if self.unit == "s":
+            return f"{value:g} s"
+        if self.unit == "ms":
+            return f"{value} ms"
+        if self.setting == "key_runs" and config.key_runs is None:
+            return f"{value} (3/4 of --max-concurrent; all of it with --no-auth)"
+        return f"{value}{' per s' if self.unit == 'per s' else ''}"
 
 
-#: Every budget the server keeps, as docs/server.md's table lists it.
+#: Every budget the server keeps; docs/server.md has :func:`budgets_table` of ``isol8rt serve``'s defaults.
 BUDGETS: tuple[Budget, ...] = (
-    Budget("output files per run (outputPaths, all together; GET /file, POST /file per file), apparent size",
-           "options.max_file_bytes", "--max-file-bytes", "32 MiB"),
-    Budget("stdout and stderr per run, each", "options.max_output_size", "--max-output", "1 MiB"),
-    Budget("request body", "max_body", "--max-body", "32 MiB"),
-    Budget("runs (and file transfers) at once, until their answer is sent", "options.max_concurrent",
-           "--max-concurrent", "16"),
-    Budget("runs one key has executing at once (more wait)", "key_runs", "--key-runs", "3/4 of --max-concurrent"),
+    Budget("output files of a run (outputPaths, all together, by apparent size); a file through GET or POST /file",
+           "options.max_file_bytes", "--max-file-bytes", "bytes"),
+    Budget("stdout, and stderr, of a run", "options.max_output_size", "--max-output", "bytes"),
+    Budget("request body", "max_body", "--max-body", "bytes"),
+    Budget("runs and file transfers at once, each until its answer is sent", "options.max_concurrent",
+           "--max-concurrent", "count"),
+    Budget("runs one key has executing at once (more wait their turn)", "key_runs", "--key-runs", "count"),
     Budget("requests one key has in flight, waiting ones included (more: 429)", "key_concurrency",
-           "--key-concurrency", "16"),
-    Budget("requests per second per key", "rate_limit", "--rate-limit", "unlimited"),
-    Budget("connections", "max_connections", "--max-connections", "1024"),
-    Budget("connections per client address", "max_connections_per_address", "--max-connections-per-address",
-           "64"),
-    Budget("request head (first byte to last header)", "header_timeout_s", "--header-timeout", "10 s"),
-    Budget("request body (after the key is checked)", "body_timeout_s", "--body-timeout", "60 s"),
-    Budget("idle keep-alive connection", "keepalive_s", "--keepalive", "75 s"),
-    Budget("a send making no progress (SSE, WebSocket, any answer)", "send_timeout_s", "--send-timeout", "30 s"),
-    Budget("a WebSocket without its execute message", "ws_idle_s", "--ws-idle", "30 s"),
-    Budget("sessions per key", "max_sessions_per_key", "--max-sessions-per-key", "16"),
+           "--key-concurrency", "count"),
+    Budget("requests per key", "rate_limit", "--rate-limit", "per s"),
+    Budget("connections (more: 429, closed)", "max_connections", "--max-connections", "count"),
+    Budget("connections from one client address (more: 429, closed)", "max_connections_per_address",
+           "--max-connections-per-address", "count"),
+    Budget("a request's head, from its first byte (then 408)", "header_timeout_s", "--header-timeout", "s"),
+    Budget("a request's body, once its key is checked (then 408)", "body_timeout_s", "--body-timeout", "s"),
+    Budget("an idle keep-alive connection", "keepalive_s", "--keepalive", "s"),
+    Budget("a send that makes no progress: SSE, WebSocket or any answer (the run is ended)", "send_timeout_s",
+           "--send-timeout", "s"),
+    Budget("a WebSocket without its execute message", "ws_idle_s", "--ws-idle", "s"),
+    Budget("a run, installs and setup included", "options.timeout_ms", "--timeout", "ms"),
+    Budget("sessions of one key (a tenant's keys together)", "max_sessions_per_key", "--max-sessions-per-key",
+           "count"),
     Budget("memory of one key's sessions (their memory limits added up)", "session_memory_per_key",
-           "--session-memory-per-key", "4g"),
-    Budget("sessions on the server", "max_sessions", "--max-sessions", "128"),
-    Budget("idle session", "session_ttl_s", "--session-ttl", "1800 s"),
-    Budget("option sets (engines) besides the server's", "max_engines", "--max-engines", "8"),
-    Budget("option sets one key holds at once", "max_engines_per_key", "--max-engines-per-key", "2"),
-    Budget("a run, installs and setup included", "options.timeout_ms", "--timeout", "30000 ms"),
+           "--session-memory-per-key", "bytes"),
+    Budget("sessions on the server", "max_sessions", "--max-sessions", "count"),
+    Budget("an idle session", "session_ttl_s", "--session-ttl", "s"),
+    Budget("option sets (engines) besides the server's own", "max_engines", "--max-engines", "count"),
+    Budget("option sets one key holds at once, by runs or sessions", "max_engines_per_key",
+           "--max-engines-per-key", "count"),
 )
+
+
+def budgets_table(config: ServerConfig) -> str:
+    """The budgets in force under ``config`` as docs/server.md shows them (for ``isol8rt serve``'s
+    defaults; a test checks the page has exactly this)."""
+    lines = ["| budget | default | flag |", "|---|---|---|"]
+    lines += [f"| {b.resource} | {b.describe(config)} | `{b.flag}` |" for b in BUDGETS]
+    return "\n".join(lines) + "\n"
 
 
 def key_runs(config: ServerConfig) -> int:
