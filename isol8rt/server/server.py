@@ -209,36 +209,15 @@ class Server:
         self._connections += 1
         self._per_address[address] = self._per_address.get(address, 0) + 1
         self._no_connections = trio.Event() if self._connections == 1 else self._no_connections
-        conn = _http.ServerConnection(config.max_body)
         try:
             # The nursery of this connection's watchers (at most one at a time), opened once.
             async with trio.open_nursery() as watchers:
-                while not self.draining:
-                    head = await self._read_head(stream, conn)
-                    if head is None:
-                        return
-                    exchange = _Exchange(self, stream, conn, watchers)
-                    try:
-                        call = self.app.admit(head)
-                    except Exception as exc:  # noqa: BLE001 - refused by its head: answered, body unread
-                        with trio.move_on_after(config.send_timeout_s):
-                            await self.app.refuse(exc, exchange)
-                        if conn.body_unread:
-                            await _linger(stream)
-                            return
-                        if exchange.gone or not conn.start_next_cycle():
-                            return
-                        continue
-                    if not await self._hear(stream, conn, exchange, call):
-                        return
-                    if exchange.websocket is not None:
-                        with trio.move_on_after(config.send_timeout_s):
-                            await exchange.websocket.finish()
-                        return
-                    if exchange.gone or not exchange.started or not conn.start_next_cycle():
-                        return
-        except (trio.BrokenResourceError, trio.ClosedResourceError, ClientGone):
-            pass
+                try:
+                    await self._requests(stream, watchers)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, ClientGone):
+                    pass  # inside the nursery: outside, trio would have wrapped it in an exception group
+        except Exception:  # noqa: BLE001 - one connection's failure must never take the server down
+            log.exception("a connection failed")
         finally:
             stream.socket.close()
             self._connections -= 1
@@ -249,6 +228,35 @@ class Server:
                 del self._per_address[address]
             if self._connections == 0:
                 self._no_connections.set()
+
+    async def _requests(self, stream: trio.SocketStream, watchers: trio.Nursery) -> None:
+        """Serve one connection's requests in turn, until it ends."""
+        config = self.config
+        conn = _http.ServerConnection(config.max_body)
+        while not self.draining:
+            head = await self._read_head(stream, conn)
+            if head is None:
+                return
+            exchange = _Exchange(self, stream, conn, watchers)
+            try:
+                call = self.app.admit(head)
+            except Exception as exc:  # noqa: BLE001 - refused by its head: answered, body unread
+                with trio.move_on_after(config.send_timeout_s):
+                    await self.app.refuse(exc, exchange)
+                if conn.body_unread:
+                    await _linger(stream)
+                    return
+                if exchange.gone or not conn.start_next_cycle():
+                    return
+                continue
+            if not await self._hear(stream, conn, exchange, call):
+                return
+            if exchange.websocket is not None:
+                with trio.move_on_after(config.send_timeout_s):
+                    await exchange.websocket.finish()
+                return
+            if exchange.gone or not exchange.started or not conn.start_next_cycle():
+                return
 
     async def _hear(self, stream: trio.SocketStream, conn: _http.ServerConnection, exchange: _Exchange,
                     call: Call) -> bool:

@@ -288,3 +288,20 @@ async def test_setup_time_counts_against_the_timeout(start_server):
     result = answer.json()
     assert answer.status == 200 and result["timedOut"] is True and "finished" not in result["stdout"]
     assert elapsed < 3 + 2, f"{elapsed:.1f} s for a 3 s ceiling"  # generous: container start, the reply
+
+
+async def test_a_connection_reset_never_takes_the_server_down(live):
+    """A client that resets its connection (RST) while the server waits for its next request: before,
+    the reset escaped the connection's nursery as an exception group and stopped the whole server."""
+    import socket
+    import struct
+
+    for _ in range(3):
+        stream = await connect(live.port)
+        await stream.send_all(head("GET", "/health", key=None))
+        assert (await read_answer(stream)).status == 200  # the server now waits for the next head
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        stream.socket.close()  # with SO_LINGER 0: a reset, not a FIN
+    await wait_until(lambda: live.server._connections == 0, 10)
+    assert (await live.request("GET", "/health", key=None)).status == 200
+    assert (await live.request("POST", "/execute", {"request": {"code": "print(3)"}})).json()["stdout"] == "3\n"
