@@ -423,6 +423,7 @@ class _WsRun:
 
     async def serve(self, idle_s: float) -> None:
         """Wait for the execute message (at most ``idle_s``: an idle socket is closed), then run it."""
+        message: _wire.WsExecute | _wire.WsStdin | _wire.WsSignal | None = None
         with trio.move_on_after(idle_s):
             while True:
                 message = await self._next()
