@@ -158,7 +158,7 @@ class App:
             raise HTTPError(404, "Not found")
         handler = handlers.get(method)
         if handler is None:
-            _allow(method, tuple(handlers))
+            raise _not_allowed(method, tuple(handlers))
         self.guard.check(head.header(b"origin"), head.header(b"host"))
         principal = self.auth.authenticate(head.header(b"authorization"))
         self.limits.enter(principal.id)
@@ -361,9 +361,13 @@ async def _send_result(exchange: Exchange, result: ExecutionResult) -> None:
         await exchange.respond_pieces(200, answer)
 
 
+def _not_allowed(method: str, allowed: tuple[str, ...]) -> HTTPError:
+    return HTTPError(405, f"Method {method} not allowed", [(b"Allow", ", ".join(allowed).encode())])
+
+
 def _allow(method: str, allowed: tuple[str, ...]) -> None:
     if method not in allowed:
-        raise HTTPError(405, f"Method {method} not allowed", [(b"Allow", ", ".join(allowed).encode())])
+        raise _not_allowed(method, allowed)
 
 
 def _master(principal: Principal) -> None:
