@@ -1,13 +1,15 @@
 """The audit log: one JSON line per execution, in a file per day, old files deleted after the retention.
 
 A line says what ran and what came of it (id, time, runtime, the code's sha256, exit code, duration,
-resource usage, network and security events, the caller's metadata). The code itself and its output are
-recorded only when the configuration asks for them. Lines are written by one task of the engine, never
-on the caller's path.
+resource usage, network and security events, the caller's metadata) and who asked for it: the API key
+and tenant, as the server authenticated them (:data:`CALLER`), never as a client claims in its
+``metadata``. The code itself and its output are recorded only when the configuration asks for them.
+Lines are written by one task of the engine, never on the caller's path.
 """
 
 from __future__ import annotations
 
+import contextvars
 import datetime
 import hashlib
 import os
@@ -41,6 +43,9 @@ class AuditRecord(msgspec.Struct, rename="camel", omit_defaults=True):
     exit_code: int
     duration_ms: float
     engine_id: str
+    #: The API key ("master" for the master key) and tenant the server authenticated; absent in library use.
+    key_id: str | None = None
+    tenant_id: str | None = None
     session_id: str | None = None
     container_id: str | None = None
     resource_usage: ResourceUsage | None = None
@@ -55,8 +60,24 @@ class AuditRecord(msgspec.Struct, rename="camel", omit_defaults=True):
 _ENCODER = msgspec.json.Encoder()
 
 
+class Caller(msgspec.Struct, frozen=True):
+    """Who a run is for, as whoever authenticated the request knows it (the server, per request)."""
+
+    key_id: str
+    tenant_id: str | None = None
+
+
+#: The caller of the runs made in this task. The server sets it once it has authenticated a request; the
+#: engine reads it when a run ends (in the caller's task, so concurrent requests never see each other's).
+CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("isol8rt_audit_caller", default=None)
+
+
+def current_caller() -> Caller | None:
+    return CALLER.get()
+
+
 def record_for(request: ExecutionRequest, result: ExecutionResult, config: AuditConfig, *, engine_id: str,
-               session_id: str | None) -> AuditRecord:
+               session_id: str | None, caller: Caller | None = None) -> AuditRecord:
     program = request.code if request.code is not None else (request.cmd or "")
     network = None
     if result.network_logs is not None:
@@ -71,6 +92,8 @@ def record_for(request: ExecutionRequest, result: ExecutionResult, config: Audit
         exit_code=result.exit_code,
         duration_ms=result.duration_ms,
         engine_id=engine_id,
+        key_id=caller.key_id if caller is not None else None,
+        tenant_id=caller.tenant_id if caller is not None else None,
         session_id=session_id,
         container_id=result.container_id,
         resource_usage=result.resource_usage,

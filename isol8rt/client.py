@@ -23,7 +23,7 @@ import trio
 
 from .errors import EngineUnavailable, InvalidRequest, Isol8Error, SandboxError, SessionError
 from .server import _sse, _websocket, _wire
-from .types import ExecutionRequest, ExecutionResult, Isol8Options, SessionInfo, StreamEvent
+from .types import ExecutionRequest, ExecutionResult, FileBlob, Isol8Options, SessionInfo, StreamEvent
 
 RECEIVE_SIZE = 64 * 1024
 MAX_IDLE = 8
@@ -160,6 +160,15 @@ class RemoteControl:
         return await self._message(_wire.WsSignal(signal=signum))
 
 
+def _wire_files(files: dict[str, Any]) -> dict[str, Any]:
+    """A request's files as they go on the wire: text stays text; bytes go as ``{"base64": ...}``, which
+    the server writes back as the same bytes (msgspec alone would send them as a base64 *string*, which
+    the server, like the reference, takes for the file's text)."""
+    return {path: FileBlob(base64=base64.b64encode(content).decode("ascii"))
+            if isinstance(content, (bytes, bytearray, memoryview)) else content
+            for path, content in files.items()}
+
+
 class RemoteIsol8:
     """An isol8rt server at ``host`` (``http://host:port``, or https), used like a local engine.
 
@@ -224,6 +233,9 @@ class RemoteIsol8:
         options = self.options
         if isinstance(options, Isol8Options):
             options = msgspec.json.decode(_wire.encode(options))
+        if request.files and any(isinstance(content, (bytes, bytearray, memoryview))
+                                 for content in request.files.values()):
+            request = msgspec.structs.replace(request, files=_wire_files(request.files))
         return kind(request=request, options=options or None, session_id=self.session_id)
 
     async def execute(self, request: ExecutionRequest) -> ExecutionResult:

@@ -138,6 +138,10 @@ class Isol8Options(_Wire):
     extra_hosts: dict[str, str] = {}
     #: Fetching programs from URLs; None: disabled.
     remote_code: RemoteCodeConfig | None = None
+    #: The output-file budget: the most bytes a run's ``output_paths`` bring back, all together, counted by
+    #: apparent size (a sparse file counts in full; a file over it is reported in ``file_errors``, never sent
+    #: in part), and the largest file a session's ``get_file``/``put_file`` moves. None: the sandbox's size.
+    max_file_bytes: int | None = None
 
 
 class ExecutionRequest(_Wire):

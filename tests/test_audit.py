@@ -48,3 +48,43 @@ def test_retention_deletes_old_day_files(tmp_path):
     removed = sorted(path.name for path in log.prune(today))
     assert removed == ["audit-2026-10-23.jsonl", "audit-2026-11-14.jsonl"]
     assert (tmp_path / "notes.txt").exists() and len(list(tmp_path.glob("audit-*.jsonl"))) == 3
+
+
+@pytest.mark.docker
+async def test_records_say_who_as_the_server_knows_it(tmp_path):
+    """Through the server, each line carries the key id and tenant the server authenticated, whatever a
+    client writes in its metadata (kept, as the client's)."""
+    import trio
+
+    from isol8rt.server import Server
+
+    from .server.conftest import MASTER, config, raw_request
+
+    audit_dir = tmp_path / "audit"
+    options = Isol8Options(pool_size=1, audit=AuditConfig(enabled=True, destination=str(audit_dir)))
+    server = Server(config(tmp_path, options=options))
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(server.run)
+        created = await raw_request(port, "POST", "/auth/keys", {"name": "ci", "tenantId": "acme"})
+        key = created.json()
+        spoof = {"keyId": "master", "tenantId": "someone-else"}
+        ran = await raw_request(port, "POST", "/execute", {"request": {"code": "print(1)", "metadata": spoof}},
+                                key=key["key"])
+        assert ran.status == 200
+        assert (await raw_request(port, "POST", "/execute", {"request": {"code": "print(2)"}}, key=MASTER)).status == 200
+        server.stop()
+    lines = [json.loads(line) for line in next(audit_dir.glob("audit-*.jsonl")).read_text().splitlines()]
+    by_id = {line["executionId"]: line for line in lines}
+    first = by_id[ran.json()["executionId"]]
+    assert (first["keyId"], first["tenantId"], first["metadata"]) == (key["id"], "acme", spoof)
+    [second] = [line for line in lines if line is not first]
+    assert second["keyId"] == "master" and "tenantId" not in second
+
+
+@pytest.mark.docker
+async def test_library_runs_name_no_caller(tmp_path):
+    config = AuditConfig(enabled=True, destination=str(tmp_path))
+    async with DockerIsol8(Isol8Options(audit=config, pool_size=0)) as engine:
+        await engine.execute(ExecutionRequest(code="print(1)"))
+    (line,) = [json.loads(x) for x in next(tmp_path.glob("audit-*.jsonl")).read_text().splitlines()]
+    assert "keyId" not in line and "tenantId" not in line

@@ -107,3 +107,37 @@ async def test_cli_run_with_host_goes_through_the_server(live):
         [sys.executable, "-m", "isol8rt", "run", "--host", live.url, "--key", "nope", "--no-stream", "-e", "1"],
         capture_stdout=True, capture_stderr=True, check=False)
     assert refused.returncode == 2 and b"Invalid API key" in refused.stderr
+
+
+ALL_BYTES = bytes(range(256)) * 4 + b"\x00\xff\xfe"
+
+
+async def test_binary_round_trips_in_both_directions(live):
+    """Bytes stay bytes through the server, every byte value, both ways: a request's files in, its
+    outputPaths out, put_file in and get_file out; text files stay text."""
+    code = ("import sys\n"
+            "data = open('/sandbox/in.bin', 'rb').read()\n"
+            "print(len(data), data == bytes(range(256)) * 4 + b'\\x00\\xff\\xfe', open('/sandbox/t.txt').read())\n"
+            "open('/sandbox/out.bin', 'wb').write(data[::-1])\n")
+    async with live.client(session_id="bytes") as remote:
+        result = await remote.execute(ExecutionRequest(code=code, files={"/sandbox/in.bin": ALL_BYTES,
+                                                                          "/sandbox/t.txt": "tekst ✓"},
+                                                       output_paths=["/sandbox/out.bin"]))
+        assert result.stdout == f"{len(ALL_BYTES)} True tekst ✓\n", result.stderr
+        assert result.files == {"/sandbox/out.bin": ALL_BYTES[::-1]}
+        await remote.put_file("/sandbox/put.bin", bytearray(ALL_BYTES))
+        assert await remote.get_file("/sandbox/put.bin") == ALL_BYTES
+        assert await remote.get_file("/sandbox/out.bin") == ALL_BYTES[::-1]
+        checked = await remote.execute(ExecutionRequest(code="print(open('/sandbox/put.bin', 'rb').read()[:3])"))
+        assert checked.stdout == "b'\\x00\\x01\\x02'\n"
+
+
+async def test_the_references_file_shapes_still_work(live):
+    """What the reference's clients send: text as a string, bytes as Node's Buffer.toJSON(); and the
+    extension RemoteIsol8 now uses, {"base64": ...}."""
+    answer = await live.request("POST", "/execute", {"request": {
+        "code": "print([open(f'/sandbox/{n}', 'rb').read() for n in ('a', 'b', 'c')])",
+        "files": {"/sandbox/a": "AAE=", "/sandbox/b": {"type": "Buffer", "data": [0, 1, 255]},
+                  "/sandbox/c": {"base64": "AAH/"}}}})
+    assert answer.status == 200
+    assert answer.json()["stdout"] == "[b'AAE=', b'\\x00\\x01\\xff', b'\\x00\\x01\\xff']\n"

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import trio
 
+from ..engine.limits import parse_size
+from ..errors import InvalidRequest
 from ..runtimes import RUNTIME_NAMES
-from ..types import Isol8Options, NetworkFilter
+from ..types import AuditConfig, Isol8Options, NetworkFilter, SecurityConfig
 
 DEFAULT_PORT = 3000
 
@@ -34,6 +36,13 @@ def register(subparsers) -> None:
                       "reach the port can run code (for a trusted loopback only)")
     auth.add_argument("--keys-db", metavar="PATH", help="SQLite file of API keys (default ~/.isol8rt/keys.db)")
     auth.add_argument("--no-keys-db", action="store_true", help="disable API key management (/auth/keys)")
+    auth.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                      help="let web pages from this origin (https://app.example; '*' for any) call the API "
+                      "(repeatable; default: none, so browsers cannot be made to call it)")
+    auth.add_argument("--allow-host", action="append", default=None, metavar="HOST",
+                      help="a host name the server answers to besides IP addresses and localhost ('*' for "
+                      "any; repeatable). Default: any with a key; without (--no-auth) only those, against DNS "
+                      "rebinding")
     ceiling = parser.add_argument_group("sandbox ceiling")
     ceiling.add_argument("--memory", default="512m", metavar="SIZE", help="memory per sandbox (default 512m)")
     ceiling.add_argument("--cpu", type=float, default=1.0, metavar="CORES", help="CPU per sandbox (default 1)")
@@ -47,6 +56,15 @@ def register(subparsers) -> None:
                          help="filtered: hosts runs may reach (repeatable; none given: every host)")
     ceiling.add_argument("--deny", action="append", default=[], metavar="REGEX",
                          help="filtered: hosts runs may never reach (repeatable; deny wins)")
+    ceiling.add_argument("--max-file-bytes", type=int, default=32 * 1024 * 1024, metavar="BYTES",
+                         help="output files a run brings back, all together, by apparent size; also the largest "
+                         "file GET/POST /file moves (default 32 MiB)")
+    ceiling.add_argument("--seccomp", default="strict", metavar="MODE",
+                         help="the sandboxes' seccomp profile: strict, unconfined, or a profile's path "
+                         "(default strict; clients cannot change it)")
+    ceiling.add_argument("--oci-runtime", metavar="NAME",
+                         help="OCI runtime for the sandboxes, e.g. runsc for gVisor (default: Docker's; clients "
+                         "cannot change it)")
     server = parser.add_argument_group("server")
     server.add_argument("--pool-size", type=int, default=2, metavar="N", help="warm containers per runtime (default 2)")
     server.add_argument("--max-concurrent", type=int, default=16, metavar="N", help="runs at once (default 16)")
@@ -57,9 +75,41 @@ def register(subparsers) -> None:
     server.add_argument("--rate-limit", type=float, default=0, metavar="R",
                         help="requests per second per key (default 0: unlimited)")
     server.add_argument("--key-concurrency", type=int, default=16, metavar="N",
-                        help="requests in flight per key (default 16; 0: unlimited)")
+                        help="requests in flight per key, waiting ones included; more get 429 (default 16; 0: "
+                        "unlimited)")
+    server.add_argument("--key-runs", type=int, metavar="N",
+                        help="runs one key may have executing at once; more wait (default: 3/4 of "
+                        "--max-concurrent; all of it with --no-auth)")
     server.add_argument("--max-body", type=int, default=32 * 1024 * 1024, metavar="BYTES",
                         help="largest request body (default 32 MiB)")
+    budgets = parser.add_argument_group("connections, sessions and engines")
+    budgets.add_argument("--max-connections", type=int, default=1024, metavar="N",
+                         help="open connections (default 1024; more get 429 and are closed)")
+    budgets.add_argument("--max-connections-per-address", type=int, default=64, metavar="N",
+                         help="open connections from one client address (default 64)")
+    budgets.add_argument("--header-timeout", type=float, default=10, metavar="S",
+                         help="time for a request's head, from its first byte (default 10 s; then 408)")
+    budgets.add_argument("--body-timeout", type=float, default=60, metavar="S",
+                         help="time for a request's body, once its key is checked (default 60 s; then 408)")
+    budgets.add_argument("--keepalive", type=float, default=75, metavar="S",
+                         help="idle keep-alive connections are closed after this (default 75 s)")
+    budgets.add_argument("--send-timeout", type=float, default=30, metavar="S",
+                         help="a client that reads nothing of its answer or stream for this long is dropped and "
+                         "its run ended (default 30 s)")
+    budgets.add_argument("--ws-idle", type=float, default=30, metavar="S",
+                         help="a WebSocket that sends no execute message within this is closed (default 30 s)")
+    budgets.add_argument("--max-sessions-per-key", type=int, default=16, metavar="N",
+                         help="sessions per key, a tenant's keys together (default 16)")
+    budgets.add_argument("--session-memory-per-key", default="4g", metavar="SIZE",
+                         help="memory limits of one key's sessions added up (default 4g; 0: no limit)")
+    budgets.add_argument("--max-sessions", type=int, default=128, metavar="N",
+                         help="sessions on the server (default 128)")
+    budgets.add_argument("--max-engines", type=int, default=8, metavar="N",
+                         help="option sets (engines) kept besides the server's own (default 8)")
+    budgets.add_argument("--max-engines-per-key", type=int, default=2, metavar="N",
+                         help="option sets one key may hold at once (default 2)")
+    budgets.add_argument("--audit", metavar="DIR",
+                         help="write the audit log (a JSON line per run, with its key and tenant) in DIR")
     server.add_argument("--state-dir", metavar="DIR", help="where instance files for orphan clean-up live "
                         "(default ~/.isol8rt/server)")
     server.add_argument("--debug", action="store_true", help="log the server's and engine's steps")
@@ -88,11 +138,22 @@ def _config(args):
     for name in prewarm:
         if name not in RUNTIME_NAMES:
             raise SystemExit(f"isol8rt: --prewarm: unknown runtime {name!r} (choose from {', '.join(RUNTIME_NAMES)})")
+    if args.seccomp in ("strict", "unconfined"):
+        security = SecurityConfig(seccomp=args.seccomp, oci_runtime=args.oci_runtime)
+    else:
+        security = SecurityConfig(seccomp="custom", profile_path=args.seccomp, oci_runtime=args.oci_runtime)
     options = Isol8Options(
         memory_limit=args.memory, cpu_limit=args.cpu, timeout_ms=args.timeout, pids_limit=args.pids_limit,
         max_output_size=args.max_output, network=args.net, pool_size=args.pool_size,
-        max_concurrent=args.max_concurrent, debug=args.debug,
+        max_concurrent=args.max_concurrent, debug=args.debug, max_file_bytes=args.max_file_bytes,
+        security=security,
+        audit=AuditConfig(enabled=True, destination=args.audit) if args.audit else None,
     )
+    try:
+        session_memory = 0 if args.session_memory_per_key in ("0", "") else parse_size(
+            "--session-memory-per-key", args.session_memory_per_key)
+    except InvalidRequest as exc:
+        raise SystemExit(f"isol8rt: {exc}") from None
     if args.allow or args.deny:
         if args.net != "filtered":
             raise SystemExit("isol8rt: --allow and --deny need --net filtered")
@@ -100,9 +161,15 @@ def _config(args):
     config = ServerConfig(
         host=args.host, port=resolve_port(args.port), api_key=args.key or os.environ.get("ISOL8_API_KEY") or None,
         open_access=args.no_auth, options=options, prewarm=prewarm, max_body=args.max_body,
-        rate_limit=args.rate_limit, key_concurrency=args.key_concurrency, session_ttl_s=args.session_ttl,
+        rate_limit=args.rate_limit, key_concurrency=args.key_concurrency, key_runs=args.key_runs,
+        session_ttl_s=args.session_ttl,
         keys_db=None if args.no_keys_db else Path(args.keys_db) if args.keys_db else default_path(),
-        handle_signals=True,
+        max_connections=args.max_connections, max_connections_per_address=args.max_connections_per_address,
+        header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout, keepalive_s=args.keepalive,
+        send_timeout_s=args.send_timeout, ws_idle_s=args.ws_idle, max_sessions_per_key=args.max_sessions_per_key,
+        session_memory_per_key=session_memory, max_sessions=args.max_sessions, max_engines=args.max_engines,
+        max_engines_per_key=args.max_engines_per_key, allowed_origins=list(args.allow_origin),
+        allowed_hosts=args.allow_host, handle_signals=True,
     )
     if args.state_dir:
         config.state_dir = Path(args.state_dir)

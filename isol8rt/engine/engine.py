@@ -8,6 +8,7 @@ service task, which owns a nursery for the engine's lifetime.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import functools
 import logging
@@ -19,7 +20,7 @@ import msgspec
 import trio
 
 from ..agent import protocol
-from ..audit import AuditLog, record_for
+from ..audit import AuditLog, Caller, current_caller, record_for
 from ..errors import EngineClosed, EngineUnavailable, InvalidRequest, SandboxError, SessionError
 from ..runtimes import LABEL_RUNTIME, LABEL_SESSION, PROXY_PORT, RUNTIME_NAMES, RUNTIMES, Runtime, RuntimeInfo
 from ..remote_code import fetch_code
@@ -39,7 +40,7 @@ from .backend import ContainerBackend, DockerBackend, SandboxSpec
 from .limits import network_policy, sandbox_spec
 from .netlog import network_logs
 from .output import StreamText, mask
-from .plan import ExecutionPlan, RunPlan, plan_execution, prestart_spec, upload_limit_bytes
+from .plan import ExecutionPlan, RunPlan, output_file_budget, plan_execution, prestart_spec, upload_limit_bytes
 from .pool import Pool
 from .sandbox import Sandbox
 from .control import RunControl
@@ -55,8 +56,9 @@ _AUDIT_BACKLOG = 10_000
 
 _ACQUIRE_ATTEMPTS = 3
 
-#: What a run hands the audit writer: the request, its result, and its session's id (None: ephemeral).
-_AuditItem = tuple[ExecutionRequest, ExecutionResult, Union[str, None]]
+#: What a run hands the audit writer: the request, its result, its session's id (None: ephemeral), and who
+#: asked for it (as the caller's task knew it: a server sets it per request; None in plain library use).
+_AuditItem = tuple[ExecutionRequest, ExecutionResult, Union[str, None], Union[Caller, None]]
 #: ``start(prewarm=...)``: True, a list of runtimes, or ``{"runtimes": [...]}``.
 _Prewarm = Union[bool, dict[str, list[str]], list[str]]
 
@@ -211,10 +213,10 @@ class DockerIsol8:
         audit_log = AuditLog(self.options.audit)
         try:
             async with receive:
-                async for request, result, session_id in receive:
+                async for request, result, session_id, caller in receive:
                     try:
                         audit_log.write(record_for(request, result, self.options.audit, engine_id=self.engine_id,
-                                                   session_id=session_id))
+                                                   session_id=session_id, caller=caller))
                     except OSError as exc:
                         log.error("cannot write the audit log in %s: %s", audit_log.directory, exc)
         finally:
@@ -224,7 +226,8 @@ class DockerIsol8:
         if self._audit_send is None:
             return
         try:
-            self._audit_send.send_nowait((request, result, session.id if session is not None else None))
+            self._audit_send.send_nowait((request, result, session.id if session is not None else None,
+                                          current_caller()))
         except (trio.WouldBlock, trio.ClosedResourceError):
             log.error("audit backlog full or closed: execution %s not recorded", result.execution_id)
 
@@ -283,10 +286,10 @@ class DockerIsol8:
         return protocol.NetworkConfig(proxy_port=PROXY_PORT, policy=network_policy(self.options.network_filter))
 
     def _user_filter(self) -> bytes:
-        """The per-run seccomp filter, compiled once (none when the engine runs unconfined)."""
+        """The per-run seccomp filter, compiled once. Every seccomp mode keeps it, ``unconfined`` included:
+        that mode lifts the container's profile, not the guard on user code (profiles/README.md)."""
         if self._filter is None:
-            self._filter = b"" if self.options.security.seccomp == "unconfined" else seccomp.user_filter_bpf(
-                seccomp.host_arch())
+            self._filter = seccomp.user_filter_bpf(seccomp.host_arch())
         return self._filter
 
     def check_request(self, request: ExecutionRequest) -> None:
@@ -367,7 +370,10 @@ class DockerIsol8:
             else:
                 lease = self._pool_lease(runtime, image, tenant)
             async with lease as sandbox:
+                # One timeout for the whole run: setup steps (installs) spend it, the program gets the rest.
+                deadline = trio.current_time() + plan.code.timeout_ms / 1000
                 for setup in plan.setup:
+                    setup = _within(setup, deadline)
                     outcome = _Outcome()
                     async for event in self._phase(sandbox, setup, "setup", outcome, secrets, stream):
                         yield event
@@ -381,8 +387,9 @@ class DockerIsol8:
                         yield result
                         return
                 outcome = _Outcome()
+                code_run = _within(plan.code, deadline) if plan.setup else plan.code
                 try:
-                    async for event in self._phase(sandbox, plan.code, "code", outcome, secrets, stream, control):
+                    async for event in self._phase(sandbox, code_run, "code", outcome, secrets, stream, control):
                         yield event
                 finally:
                     if control is not None:
@@ -480,7 +487,7 @@ class DockerIsol8:
             timed_out=bool(exit and exit.timed_out),
             oom_killed=bool(exit and exit.oom_killed),
             container_id=sandbox.container_id,
-            files={path: bytes(data) for path, data in outcome.files.items()} if plan.code.output_paths else None,
+            files=_take_files(outcome) if plan.code.output_paths else None,
             file_errors=dict(exit.file_errors) if exit is not None and exit.file_errors else None,
             resource_usage=usage,
             network_logs=network_logs(exit.network_log, secrets) if exit is not None and plan.code.log_network else None,
@@ -564,7 +571,7 @@ class DockerIsol8:
             session = self._sessions[session_id] = Session(
                 session_id, functools.partial(self._make_session_sandbox, session_id),
                 functools.partial(self._find_session_sandbox, session_id) if self._detached else None,
-                file_limit=upload_limit_bytes(self.options))
+                file_limit=min(upload_limit_bytes(self.options), output_file_budget(self.options)))
         return session
 
     def sessions(self) -> list[SessionInfo]:
@@ -656,6 +663,22 @@ class DockerIsol8:
         ids = list(self._pool.live) if self._pool is not None else []
         ids += [s.sandbox.container_id for s in self._sessions.values() if s.sandbox is not None]
         return ids
+
+
+def _within(run: RunPlan, deadline: float) -> RunPlan:
+    """``run`` with its timeout cut to what is left before ``deadline`` (at least 1 ms: a run whose time is
+    used up still starts, and times out at once, so its result says so)."""
+    left_ms = max(1, int((deadline - trio.current_time()) * 1000))
+    return dataclasses.replace(run, timeout_ms=min(run.timeout_ms, left_ms))
+
+
+def _take_files(outcome: _Outcome) -> dict[str, bytes]:
+    """The output files as bytes, each buffer dropped as soon as it is copied: one file at a time is
+    held twice (and never across an await), not all of them."""
+    files = {}
+    for path in list(outcome.files):
+        files[path] = bytes(outcome.files.pop(path))
+    return files
 
 
 async def _check_backend(backend: ContainerBackend) -> None:

@@ -18,6 +18,12 @@ _HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
+#: Docker's smallest CPU quota (NanoCPUs 10^7). Below it Docker refuses the container, and a value that
+#: rounds to 0 NanoCPUs means no limit at all: the check is on the converted value.
+MIN_NANO_CPUS = 10_000_000
+#: Docker's smallest memory limit.
+MIN_MEMORY_BYTES = 6 * 1024 * 1024
+
 
 def parse_size(field_name: str, text: str | int) -> int:
     """Bytes in a size such as ``512m``, ``1g``, ``1.5GiB`` or a plain number of bytes."""
@@ -70,10 +76,9 @@ def seccomp_profile(security: SecurityConfig, network: str = "none") -> str:
 
 def sandbox_spec(options: Isol8Options, runtime: RuntimeInfo, image: str, engine_id: str) -> SandboxSpec:
     memory = parse_size("memoryLimit", options.memory_limit)
-    if memory < 6 * 1024 * 1024:
+    if memory < MIN_MEMORY_BYTES:
         raise InvalidRequest(f"memoryLimit: {options.memory_limit!r} is below Docker's 6 MiB minimum")
-    if not 0 < options.cpu_limit <= 1024:
-        raise InvalidRequest(f"cpuLimit: {options.cpu_limit!r} must be a positive number of cores")
+    nano_cpus = nano_cpus_of(options.cpu_limit)
     if not 0 < options.pids_limit <= 1_000_000:
         raise InvalidRequest(f"pidsLimit: {options.pids_limit!r} must be a positive number")
     if options.network not in ("none", "host", "filtered"):
@@ -87,7 +92,7 @@ def sandbox_spec(options: Isol8Options, runtime: RuntimeInfo, image: str, engine
         image=image,
         labels={LABEL_ENGINE: engine_id, LABEL_RUNTIME: runtime.name},
         memory_bytes=memory,
-        nano_cpus=int(options.cpu_limit * 1e9),
+        nano_cpus=nano_cpus,
         pids_limit=options.pids_limit,
         readonly_root=options.readonly_root_fs,
         sandbox_size=tmpfs_size("sandboxSize", options.sandbox_size),
@@ -98,6 +103,16 @@ def sandbox_spec(options: Isol8Options, runtime: RuntimeInfo, image: str, engine
         cap_add=cap_add,
         oci_runtime=check_oci_runtime(options.security.oci_runtime),
     )
+
+
+def nano_cpus_of(cpu_limit: float) -> int:
+    """Docker's NanoCPUs for a number of cores, checked after the conversion (0.01 to 1024 cores)."""
+    if not isinstance(cpu_limit, (int, float)) or cpu_limit != cpu_limit:  # NaN compares unequal to itself
+        raise InvalidRequest(f"cpuLimit: {cpu_limit!r} must be a number of cores")
+    nano = round(cpu_limit * 1e9) if cpu_limit < 1e6 else 1 << 62
+    if not MIN_NANO_CPUS <= nano <= 1024 * 10**9:
+        raise InvalidRequest(f"cpuLimit: {cpu_limit!r} must be between 0.01 and 1024 cores")
+    return nano
 
 
 def check_oci_runtime(name: str | None) -> str | None:

@@ -187,6 +187,17 @@ def upload_limit_bytes(options: Isol8Options) -> int:
     return max(0, min(parse_size("sandboxSize", options.sandbox_size), memory - _MEMORY_HEADROOM))
 
 
+def output_file_budget(options: Isol8Options) -> int:
+    """The most bytes of output files a run brings back: ``max_file_bytes``, never more than the sandbox
+    holds (no real file there is larger)."""
+    sandbox = parse_size("sandboxSize", options.sandbox_size)
+    if options.max_file_bytes is None:
+        return sandbox
+    if not isinstance(options.max_file_bytes, int) or options.max_file_bytes < 0:
+        raise InvalidRequest(f"maxFileBytes: {options.max_file_bytes!r} must be a number of bytes (0 or more)")
+    return min(sandbox, options.max_file_bytes)
+
+
 def check_env(field_name: str, env: dict[str, str]) -> None:
     for name, value in env.items():
         if not isinstance(name, str) or not _ENV_NAME.match(name):
@@ -216,8 +227,9 @@ def install_plan(runtime: RuntimeInfo, packages: list[str], env: dict[str, str],
         )
     if runtime.installer == "deno":
         packages = [p if ":" in p else f"npm:{p}" for p in packages]
-    # Installs need longer than most programs; they still end.
-    return RunPlan(argv=argv + packages, env=env, timeout_ms=max(timeout_ms, 120_000), max_output=64 * 1024)
+    # The install's time counts against the request's timeout (the engine gives the program what is left):
+    # a server's timeout ceiling bounds a whole run, installs included.
+    return RunPlan(argv=argv + packages, env=env, timeout_ms=timeout_ms, max_output=64 * 1024)
 
 
 def plan_execution(request: ExecutionRequest, options: Isol8Options, *, baked: bool = False,
@@ -251,7 +263,6 @@ def plan_execution(request: ExecutionRequest, options: Isol8Options, *, baked: b
             raise InvalidRequest(f"files[{path!r}]: {exc}") from None
     for path in request.output_paths:
         _check_path("outputPaths", path)
-    sandbox_bytes = parse_size("sandboxSize", options.sandbox_size)
     upload_limit = upload_limit_bytes(options)
     total = sum(len(data) for _, data in files)
     if total > upload_limit:
@@ -264,7 +275,7 @@ def plan_execution(request: ExecutionRequest, options: Isol8Options, *, baked: b
         max_output = min(max_output, request.max_output_size)
     code_plan = RunPlan(argv=[], env=env, cwd=cwd, stdin=stdin, timeout_ms=timeout_ms,
                         max_output=max_output, output_paths=list(request.output_paths), files=files,
-                        max_file_bytes=sandbox_bytes,
+                        max_file_bytes=output_file_budget(options),
                         log_network=options.log_network and options.network == "filtered")
     if request.network_filter is not None:
         if options.network != "filtered":

@@ -60,6 +60,7 @@ class OptionFields(TypedDict, total=False):
     pids_limit: int
     readonly_root_fs: bool
     max_output_size: int
+    max_file_bytes: int | None
     secrets: dict[str, str]
     timeout_ms: int
     image: str | None

@@ -1,9 +1,11 @@
 """Sans-io HTTP/1.1 for the server, on top of h11.
 
-:class:`ServerConnection` wraps one h11 server state machine: received bytes become whole
-:class:`Request` objects (head and body, the body capped), answers become bytes. No I/O happens here;
-``server.py`` moves the bytes. h11's exceptions stop here: a client that breaks HTTP becomes a
-:class:`ProtocolError` carrying the status to answer with.
+:class:`ServerConnection` wraps one h11 server state machine: received bytes become a request's head
+(:meth:`~ServerConnection.next_head`) and then, once the server has decided to hear it, its body
+(:meth:`~ServerConnection.next_body`, capped); answers become bytes. The split is what lets the server
+authenticate a request before it reads a byte of the body, and send ``100 Continue`` only then. No I/O
+happens here; ``server.py`` moves the bytes. h11's exceptions stop here: a client that breaks HTTP
+becomes a :class:`ProtocolError` carrying the status to answer with.
 """
 
 from __future__ import annotations
@@ -36,13 +38,13 @@ class ProtocolError(HTTPError):
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One complete request: its head and its whole body."""
+    """One request: its head and, once read, its whole body."""
 
     method: str
     path: str
     query: dict[str, str]
     headers: tuple[tuple[bytes, bytes], ...]
-    body: bytes
+    body: bytes = b""
 
     def header(self, name: bytes) -> bytes | None:
         """The value of header ``name`` (lower case), or None."""
@@ -76,61 +78,82 @@ CLOSED = Closed()
 class ServerConnection:
     """The server side of one HTTP/1.1 connection, for any number of requests in turn (keep-alive).
 
-    Receive side: :meth:`receive_data` every byte string read (``b""`` at EOF), then :meth:`next_request`
-    until it gives :data:`NEED_DATA`. Send side: :meth:`response` for a whole answer, or
-    :meth:`start_stream` / :meth:`chunk` / :meth:`end_stream` for one sent as it is made (SSE), or
-    :meth:`accept_upgrade` to hand the connection over to another protocol (WebSocket).
+    Receive side: :meth:`receive_data` every byte string read (``b""`` at EOF); :meth:`next_head` until
+    it gives a :class:`Request` (its body unread); then, for a request the server will hear,
+    :meth:`take_continue` and :meth:`next_body` until it gives the body. Send side: :meth:`response` for
+    a whole answer; :meth:`start_body`, :meth:`chunk` and :meth:`end_stream` for one sent in pieces (of a
+    known length, or as they are made: SSE); :meth:`accept_upgrade` to hand the connection over to
+    another protocol (WebSocket).
     """
 
-    __slots__ = ("_h11", "_max_body", "_head", "_body", "_size")
+    __slots__ = ("_h11", "_max_body", "_reading", "_body", "_size")
 
     def __init__(self, max_body: int) -> None:
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
         self._max_body = max_body
-        self._head: h11.Request | None = None
+        #: A request's head has been taken and its body not yet read to the end.
+        self._reading = False
         self._body: list[bytes] = []
         self._size = 0
 
     def receive_data(self, data: bytes) -> None:
         self._h11.receive_data(data)
 
-    def next_request(self) -> Request | NeedData | Closed:
-        """The next complete request, :data:`NEED_DATA`, or :data:`CLOSED`; raises :class:`ProtocolError`."""
+    def _next_event(self):
+        try:
+            return self._h11.next_event()
+        except h11.RemoteProtocolError as exc:
+            # h11 knows the fitting status: 431 for an oversized head, 400 otherwise.
+            raise ProtocolError(exc.error_status_hint, f"Bad request: {exc}") from None
+
+    def next_head(self) -> Request | NeedData | Closed:
+        """The next request's head (a :class:`Request` with no body yet), :data:`NEED_DATA`, or
+        :data:`CLOSED`; raises :class:`ProtocolError`. A declared body over the limit is refused here,
+        without reading it."""
+        event = self._next_event()
+        if event is h11.NEED_DATA or event is h11.PAUSED:
+            return NEED_DATA
+        if type(event) is h11.ConnectionClosed:
+            return CLOSED
+        # Between requests h11 gives a server a Request, NEED_DATA or ConnectionClosed, nothing else.
+        self._reading = True
+        self._body, self._size = [], 0
+        length = _content_length(event.headers)
+        if length is not None and length > self._max_body:
+            raise ProtocolError(413, f"Request body too large (limit {self._max_body} bytes)")
+        return _request(event)
+
+    def next_body(self) -> bytes | NeedData:
+        """The whole body of the request whose head was taken, or :data:`NEED_DATA`; raises
+        :class:`ProtocolError` (413 past the limit, 400 if the client hangs up midway)."""
         while True:
-            try:
-                event = self._h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                # h11 knows the fitting status: 431 for an oversized head, 400 otherwise.
-                raise ProtocolError(exc.error_status_hint, f"Bad request: {exc}") from None
+            event = self._next_event()
             if event is h11.NEED_DATA:
                 return NEED_DATA
             kind = type(event)
-            if kind is h11.Request:
-                self._head = event
-                self._body, self._size = [], 0
-                length = _content_length(event.headers)
-                if length is not None and length > self._max_body:
-                    raise ProtocolError(413, f"Request body too large (limit {self._max_body} bytes)")
-            elif kind is h11.Data:
+            if kind is h11.Data:
                 self._size += len(event.data)
                 if self._size > self._max_body:
                     raise ProtocolError(413, f"Request body too large (limit {self._max_body} bytes)")
                 self._body.append(bytes(event.data))
             elif kind is h11.EndOfMessage:
-                head, self._head = self._head, None
-                return _request(head, b"".join(self._body))
+                self._reading = False
+                body, self._body = b"".join(self._body), []
+                return body
             elif kind is h11.ConnectionClosed:
-                if self._head is not None:
-                    raise ProtocolError(400, "Bad request: the connection closed in the middle of a request")
-                return CLOSED
-            elif event is h11.PAUSED:
-                # After an Upgrade request: nothing more until we accept or refuse it.
-                return NEED_DATA
+                raise ProtocolError(400, "Bad request: the connection closed in the middle of a request")
+
+    @property
+    def body_unread(self) -> bool:
+        """The client may still be sending the current request's body: once answered, the connection
+        cannot carry another request."""
+        return self._h11.their_state is h11.SEND_BODY
 
     def take_continue(self) -> bytes:
         """A ``100 Continue`` to send if the client waits for one before its body (``Expect:
-        100-continue``, which curl sends for bodies over 1 KiB); oversized bodies were refused already."""
-        if self._head is not None and self._h11.they_are_waiting_for_100_continue:
+        100-continue``, which curl sends for bodies over 1 KiB). The server asks for it only once the
+        request is admitted: a client without a valid key is never invited to send its body."""
+        if self._reading and self._h11.they_are_waiting_for_100_continue:
             return self._h11.send(h11.InformationalResponse(status_code=100, headers=[]))
         return b""
 
@@ -145,9 +168,14 @@ class ServerConnection:
             data += self._h11.send(h11.Data(data=body))
         return data + self._h11.send(h11.EndOfMessage())
 
-    def start_stream(self, status: int, content_type: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> bytes:
-        """The head of an answer whose body follows in :meth:`chunk` calls (chunked encoding)."""
-        return self._send_head(status, [(b"Content-Type", content_type)] + (headers or []), False)
+    def start_body(self, status: int, content_type: bytes, length: int | None,
+                   headers: list[tuple[bytes, bytes]] | None = None, *, close: bool = False) -> bytes:
+        """The head of an answer whose body follows in :meth:`chunk` calls: ``length`` bytes of it, or
+        (None) as much as comes, in chunked encoding."""
+        head = [(b"Content-Type", content_type)]
+        if length is not None:
+            head.append((b"Content-Length", str(length).encode()))
+        return self._send_head(status, head + (headers or []), close)
 
     def chunk(self, data: bytes) -> bytes:
         return self._h11.send(h11.Data(data=data)) if data else b""
@@ -173,7 +201,8 @@ class ServerConnection:
             return b""
 
     def error_response(self, status: int, body: bytes) -> bytes:
-        """An answer to a request h11 refused: always closes the connection."""
+        """An answer to a request h11 refused, or to a connection refused before any request: always
+        closes the connection."""
         if self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return b""
         return self.response(status, body, close=True)
@@ -196,7 +225,7 @@ def _content_length(headers) -> int | None:
     return None
 
 
-def _request(head: h11.Request, body: bytes) -> Request:
+def _request(head: h11.Request) -> Request:
     target = head.target.decode("latin-1")
     path, question, query = target.partition("?")
     return Request(
@@ -206,5 +235,4 @@ def _request(head: h11.Request, body: bytes) -> Request:
         query=dict(parse_qsl(query, keep_blank_values=True)) if question else {},
         # h11 gives (lower-cased name, value) pairs of bytes.
         headers=tuple(head.headers),
-        body=body,
     )

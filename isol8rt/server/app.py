@@ -1,8 +1,11 @@
 """The REST API: routes, authentication, limits, and the mapping of every error to ``{"error": msg}``.
 
-Handlers see a :class:`~._http.Request` and an exchange (``server.py``'s side of the connection) through
-which they answer: a whole JSON body, a stream of server-sent events, or a WebSocket. They know nothing
-of sockets; the connection knows nothing of routes.
+A request is heard in two steps. :meth:`App.admit` sees its head only: the route, the browser checks
+(:mod:`.origins`), the key and the key's limits; a request refused there is answered without a byte of
+its body being read. An admitted request (a :class:`Call`) gets its body read by the connection, then
+:meth:`App.handle` runs its handler, which answers through an exchange (``server.py``'s side of the
+connection): a whole JSON body, one sent in pieces, a stream of server-sent events, or a WebSocket.
+Handlers know nothing of sockets; the connection knows nothing of routes.
 """
 
 from __future__ import annotations
@@ -16,19 +19,22 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 import msgspec
 import trio
 
+from .. import audit
 from .._version import __version__
 from ..engine import DockerIsol8, RunControl
 from ..engine.plan import plan_execution
 from ..errors import EngineClosed, EngineUnavailable, ImageNotFound, InvalidRequest, Isol8Error, SessionError
-from ..types import ExecutionRequest, Isol8Options, StreamEvent
+from ..types import ExecutionRequest, ExecutionResult, Isol8Options, StreamEvent
 from . import _sse, _websocket, _wire, openapi
 from ._http import HTTPError, Request
 from .auth import Authenticator, Principal
 from .engines import EngineSet
 from .keys import KeyStore, iso
 from .limits import KeyLimits, Limited
+from .origins import BrowserGuard
 from .policy import Policy, PolicyViolation, options_key
 from .sessions import SessionRegistry, check_id
+from .slots import RunSlots
 
 log = logging.getLogger("isol8rt.server")
 
@@ -50,6 +56,7 @@ class Exchange(Protocol):
     """How a handler answers; ``server.py`` implements it over one connection."""
 
     async def respond(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None: ...
+    async def respond_pieces(self, status: int, body: _wire.Pieces) -> None: ...
     async def start_stream(self, status: int, content_type: bytes, headers: list[tuple[bytes, bytes]]) -> None: ...
     async def send_chunk(self, data: bytes) -> None: ...
     async def end_stream(self) -> None: ...
@@ -89,16 +96,34 @@ def _json_body(decode: Callable[[bytes], Any], body: bytes) -> Any:
         raise InvalidRequest(f"Invalid JSON: {exc}") from None
 
 
+class Call:
+    """A request :meth:`App.admit` let in: its handler, its caller, and (once the connection has read
+    it) the request with its body."""
+
+    __slots__ = ("handler", "argument", "principal", "request")
+
+    def __init__(self, handler: Callable, argument: str | None, principal: Principal | None,
+                 request: Request) -> None:
+        self.handler = handler
+        self.argument = argument
+        self.principal = principal
+        self.request = request
+
+
 class App:
     def __init__(self, *, options: Isol8Options, auth: Authenticator, engines: EngineSet, sessions: SessionRegistry,
-                 limits: KeyLimits, keys: KeyStore | None = None,
-                 cleanup: Callable[[], Awaitable[int]] | None = None) -> None:
+                 limits: KeyLimits, slots: RunSlots, guard: BrowserGuard | None = None,
+                 keys: KeyStore | None = None, cleanup: Callable[[], Awaitable[int]] | None = None,
+                 ws_idle_s: float = 30.0) -> None:
         self.policy = Policy(options)
         self.auth = auth
         self.engines = engines
         self.sessions = sessions
         self.limits = limits
+        self.slots = slots
+        self.guard = guard or BrowserGuard(open_access=auth.open_access)
         self.keys = keys
+        self.ws_idle_s = ws_idle_s
         #: Removes containers left by dead servers; ``POST /cleanup`` runs it too.
         self._sweep = cleanup
         self._routes: dict[str, dict[str, Callable]] = {
@@ -115,23 +140,14 @@ class App:
 
     # ------------------------------------------------------------------------------------ dispatch
 
-    async def handle(self, request: Request, exchange: Exchange) -> None:
-        try:
-            await self._dispatch(request, exchange)
-        except ClientGone:
-            return
-        except Exception as exc:  # noqa: BLE001 - every failure becomes an {"error"} answer
-            status, message, headers = error_answer(exc)
-            await exchange.respond(status, _wire.encode(_wire.ErrorBody(error=message)), headers)
-
-    async def _dispatch(self, request: Request, exchange: Exchange) -> None:
-        path, method = request.path, request.method
-        if path == "/health":
+    def admit(self, head: Request) -> Call:
+        """Decide from a request's head alone whether to hear it: its route, where a browser sent it from,
+        its key and the key's limits. Raises what :meth:`refuse` answers; a :class:`Call` that is
+        returned holds one of its key's places until :meth:`release`."""
+        path, method = head.path, head.method
+        if path == "/health" or path == "/openapi.json":
             _allow(method, ("GET",))
-            return await exchange.respond(200, _wire.encode(_wire.HealthBody(status="ok", version=__version__)))
-        if path == "/openapi.json":
-            _allow(method, ("GET",))
-            return await exchange.respond(200, openapi.document())
+            return Call(self.health if path == "/health" else self.openapi, None, None, head)
         handlers, argument = self._routes.get(path), None
         if handlers is None:
             for prefix, candidates in self._prefixed:
@@ -142,13 +158,43 @@ class App:
             raise HTTPError(404, "Not found")
         handler = handlers.get(method)
         if handler is None:
-            _allow(method, tuple(handlers))
-        principal = self.auth.authenticate(request.header(b"authorization"))
-        with self.limits.admit(principal.id):
-            if argument is None:
-                await handler(request, exchange, principal)
+            raise _not_allowed(method, tuple(handlers))
+        self.guard.check(head.header(b"origin"), head.header(b"host"))
+        principal = self.auth.authenticate(head.header(b"authorization"))
+        self.limits.enter(principal.id)
+        return Call(handler, argument, principal, head)
+
+    def release(self, call: Call) -> None:
+        if call.principal is not None:
+            self.limits.leave(call.principal.id)
+
+    async def refuse(self, exc: BaseException, exchange: Exchange) -> None:
+        """Answer a failure: the one place errors become ``{"error": msg}`` answers."""
+        status, message, headers = error_answer(exc)
+        await exchange.respond(status, _wire.encode(_wire.ErrorBody(error=message)), headers)
+
+    async def handle(self, call: Call, exchange: Exchange) -> None:
+        """Run an admitted request's handler (its body has been read into ``call.request``)."""
+        try:
+            principal = call.principal
+            if principal is None:
+                return await call.handler(call.request, exchange)
+            # Who the runs of this request are for, for the audit log (read in this task by the engine).
+            audit.CALLER.set(principal.caller)
+            if call.argument is None:
+                await call.handler(call.request, exchange, principal)
             else:
-                await handler(request, exchange, principal, argument)
+                await call.handler(call.request, exchange, principal, call.argument)
+        except ClientGone:
+            return
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an {"error"} answer
+            await self.refuse(exc, exchange)
+
+    async def health(self, request: Request, exchange: Exchange) -> None:
+        await exchange.respond(200, _HEALTH)
+
+    async def openapi(self, request: Request, exchange: Exchange) -> None:
+        await exchange.respond(200, openapi.document())
 
     # ------------------------------------------------------------------------------------ runs
 
@@ -163,14 +209,14 @@ class App:
         """The engine (and engine-side session id) a run goes to: the shared one, a tightened one, or the
         one holding the caller's session."""
         if session_id is None:
-            async with self.engines.lease(options) as engine:
+            async with self.engines.lease(options, principal.owner) as engine:
                 yield engine, None
             return
         session_id = check_id(session_id)
         key = options_key(options)
         record = self.sessions.find(principal.owner, session_id)
         if record is None:
-            async with self.engines.lease(options) as engine:
+            async with self.engines.lease(options, principal.owner) as engine:
                 record = self.sessions.get_or_create(principal.owner, session_id, engine, key)
         else:
             self.sessions.get_or_create(principal.owner, session_id, record.engine, key)
@@ -180,17 +226,20 @@ class App:
     async def execute(self, request: Request, exchange: Exchange, principal: Principal) -> None:
         body = _json_body(_wire.decode_execute, request.body)
         options = self._prepare(body.request, body.options)
-        if body.session_id is None:
-            # The hot path, without _engine()'s two context managers (about a tenth of what the server
-            # spends on a request of its own).
-            async with self.engines.lease(options) as engine:
-                # Bound to the caller: a pooled container that ran one key's (or tenant's) code never
-                # runs another's.
-                result = await engine.execute(body.request, tenant=principal.owner)
-        else:
-            async with self._engine(principal, options, body.session_id) as (engine, session_id):
-                result = await engine.execute(body.request, session_id=session_id, tenant=principal.owner)
-        await exchange.respond(200, _wire.encode(result))
+        # The slot is held until the answer is sent: what the run brought back counts against it.
+        async with self.slots.hold(principal.id):
+            if body.session_id is None:
+                # The hot path, without _engine()'s two context managers (about a tenth of what the server
+                # spends on a request of its own).
+                async with self.engines.lease(options, principal.owner) as engine:
+                    # Bound to the caller: a pooled container that ran one key's (or tenant's) code never
+                    # runs another's.
+                    result = await engine.execute(body.request, tenant=principal.owner)
+            else:
+                async with self._engine(principal, options, body.session_id) as (engine, session_id):
+                    result = await engine.execute(body.request, session_id=session_id,
+                                                  tenant=principal.owner)
+            await _send_result(exchange, result)
 
     async def execute_stream(self, request: Request, exchange: Exchange, principal: Principal) -> None:
         body = _json_body(_wire.decode_execute, request.body)
@@ -198,19 +247,21 @@ class App:
         # Refuse a bad request with a 400 before the 200 of the event stream goes out (the plan is the
         # engine's own validation: pure, no I/O).
         plan_execution(body.request, options, session=body.session_id is not None)
-        async with self._engine(principal, options, body.session_id) as (engine, session_id):
-            await exchange.start_stream(200, _sse.CONTENT_TYPE, _sse.HEADERS)
-            async with contextlib.aclosing(_events(engine, body.request, session_id, principal.owner)) as events:
-                async for event in events:
-                    await exchange.send_chunk(_sse.frame(_wire.encode(event)))
-        await exchange.end_stream()
+        async with self.slots.hold(principal.id):
+            async with self._engine(principal, options, body.session_id) as (engine, session_id):
+                await exchange.start_stream(200, _sse.CONTENT_TYPE, _sse.HEADERS)
+                events = _events(engine, body.request, session_id, principal.owner)
+                async with contextlib.aclosing(events):
+                    async for event in events:
+                        await exchange.send_chunk(_sse.frame(_wire.encode(event)))
+            await exchange.end_stream()
 
     async def execute_ws(self, request: Request, exchange: Exchange, principal: Principal) -> None:
         problem = _websocket.handshake_error(request.headers)
         if problem is not None:
             raise HTTPError(400, problem)
         ws = await exchange.accept_websocket(_websocket.accept_headers(request.headers))
-        await _WsRun(self, ws, principal).serve()
+        await _WsRun(self, ws, principal).serve(self.ws_idle_s)
 
     # ------------------------------------------------------------------------------------ files
 
@@ -229,7 +280,7 @@ class App:
         except (binascii.Error, ValueError):
             raise InvalidRequest("content: not valid base64") from None
         record = self._session(principal, body.session_id)
-        async with self.sessions.use(record):
+        async with self.slots.hold(principal.id), self.sessions.use(record):
             await record.engine.put_file(body.path, data, session_id=record.engine_sid)
         await exchange.respond(200, _wire.OK)
 
@@ -238,10 +289,11 @@ class App:
         if not session_id or not path:
             raise HTTPError(400, "Missing sessionId or path")
         record = self._session(principal, session_id)
-        async with self.sessions.use(record):
-            data = await record.engine.get_file(path, session_id=record.engine_sid)
-        content = base64.b64encode(data).decode("ascii")
-        await exchange.respond(200, _wire.encode(_wire.FileContent(content=content)))
+        async with self.slots.hold(principal.id):
+            async with self.sessions.use(record):
+                data = await record.engine.get_file(path, session_id=record.engine_sid)
+            # Base64 a slice at a time, straight to the client: the file is the only whole copy held.
+            await exchange.respond_pieces(200, _wire.encode_file_content(data))
 
     # ------------------------------------------------------------------------------------ sessions
 
@@ -302,9 +354,24 @@ class App:
         await exchange.respond(200, _wire.OK)
 
 
+_HEALTH = _wire.encode(_wire.HealthBody(status="ok", version=__version__))
+
+
+async def _send_result(exchange: Exchange, result: ExecutionResult) -> None:
+    answer = _wire.encode_result(result)
+    if isinstance(answer, bytes):
+        await exchange.respond(200, answer)
+    else:
+        await exchange.respond_pieces(200, answer)
+
+
+def _not_allowed(method: str, allowed: tuple[str, ...]) -> HTTPError:
+    return HTTPError(405, f"Method {method} not allowed", [(b"Allow", ", ".join(allowed).encode())])
+
+
 def _allow(method: str, allowed: tuple[str, ...]) -> None:
     if method not in allowed:
-        raise HTTPError(405, f"Method {method} not allowed", [(b"Allow", ", ".join(allowed).encode())])
+        raise _not_allowed(method, allowed)
 
 
 def _master(principal: Principal) -> None:
@@ -363,21 +430,31 @@ class _WsRun:
                     await self.ws.close(_websocket.UNSUPPORTED_DATA, "Invalid execute message")
                     return None
 
-    async def serve(self) -> None:
-        while True:
-            message = await self._next()
-            if message is None:
-                return
-            if isinstance(message, _wire.WsExecute):
-                return await self._run(message)
-            await self.ws.send_text(_error_event("No execution in progress: send an execute message first"))
+    async def serve(self, idle_s: float) -> None:
+        """Wait for the execute message (at most ``idle_s``: an idle socket is closed), then run it."""
+        message: _wire.WsExecute | _wire.WsStdin | _wire.WsSignal | None = None
+        with trio.move_on_after(idle_s):
+            while True:
+                message = await self._next()
+                if message is None:
+                    return
+                if isinstance(message, _wire.WsExecute):
+                    break
+                await self.ws.send_text(_error_event("No execution in progress: send an execute message first"))
+        if not isinstance(message, _wire.WsExecute):
+            text = f"No execute message within {idle_s:g} s"
+            await self.ws.send_text(_error_event(text))
+            await self.ws.close(_websocket.POLICY_VIOLATION, text)
+            return
+        await self._run(message)
 
     async def _run(self, message: _wire.WsExecute) -> None:
         app = self.app
         try:
             options = app._prepare(message.request, message.options)
             plan_execution(message.request, options, session=message.session_id is not None)
-            async with app._engine(self.principal, options, message.session_id) as (engine, session_id):
+            async with app.slots.hold(self.principal.id), \
+                    app._engine(self.principal, options, message.session_id) as (engine, session_id):
                 self.control = RunControl()
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._read, nursery.cancel_scope)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
+from ..audit import Caller
 from ._http import HTTPError
 from .keys import KeyStore, digest
 
@@ -28,6 +29,13 @@ class Principal:
     #: The session namespace: "master", "tenant:<id>" or "key:<id>".
     owner: str
     is_master: bool = False
+    #: The key's tenant, as the key store has it (for the audit log).
+    tenant_id: str | None = None
+
+    @property
+    def caller(self) -> Caller:
+        """Who this principal is, as the audit log records it."""
+        return Caller(key_id=self.id, tenant_id=self.tenant_id)
 
 
 MASTER = Principal(id="master", owner="master", is_master=True)
@@ -60,4 +68,4 @@ class Authenticator:
         if record.expired():
             raise AuthError(403, "API key expired")
         owner = f"tenant:{record.tenant_id}" if record.tenant_id else f"key:{record.id}"
-        return Principal(id=record.id, owner=owner)
+        return Principal(id=record.id, owner=owner, tenant_id=record.tenant_id)

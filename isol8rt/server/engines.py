@@ -7,12 +7,14 @@ are made on first use, keyed by their effective options, capped in number (``max
 when idle for ``idle_s``; the least recently used idle one makes room for a new one. An engine that
 holds sessions or runs is never evicted. The base engine lives as long as the server and keeps its warm
 pool: every plain ephemeral request, from every key, goes through it.
+
+Since a held engine cannot be evicted, one owner (a key, or a tenant) may hold at most ``per_owner`` of
+the tightened engines at once, by runs or sessions; so one key cannot pin every variant other keys need.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Callable
 
 import msgspec
@@ -27,16 +29,27 @@ log = logging.getLogger("isol8rt.server")
 
 
 class _Entry:
-    __slots__ = ("engine", "key", "active", "sessions", "last_used", "lock", "started")
+    __slots__ = ("engine", "key", "active", "sessions", "last_used", "lock", "started", "holders")
 
     def __init__(self, engine: DockerIsol8, key: bytes) -> None:
         self.engine = engine
         self.key = key
         self.active = 0
         self.sessions = 0
-        self.last_used = time.monotonic()
+        self.last_used = trio.current_time()
         self.lock = trio.Lock()
         self.started = False
+        #: Owner -> how many leases and sessions it holds here.
+        self.holders: dict[str, int] = {}
+
+    def hold(self, owner: str | None, delta: int) -> None:
+        if owner is None:
+            return
+        count = self.holders.get(owner, 0) + delta
+        if count > 0:
+            self.holders[owner] = count
+        else:
+            self.holders.pop(owner, None)
 
     @property
     def idle(self) -> bool:
@@ -47,32 +60,37 @@ class _Lease:
     """``async with engines.lease(options) as engine``: a class, not a generator, since every request
     goes through one."""
 
-    __slots__ = ("_engines", "_options", "_entry")
+    __slots__ = ("_engines", "_options", "_owner", "_entry")
 
-    def __init__(self, engines: EngineSet, options: Isol8Options) -> None:
+    def __init__(self, engines: EngineSet, options: Isol8Options, owner: str | None) -> None:
         self._engines = engines
         self._options = options
+        self._owner = owner
         self._entry: _Entry | None = None
 
     async def __aenter__(self) -> DockerIsol8:
-        entry = self._entry = await self._engines._entry_for(self._options)
+        entry = self._entry = await self._engines._entry_for(self._options, self._owner)
         entry.active += 1
+        entry.hold(self._owner, +1)
         return entry.engine
 
     async def __aexit__(self, *exc_info: object) -> None:
         entry = self._entry
         assert entry is not None  # __aexit__ runs only after __aenter__ returned
         entry.active -= 1
-        entry.last_used = time.monotonic()
+        entry.hold(self._owner, -1)
+        entry.last_used = trio.current_time()
 
 
 class EngineSet:
     """``on_new_engine`` is told each engine's id before it makes any container (orphan tracking)."""
 
-    def __init__(self, base: Isol8Options, *, max_extra: int = 4, idle_s: float = 300.0, extra_pool_size: int = 1,
-                 on_new_engine: Callable[[str], None] = lambda engine_id: None) -> None:
+    def __init__(self, base: Isol8Options, *, max_extra: int = 4, per_owner: int = 0, idle_s: float = 300.0,
+                 extra_pool_size: int = 1, on_new_engine: Callable[[str], None] = lambda engine_id: None) -> None:
         self.base_options = base
         self.max_extra = max_extra
+        #: Tightened engines one owner may hold at once (0: no limit).
+        self.per_owner = per_owner
         self.idle_s = idle_s
         self.extra_pool_size = extra_pool_size
         self._on_new_engine = on_new_engine
@@ -96,13 +114,18 @@ class EngineSet:
         entry = self._entries[key] = _Entry(engine, key)
         return entry
 
-    async def _entry_for(self, options: Isol8Options) -> _Entry:
+    async def _entry_for(self, options: Isol8Options, owner: str | None = None) -> _Entry:
         if self._closed:
             from ..errors import EngineClosed
 
             raise EngineClosed("the server is shutting down")
         # The common case, no client options, is the very object the server was configured with.
         key = self._base_key if options is self.base_options else options_key(options)
+        if key != self._base_key and owner is not None and self.per_owner:
+            held = [k for k, e in self._entries.items() if k != self._base_key and k != key and owner in e.holders]
+            if len(held) >= self.per_owner:
+                raise Limited(f"This key already uses {len(held)} other option sets (limit {self.per_owner}); "
+                              "finish those runs or end those sessions, or use the server's options", 5)
         entry = self._entries.get(key)
         if entry is None:
             if len(self._entries) - 1 >= self.max_extra:
@@ -125,22 +148,24 @@ class EngineSet:
         del self._entries[victim.key]
         await victim.engine.stop()
 
-    def lease(self, options: Isol8Options) -> _Lease:
-        """The engine for ``options``, held for the body of an ``async with`` (it is not evicted meanwhile)."""
-        return _Lease(self, options)
+    def lease(self, options: Isol8Options, owner: str | None = None) -> _Lease:
+        """The engine for ``options``, held (by ``owner``) for the body of an ``async with``: it is not
+        evicted meanwhile."""
+        return _Lease(self, options, owner)
 
-    def hold_session(self, engine: DockerIsol8, delta: int) -> None:
-        """Count a session made (+1) or closed (-1) in ``engine``, which keeps it from eviction."""
+    def hold_session(self, engine: DockerIsol8, delta: int, owner: str | None = None) -> None:
+        """Count a session made (+1) or closed (-1) in ``engine`` by ``owner``, which keeps it from eviction."""
         for entry in self._entries.values():
             if entry.engine is engine:
                 entry.sessions += delta
-                entry.last_used = time.monotonic()
+                entry.hold(owner, delta)
+                entry.last_used = trio.current_time()
                 return
 
     async def prune(self, *, force: bool = False) -> int:
         """Stop tightened engines idle for longer than ``idle_s`` (with ``force``, every idle one); how
         many were stopped."""
-        cutoff = float("inf") if force else time.monotonic() - self.idle_s
+        cutoff = float("inf") if force else trio.current_time() - self.idle_s
         stale = [e for k, e in self._entries.items() if k != self._base_key and e.idle and e.last_used < cutoff]
         for entry in stale:
             del self._entries[entry.key]

@@ -46,19 +46,26 @@ class KeyLimits:
             raise Limited(f"Rate limit exceeded ({self.rate:g} requests per second per key)", retry)
         self._buckets[key] = (tokens - 1.0, now)
 
-    @contextmanager
-    def admit(self, key: str) -> Iterator[None]:
-        """Hold one of ``key``'s slots for the body of the ``with``; raises :class:`Limited`."""
+    def enter(self, key: str) -> None:
+        """Take one of ``key``'s in-flight places (give it back with :meth:`leave`); raises :class:`Limited`."""
         running = self._in_flight.get(key, 0)
         if self.concurrency and running >= self.concurrency:
             raise Limited(f"Too many concurrent requests (limit {self.concurrency} per key)", 1)
         self._take_token(key)
         self._in_flight[key] = running + 1
+
+    def leave(self, key: str) -> None:
+        left = self._in_flight[key] - 1
+        if left:
+            self._in_flight[key] = left
+        else:
+            del self._in_flight[key]
+
+    @contextmanager
+    def admit(self, key: str) -> Iterator[None]:
+        """Hold one of ``key``'s places for the body of the ``with``; raises :class:`Limited`."""
+        self.enter(key)
         try:
             yield
         finally:
-            left = self._in_flight[key] - 1
-            if left:
-                self._in_flight[key] = left
-            else:
-                del self._in_flight[key]
+            self.leave(key)

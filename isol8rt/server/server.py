@@ -1,11 +1,19 @@
 """The server process: trio listeners, one task per connection, and the lifecycle around them.
 
 Start: open the key store, bind, remove what dead servers left behind (:mod:`.orphans`), start the
-shared engine and fill its warm pool, then accept. Each connection reads requests with
-:class:`~._http.ServerConnection` and hands them to :class:`~.app.App`. A request still being handled
-after :data:`WATCH_AFTER_S` gets a watcher that keeps reading the socket: the client closing it cancels
-the handler, so a client that walks away mid-run (plain HTTP, SSE or WebSocket) frees its container at
-once. One :class:`_Watchdog` task starts those watchers, so a quick request costs no task of its own.
+shared engine and fill its warm pool, then accept. Each connection reads a request's head with
+:class:`~._http.ServerConnection`, lets :class:`~.app.App` admit it (route, browser checks, key, limits),
+and only then reads its body and hands it over. A request still being handled after
+:data:`WATCH_AFTER_S` gets a watcher that keeps reading the socket: the client closing it cancels the
+handler, so a client that walks away mid-run (plain HTTP, SSE or WebSocket) frees its container at once.
+One :class:`_Watchdog` task starts those watchers, so a quick request costs no task of its own.
+
+Budgets on what a client can hold (docs/server.md lists them, :mod:`.settings` has their defaults):
+connections in total and per address (past them: 429 and close); the keep-alive wait, the head's time
+from its first byte and the body's time after admission (past them: 408 and close); and a send that
+makes no progress for ``send_timeout_s`` (a client that stopped reading its stream or its answer): the
+request's handler is cancelled, which ends its run and frees its slot. Sends are timed by one task that
+looks at the sends in progress, so a send that completes at once (nearly all) costs no cancel scope.
 
 Stop (SIGTERM, SIGINT, or :meth:`Server.stop`): stop accepting, close idle connections, give requests in
 flight ``drain_s`` to finish, cancel the rest, then stop every engine (which removes every container
@@ -14,24 +22,28 @@ they made). A second signal skips the wait.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 from collections import deque
-from dataclasses import dataclass, field
-from pathlib import Path
 
+import msgspec
 import trio
 
 from .. import docker
-from ..types import Isol8Options
 from . import _http, _websocket, _wire
-from .app import App, ClientGone
+from .app import App, Call, ClientGone
 from .auth import Authenticator
 from .engines import EngineSet
 from .keys import KeyStore
 from .limits import KeyLimits
-from .orphans import InstanceFile, default_state_dir, sweep
+from .orphans import InstanceFile, sweep
+from .origins import BrowserGuard
 from .sessions import SessionRegistry
+from .settings import DEFAULT_MAX_FILE_BYTES, ServerConfig, key_runs
+from .slots import RunSlots
+
+__all__ = ["Server", "ServerConfig"]
 
 log = logging.getLogger("isol8rt.server")
 
@@ -44,51 +56,33 @@ WATCH_AFTER_S = 0.02
 MAX_READ_AHEAD = 64 * 1024
 
 
-@dataclass
-class ServerConfig:
-    """Everything ``isol8rt serve`` can set. ``options`` is the ceiling every client runs under."""
-
-    host: str = "127.0.0.1"
-    port: int = 3000
-    api_key: str | None = None
-    #: No authentication at all: every caller is the master. For a trusted loopback only.
-    open_access: bool = False
-    options: Isol8Options = field(default_factory=Isol8Options)
-    #: SQLite file of the API keys the master key hands out; None disables key management.
-    keys_db: Path | None = None
-    #: Where instance files live (orphan detection).
-    state_dir: Path = field(default_factory=default_state_dir)
-    prewarm: list[str] = field(default_factory=lambda: ["python"])
-    max_body: int = 32 * 1024 * 1024
-    rate_limit: float = 0.0
-    key_concurrency: int = 16
-    session_ttl_s: float = 1800.0
-    max_sessions_per_key: int = 64
-    max_engines: int = 4
-    engine_idle_s: float = 300.0
-    drain_s: float = 10.0
-    keepalive_s: float = 75.0
-    request_timeout_s: float = 60.0
-    handle_signals: bool = False
-
-
 class Server:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        options = config.options
+        if options.max_file_bytes is None:
+            options = msgspec.structs.replace(options, max_file_bytes=DEFAULT_MAX_FILE_BYTES)
+        #: The ceiling every run is under: the configured options, with the server's own defaults filled in.
+        self.options = options
         self.instance = InstanceFile(config.state_dir)
         self.keys = KeyStore(config.keys_db) if config.keys_db is not None else None
-        self.engines = EngineSet(config.options, max_extra=config.max_engines, idle_s=config.engine_idle_s,
-                                 on_new_engine=self.instance.add_engine)
+        self.engines = EngineSet(options, max_extra=config.max_engines, per_owner=config.max_engines_per_key,
+                                 idle_s=config.engine_idle_s, on_new_engine=self.instance.add_engine)
         self.sessions = SessionRegistry(self.engines, ttl_s=config.session_ttl_s,
-                                        max_per_owner=config.max_sessions_per_key)
+                                        max_per_owner=config.max_sessions_per_key,
+                                        memory_per_owner=config.session_memory_per_key,
+                                        max_total=config.max_sessions)
         self.app = App(
-            options=config.options,
+            options=options,
             auth=Authenticator(config.api_key, self.keys, open_access=config.open_access),
             engines=self.engines,
             sessions=self.sessions,
             limits=KeyLimits(rate=config.rate_limit, concurrency=config.key_concurrency),
+            slots=RunSlots(max(1, options.max_concurrent), key_runs(config)),
+            guard=BrowserGuard(config.allowed_origins, config.allowed_hosts, open_access=config.open_access),
             keys=self.keys,
             cleanup=self._sweep,
+            ws_idle_s=config.ws_idle_s,
         )
         self.port: int | None = None
         self.draining = False
@@ -96,9 +90,12 @@ class Server:
         self._force = trio.Event()
         self._idle_scopes: set[trio.CancelScope] = set()
         self._connections = 0
+        self._per_address: dict[str, int] = {}
         self._no_connections = trio.Event()
         self._no_connections.set()
         self._watchdog = _Watchdog()
+        #: Sends in progress: who is sending, and since when (see :meth:`_reap_stuck_sends`).
+        self.sending: dict[_Exchange, float] = {}
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -128,6 +125,7 @@ class Server:
                     nursery.start_soon(self._signals)
                 nursery.start_soon(self._janitor)
                 nursery.start_soon(self._watchdog.run)
+                nursery.start_soon(self._reap_stuck_sends)
                 async with trio.open_nursery() as connections:
                     accept_scope = trio.CancelScope()
                     nursery.start_soon(self._accept, listeners, connections, accept_scope)
@@ -185,42 +183,103 @@ class Server:
             except Exception:  # noqa: BLE001 - housekeeping must not take the server down
                 log.exception("pruning idle sessions and engines failed")
 
+    async def _reap_stuck_sends(self) -> None:
+        """Every so often, drop the clients whose send has made no progress for ``send_timeout_s``: their
+        request is cancelled (a run with it). Checked at a quarter of the timeout, so a stuck send ends
+        between one and one and a quarter timeouts after it started."""
+        timeout = self.config.send_timeout_s
+        while True:
+            await trio.sleep(max(0.05, timeout / 4))
+            cutoff = trio.current_time() - timeout
+            for exchange, since in list(self.sending.items()):
+                if since <= cutoff:
+                    del self.sending[exchange]
+                    exchange.stuck()
+
     # ------------------------------------------------------------------------------------ connections
 
     async def _connection(self, stream: trio.SocketStream) -> None:
+        config = self.config
+        address = _peer_address(stream)
+        if self._connections >= config.max_connections:
+            return await _turn_away(stream, f"Too many connections to this server (limit {config.max_connections})")
+        if self._per_address.get(address, 0) >= config.max_connections_per_address:
+            return await _turn_away(stream, f"Too many connections from {address} (limit "
+                                            f"{config.max_connections_per_address})")
         self._connections += 1
+        self._per_address[address] = self._per_address.get(address, 0) + 1
         self._no_connections = trio.Event() if self._connections == 1 else self._no_connections
-        conn = _http.ServerConnection(self.config.max_body)
         try:
             # The nursery of this connection's watchers (at most one at a time), opened once.
             async with trio.open_nursery() as watchers:
-                while not self.draining:
-                    request = await self._read_request(stream, conn)
-                    if request is None:
-                        return
-                    exchange = _Exchange(self, stream, conn, watchers)
-                    self._watchdog.add(exchange)
-                    try:
-                        with exchange.handler_scope:
-                            await self.app.handle(request, exchange)
-                    finally:
-                        await exchange.stop_watching()
-                    if exchange.websocket is not None:
-                        await exchange.websocket.finish()
-                        return
-                    if exchange.gone or not exchange.started or not conn.start_next_cycle():
-                        return
-        except (trio.BrokenResourceError, trio.ClosedResourceError, ClientGone):
-            pass
+                try:
+                    await self._requests(stream, watchers)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, ClientGone):
+                    pass  # inside the nursery: outside, trio would have wrapped it in an exception group
+        except Exception:  # noqa: BLE001 - one connection's failure must never take the server down
+            log.exception("a connection failed")
         finally:
             stream.socket.close()
             self._connections -= 1
+            left = self._per_address[address] - 1
+            if left:
+                self._per_address[address] = left
+            else:
+                del self._per_address[address]
             if self._connections == 0:
                 self._no_connections.set()
 
-    async def _read_request(self, stream: trio.SocketStream, conn: _http.ServerConnection) -> _http.Request | None:
-        """The next request, or None when the connection should end (closed, idle too long, draining,
-        or broken HTTP, which has been answered)."""
+    async def _requests(self, stream: trio.SocketStream, watchers: trio.Nursery) -> None:
+        """Serve one connection's requests in turn, until it ends."""
+        config = self.config
+        conn = _http.ServerConnection(config.max_body)
+        while not self.draining:
+            head = await self._read_head(stream, conn)
+            if head is None:
+                return
+            exchange = _Exchange(self, stream, conn, watchers)
+            try:
+                call = self.app.admit(head)
+            except Exception as exc:  # noqa: BLE001 - refused by its head: answered, body unread
+                with trio.move_on_after(config.send_timeout_s):
+                    await self.app.refuse(exc, exchange)
+                if conn.body_unread:
+                    await _linger(stream)
+                    return
+                if exchange.gone or not conn.start_next_cycle():
+                    return
+                continue
+            if not await self._hear(stream, conn, exchange, call):
+                return
+            if exchange.websocket is not None:
+                with trio.move_on_after(config.send_timeout_s):
+                    await exchange.websocket.finish()
+                return
+            if exchange.gone or not exchange.started or not conn.start_next_cycle():
+                return
+
+    async def _hear(self, stream: trio.SocketStream, conn: _http.ServerConnection, exchange: _Exchange,
+                    call: Call) -> bool:
+        """Read an admitted request's body and handle it; False when the connection must end instead."""
+        try:
+            body = await self._read_body(stream, conn)
+            if body is None:
+                return False
+            if body:
+                call.request = dataclasses.replace(call.request, body=body)
+            self._watchdog.add(exchange)
+            try:
+                with exchange.handler_scope:
+                    await self.app.handle(call, exchange)
+            finally:
+                await exchange.stop_watching()
+        finally:
+            self.app.release(call)
+        return True
+
+    async def _read_head(self, stream: trio.SocketStream, conn: _http.ServerConnection) -> _http.Request | None:
+        """The next request's head, or None when the connection should end (closed, idle too long, too
+        slow to send its head, draining, or broken HTTP, which has been answered)."""
         idle = trio.CancelScope(deadline=trio.current_time() + self.config.keepalive_s)
         started = False
         self._idle_scopes.add(idle)
@@ -228,7 +287,7 @@ class Server:
             with idle:
                 while True:
                     try:
-                        event = conn.next_request()
+                        event = conn.next_head()
                     except _http.ProtocolError as exc:
                         await _send_quietly(stream, conn.error_response(exc.status, _error_json(exc.message)))
                         await _linger(stream)
@@ -237,30 +296,70 @@ class Server:
                         return event
                     if event is _http.CLOSED:
                         return None
-                    await _send_quietly(stream, conn.take_continue())
                     data = await stream.receive_some(RECEIVE_SIZE)
                     conn.receive_data(data)
                     if data and not started:
-                        # A request has begun: it is no longer idle, and gets the request timeout.
+                        # A request has begun: it is no longer idle, and has the head's time to arrive.
                         started = True
                         self._idle_scopes.discard(idle)
-                        idle.deadline = trio.current_time() + self.config.request_timeout_s
+                        idle.deadline = trio.current_time() + self.config.header_timeout_s
             if started and idle.cancelled_caught and not self.draining:
-                await _send_quietly(stream, conn.error_response(408, _error_json("Request timeout")))
+                message = f"Request timeout: its head took longer than {self.config.header_timeout_s:g} s"
+                await _send_quietly(stream, conn.error_response(408, _error_json(message)))
             return None
         finally:
             self._idle_scopes.discard(idle)
+
+    async def _read_body(self, stream: trio.SocketStream, conn: _http.ServerConnection) -> bytes | None:
+        """The admitted request's body (its ``100 Continue`` sent first if it waits for one), or None when
+        the connection should end (too slow, too large, broken: answered)."""
+        try:
+            body = conn.next_body()
+            if not isinstance(body, bytes):
+                await _send_quietly(stream, conn.take_continue())
+                with trio.move_on_after(self.config.body_timeout_s):
+                    while not isinstance(body, bytes):
+                        conn.receive_data(await stream.receive_some(RECEIVE_SIZE))
+                        body = conn.next_body()
+                if not isinstance(body, bytes):
+                    message = f"Request timeout: its body took longer than {self.config.body_timeout_s:g} s"
+                    await _send_quietly(stream, conn.error_response(408, _error_json(message)))
+                    return None
+            return body
+        except _http.ProtocolError as exc:
+            await _send_quietly(stream, conn.error_response(exc.status, _error_json(exc.message)))
+            await _linger(stream)
+            return None
+
+
+def _peer_address(stream: trio.SocketStream) -> str:
+    try:
+        return str(stream.socket.getpeername()[0])
+    except OSError:
+        return "?"
+
+
+async def _turn_away(stream: trio.SocketStream, message: str) -> None:
+    """Refuse a connection over a cap: 429 and close, without reading a request (a client over the cap
+    gets an answer rather than a connection left waiting in the backlog)."""
+    conn = _http.ServerConnection(0)
+    answer = conn.response(429, _error_json(message), headers=[(b"Retry-After", b"1")], close=True)
+    try:
+        await _send_quietly(stream, answer)
+        await _linger(stream, limit=64 * 1024, seconds=0.5)
+    finally:
+        stream.socket.close()
 
 
 def _error_json(message: str) -> bytes:
     return _wire.encode(_wire.ErrorBody(error=message))
 
 
-async def _linger(stream: trio.SocketStream, limit: int = 1024 * 1024) -> None:
+async def _linger(stream: trio.SocketStream, limit: int = 1024 * 1024, seconds: float = 1.0) -> None:
     """Close gently after refusing a request mid-upload: closing with unread bytes makes the kernel send
     a reset, which can destroy our answer before the client reads it. So: end our side, then read and
     drop what is still coming, briefly."""
-    with trio.move_on_after(1.0):
+    with trio.move_on_after(seconds):
         try:
             await stream.send_eof()
             while limit > 0 and (data := await stream.receive_some(RECEIVE_SIZE)):
@@ -314,7 +413,7 @@ class _Watchdog:
 
 class _Exchange:
     """:class:`~.app.Exchange` over one connection, for one request. ``handler_scope`` is cancelled
-    when the client leaves while the request is handled."""
+    when the client leaves while the request is handled, or stops reading what it is sent."""
 
     def __init__(self, server: Server, stream: trio.SocketStream, conn: _http.ServerConnection,
                  watchers: trio.Nursery) -> None:
@@ -363,24 +462,48 @@ class _Exchange:
         finally:
             self._watch_done.set()
 
+    def stuck(self) -> None:
+        """A send made no progress for the send timeout: the client is as good as gone."""
+        self.gone = True
+        self.handler_scope.cancel()
+
     async def _send(self, data: bytes) -> None:
         if not data:
             return
+        sending = self._server.sending
+        sending[self] = trio.current_time()
         try:
             await self._stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.gone = True
             raise ClientGone() from None
+        finally:
+            sending.pop(self, None)
+
+    def _close_after(self) -> bool:
+        # A body the client may still be sending (the request was refused by its head) cannot be
+        # skipped over to reach a next request: the connection ends with this answer.
+        return self._server.draining or self._conn.body_unread
 
     async def respond(self, status: int, body: bytes, headers=None) -> None:
         if self.started or self.gone:
             return  # an answer has begun (or nobody listens): nothing more can be said
         self.started = True
-        await self._send(self._conn.response(status, body, headers=headers, close=self._server.draining))
+        await self._send(self._conn.response(status, body, headers=headers, close=self._close_after()))
+
+    async def respond_pieces(self, status: int, body: _wire.Pieces) -> None:
+        """An answer of known length sent a piece at a time (each piece is encoded as it goes)."""
+        if self.started or self.gone:
+            return
+        self.started = True
+        await self._send(self._conn.start_body(status, _http.JSON, body.length, close=self._close_after()))
+        for piece in body.pieces:
+            await self._send(self._conn.chunk(piece))
+        await self._send(self._conn.end_stream())
 
     async def start_stream(self, status: int, content_type: bytes, headers) -> None:
         self.started = True
-        await self._send(self._conn.start_stream(status, content_type, headers))
+        await self._send(self._conn.start_body(status, content_type, None, headers))
 
     async def send_chunk(self, data: bytes) -> None:
         await self._send(self._conn.chunk(data))
@@ -395,15 +518,17 @@ class _Exchange:
         self.started = True
         data, trailing = self._conn.accept_upgrade(headers)
         await self._send(data)
-        self.websocket = _ServerWebSocket(self._stream, trailing, self._server.config.max_body)
+        self.websocket = _ServerWebSocket(self, self._stream, trailing, self._server.config.max_body)
         return self.websocket
 
 
 class _ServerWebSocket:
     """:class:`~.app.WebSocket` over the connection. Sends never raise: once the client is gone they
-    are dropped, and :meth:`receive` reports the end (None)."""
+    are dropped, and :meth:`receive` reports the end (None). A send that makes no progress for the send
+    timeout cancels the exchange's handler (the run), like any other."""
 
-    def __init__(self, stream: trio.SocketStream, trailing: bytes, max_message: int) -> None:
+    def __init__(self, exchange: _Exchange, stream: trio.SocketStream, trailing: bytes, max_message: int) -> None:
+        self._exchange = exchange
         self._stream = stream
         self._ws = _websocket.MessageConnection(client=False, trailing=trailing, max_message=max_message)
         self._pending: deque = deque()
@@ -459,7 +584,11 @@ class _ServerWebSocket:
         if not data:
             return
         async with self._send_lock:
+            sending = self._exchange._server.sending
+            sending[self._exchange] = trio.current_time()
             try:
                 await self._stream.send_all(data)
             except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
                 self._ended = True
+            finally:
+                sending.pop(self._exchange, None)

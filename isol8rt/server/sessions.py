@@ -8,6 +8,10 @@ never meet there either.
 A session lives in the engine of the options its first request had; a later request with other
 options is refused (409) rather than silently run with the first ones. Runs in one session are
 serialized by the engine. A session unused for ``ttl_s`` (and not running anything) is closed.
+
+Sessions hold containers for as long as they live, so they have quotas: per owner (a key, or a tenant's
+keys together) a number of sessions and the memory their containers may hold (the sum of their memory
+limits), and a number for the whole server. A new session past any of them is refused (409).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import msgspec
 import trio
 
 from ..engine import DockerIsol8
+from ..engine.limits import parse_size
 from ..errors import InvalidRequest, SessionError
 from ..types import SessionInfo
 from .engines import EngineSet
@@ -36,7 +41,7 @@ class TooManySessions(SessionError):
 
 
 class Record:
-    __slots__ = ("owner", "id", "engine_sid", "engine", "options_key", "last_used", "busy")
+    __slots__ = ("owner", "id", "engine_sid", "engine", "options_key", "last_used", "busy", "memory")
 
     def __init__(self, owner: str, session_id: str, engine: DockerIsol8, options_key: bytes) -> None:
         self.owner = owner
@@ -46,6 +51,8 @@ class Record:
         self.options_key = options_key
         self.last_used = trio.current_time()
         self.busy = 0
+        #: What its container may hold: its memory limit (its /sandbox is a tmpfs charged to it).
+        self.memory = parse_size("memoryLimit", engine.options.memory_limit)
 
 
 def check_id(session_id: object) -> str:
@@ -55,10 +62,16 @@ def check_id(session_id: object) -> str:
 
 
 class SessionRegistry:
-    def __init__(self, engines: EngineSet, *, ttl_s: float = 1800.0, max_per_owner: int = 64) -> None:
+    """``max_per_owner`` sessions and ``memory_per_owner`` bytes of their containers' memory limits per
+    owner; ``max_total`` sessions on the server (0: no limit, for each)."""
+
+    def __init__(self, engines: EngineSet, *, ttl_s: float = 1800.0, max_per_owner: int = 16,
+                 memory_per_owner: int = 0, max_total: int = 0) -> None:
         self._engines = engines
         self.ttl_s = ttl_s
         self.max_per_owner = max_per_owner
+        self.memory_per_owner = memory_per_owner
+        self.max_total = max_total
         self._records: dict[tuple[str, str], Record] = {}
 
     def find(self, owner: str, session_id: str) -> Record | None:
@@ -73,10 +86,19 @@ class SessionRegistry:
                 raise SessionConflict(f"session {session_id!r} was started with other options; send the same "
                                       "options with every request of a session, or use a new session")
             return record
-        if sum(1 for owner_, _ in self._records if owner_ == owner) >= self.max_per_owner:
+        record = Record(owner, session_id, engine, options_key)
+        mine = [r for (owner_, _), r in self._records.items() if owner_ == owner]
+        if self.max_per_owner and len(mine) >= self.max_per_owner:
             raise TooManySessions(f"too many sessions for this key (limit {self.max_per_owner}); delete one first")
-        record = self._records[(owner, session_id)] = Record(owner, session_id, engine, options_key)
-        self._engines.hold_session(engine, +1)
+        held = sum(r.memory for r in mine)
+        if self.memory_per_owner and held + record.memory > self.memory_per_owner:
+            raise TooManySessions(f"this key's sessions may hold {self.memory_per_owner} bytes of memory "
+                                  f"({held} held, {record.memory} more asked); delete one first, or ask for a "
+                                  "smaller memoryLimit")
+        if self.max_total and len(self._records) >= self.max_total:
+            raise TooManySessions(f"too many sessions on this server (limit {self.max_total}); retry later")
+        self._records[(owner, session_id)] = record
+        self._engines.hold_session(engine, +1, owner)
         return record
 
     @contextlib.asynccontextmanager
@@ -113,7 +135,7 @@ class SessionRegistry:
         try:
             await record.engine.close_session(record.engine_sid)
         finally:
-            self._engines.hold_session(record.engine, -1)
+            self._engines.hold_session(record.engine, -1, record.owner)
 
     async def prune(self) -> int:
         """Close every session idle for longer than the TTL; how many were closed."""

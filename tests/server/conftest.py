@@ -62,7 +62,8 @@ async def raw_request(port: int, method: str, path: str, body: bytes | dict | No
         body = msgspec.json.encode(body)
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     conn = h11.Connection(h11.CLIENT)
-    head = [(b"Host", b"test"), *(headers or [])]
+    headers = list(headers or [])
+    head = headers if any(name.lower() == b"host" for name, _ in headers) else [(b"Host", b"127.0.0.1"), *headers]
     if key is not None:
         head.append((b"Authorization", f"Bearer {key}".encode()))
     if body is not None:

@@ -21,6 +21,7 @@ from isol8rt.server.engines import EngineSet
 from isol8rt.server.keys import KeyStore
 from isol8rt.server.limits import KeyLimits
 from isol8rt.server.sessions import SessionRegistry
+from isol8rt.server.slots import RunSlots
 from isol8rt.testing import AgentScript, MemoryBackend, RunReply, open_memory_backend
 
 MASTER = "the-master-key"
@@ -57,6 +58,10 @@ class Exchange:
     async def respond(self, status, body, headers=None) -> None:
         self.answer.status, self.answer.body, self.answer.headers = status, body, headers or []
 
+    async def respond_pieces(self, status, body) -> None:
+        self.answer.status, self.answer.body = status, b"".join(body.pieces)
+        assert len(self.answer.body) == body.length  # the length announced before the pieces
+
     async def start_stream(self, status, content_type, headers) -> None:
         self.answer.status, self.answer.content_type, self.answer.headers = status, content_type, headers
 
@@ -81,7 +86,17 @@ class Server:
         headers = [(b"authorization", f"Bearer {key}".encode())] if key is not None else []
         data = msgspec.json.encode(body) if isinstance(body, dict) else (body or b"")
         exchange = Exchange()
-        await self.app.handle(Request(method, path, query or {}, tuple(headers), data), exchange)
+        # As the connection does: admit the head, then hand over the request with its body.
+        try:
+            call = self.app.admit(Request(method, path, query or {}, tuple(headers)))
+        except Exception as exc:  # noqa: BLE001 - what admit() raises, refuse() answers
+            await self.app.refuse(exc, exchange)
+            return exchange.answer
+        call.request = Request(method, path, query or {}, tuple(headers), data)
+        try:
+            await self.app.handle(call, exchange)
+        finally:
+            self.app.release(call)
         return exchange.answer
 
 
@@ -101,7 +116,8 @@ def serve(monkeypatch, tmp_path):
             await engines.start()
             sessions = SessionRegistry(engines, ttl_s=TTL)
             app = App(options=options, auth=Authenticator(MASTER, keys), engines=engines, sessions=sessions,
-                      limits=KeyLimits(rate=rate, concurrency=concurrency), keys=keys)
+                      limits=KeyLimits(rate=rate, concurrency=concurrency),
+                      slots=RunSlots(max(1, options.max_concurrent), max(1, options.max_concurrent)), keys=keys)
             try:
                 yield Server(app, backend, keys)
             finally:

@@ -3,9 +3,11 @@ options are honoured, restated defaults are fine."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from isol8rt import ExecutionRequest, InvalidRequest, Isol8Options, NetworkFilter
+from isol8rt.types import SecurityConfig
 from isol8rt.server.policy import Decision, Policy, PolicyViolation
 
 CEILING = Isol8Options(memory_limit="512m", cpu_limit=1.0, pids_limit=64, timeout_ms=30_000,
@@ -26,8 +28,11 @@ ESCALATIONS = [
     ({"sandboxSize": "10g"}, "sandboxSize"),
     ({"tmpSize": "10g"}, "tmpSize"),
     ({"persist": True}, "persist"),
-    ({"audit": {"enabled": True, "destination": "/etc"}}, "audit"),
-    ({"remoteCode": {"enabled": True}}, "remoteCode"),
+    ({"audit": {"enabled": True, "destination": "/etc"}}, "audit.enabled"),
+    ({"remoteCode": {"enabled": True}}, "remoteCode.enabled"),
+    ({"security": {"ociRuntime": "runc"}}, "security.ociRuntime"),
+    ({"extraHosts": {"metadata": "169.254.169.254"}}, "extraHosts"),
+    ({"maxFileBytes": 1 << 40}, "maxFileBytes"),
     ({"secrets": {"SERVER_TOKEN": "mine"}}, "secrets.SERVER_TOKEN"),
 ]
 
@@ -100,6 +105,40 @@ def test_malformed_options_are_400_not_403():
         Policy(CEILING).effective({"cpuLimit": "fast"})
     with pytest.raises(InvalidRequest):
         Policy(CEILING).effective({"pidsLimit": 0})
+
+
+@pytest.mark.parametrize(("options", "floor"), [
+    ({"cpuLimit": 1e-10}, "0.01"), ({"cpuLimit": 0.004}, "0.01"), ({"cpuLimit": float("nan")}, "0.01"),
+    ({"memoryLimit": "31m"}, "32m"), ({"memoryLimit": "0.01g"}, "32m"), ({"memoryLimit": "1000"}, "32m"),
+    ({"pidsLimit": 1}, "8"), ({"sandboxSize": "1k"}, "1m"), ({"tmpSize": "0.5m"}, "1m"),
+    ({"maxOutputSize": 0}, "1 byte"), ({"maxFileBytes": -1}, "0 or more"), ({"cpuLimit": float("inf")}, "0.01"),
+])
+def test_bounds_hold_after_unit_conversion(options, floor):
+    """Tighter than a working sandbox (or than Docker takes: a CPU quota that rounds to 0 NanoCPUs would
+    be no limit at all) is a 400 naming the option and the floor."""
+    with pytest.raises(InvalidRequest) as caught:
+        Policy(CEILING).effective(options)
+    assert f"options.{next(iter(options))}" in str(caught.value) and floor in str(caught.value)
+
+
+def test_the_floors_themselves_are_fine():
+    decision = Policy(CEILING).effective({"cpuLimit": 0.01, "memoryLimit": "32m", "pidsLimit": 8, "sandboxSize": "1m",
+                                          "tmpSize": "1m", "maxOutputSize": 1, "maxFileBytes": 0})
+    assert (decision.options.cpu_limit, decision.options.memory_limit, decision.options.max_file_bytes) == (0.01, "32m", 0)
+
+
+def test_oci_runtime_and_seccomp_stay_the_servers():
+    ceiling = msgspec.structs.replace(CEILING, security=SecurityConfig(seccomp="strict", oci_runtime="runsc"))
+    policy = Policy(ceiling)
+    # Restating is fine, and keeps the server's runtime (a struct sent without it does not drop it).
+    assert policy.effective({"security": {"seccomp": "strict"}}).options.security.oci_runtime == "runsc"
+    assert policy.effective({"security": {"ociRuntime": "runsc"}}).options is ceiling
+    for asked in ({"ociRuntime": "runc"}, {"ociRuntime": None}, {"ociRuntime": "no-such-runtime"}):
+        with pytest.raises(PolicyViolation, match="security.ociRuntime"):
+            policy.effective({"security": asked})
+    unconfined = Policy(msgspec.structs.replace(CEILING, security=SecurityConfig(seccomp="unconfined")))
+    with pytest.raises(PolicyViolation, match="security.seccomp"):
+        unconfined.effective({"security": {"seccomp": "strict"}})
 
 
 async def test_escalations_over_http_are_403_naming_the_option(live):

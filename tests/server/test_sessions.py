@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from isol8rt.engine import DockerIsol8
+from isol8rt import Isol8Options
 from isol8rt.server.engines import EngineSet
 from isol8rt.server.sessions import SessionConflict, SessionRegistry, TooManySessions
 
@@ -20,6 +21,7 @@ class Engine:
 
     def __init__(self) -> None:
         self.closed: list[str] = []
+        self.options = Isol8Options()  # its memory limit counts against the owner's session memory
 
     async def close_session(self, session_id: str) -> bool:
         self.closed.append(session_id)
@@ -32,7 +34,7 @@ class Engines:
     def __init__(self) -> None:
         self.held = 0
 
-    def hold_session(self, engine: object, delta: int) -> None:
+    def hold_session(self, engine: object, delta: int, owner: str | None = None) -> None:
         self.held += delta
 
 
