@@ -121,3 +121,27 @@ def test_cli_reference_names_only_real_flags():
         prose = re.sub(rf"`(isol8rt )?({others}) [^`]*`", "", prose)  # another command's flags, quoted
         mentioned = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", prose))
         assert mentioned <= known, f"isol8rt {command}: cli.md mentions {sorted(mentioned - known)}"
+
+
+def test_the_security_page_cites_real_tests():
+    """Every test docs/security.md names as the proof of a layer exists: the file, and the test in it.
+    A ``::name`` cited alone belongs to the file named before it in the same cell."""
+    tests_dir = Path(__file__).resolve().parent
+    cited = 0
+    for line in (DOCS / "security.md").read_text().splitlines():
+        current = None
+        for item in re.findall(r"`([^`]+)`", line):
+            path, _, name = item.partition("::")
+            if path.endswith(".py") and not Path(path).name.startswith("test_"):  # a source file, or a tool's
+                assert (tests_dir.parent / path).is_file() or (tests_dir / path).is_file(), f"security.md: {path}?"
+                current = None
+                continue
+            if path.endswith(".py"):
+                current = (tests_dir / path.removeprefix("tests/")).resolve()
+                assert current.is_file(), f"security.md cites {path}, which does not exist"
+            elif path or current is None:
+                continue
+            if name:
+                assert re.search(rf"def {re.escape(name)}\b", current.read_text()), f"security.md cites {item}"
+            cited += 1
+    assert cited > 50

@@ -53,11 +53,11 @@ class TimedIsol8(DockerIsol8):
 
     if HOOKS:
         @contextlib.asynccontextmanager
-        async def _pool_lease(self, runtime, image):
+        async def _pool_lease(self, runtime, image, *args, **kwargs):
             marks = _current.get()
             if marks is not None:
                 marks.mark("lease")
-            async with super()._pool_lease(runtime, image) as sandbox:
+            async with super()._pool_lease(runtime, image, *args, **kwargs) as sandbox:
                 if marks is not None:
                     marks.mark("acquired")
                 yield sandbox

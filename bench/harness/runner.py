@@ -7,6 +7,7 @@ fails is reported as failed (with its error) and the rest still runs.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from typing import Any, Awaitable, Callable
@@ -347,6 +348,55 @@ async def _throughput_rounds(first: Result, first_calls: list[Execute], second: 
         result.throughput = rate(len(result.samples), result.wall_s)
 
 
+def tenant_call(engine, request: ExecutionRequest, tenants: list[str]) -> Execute:
+    """An ``execute`` for :func:`callers` whose runs go to ``tenants`` in turn (tenant-bound containers:
+    each tenant's runs reuse only that tenant's containers)."""
+    turns = itertools.cycle(tenants)
+
+    async def execute() -> float | None:
+        started = _now()
+        try:
+            outcome = await engine.execute(request, tenant=next(turns))
+        except Exception:  # noqa: BLE001
+            return None
+        if hello_check(outcome):
+            return None
+        return (_now() - started) * 1000
+
+    return execute
+
+
+#: The keys of the tenants section: one, and four taking turns.
+_KEYS = ["key-1", "key-2", "key-3", "key-4"]
+
+
+async def section_tenants(ctx: Context) -> list[Result]:
+    """What binding pooled containers to tenants costs: one key against four keys taking turns, back to
+    back (interleaved) and with 4 concurrent callers (in rounds). The warm engine's pool holds room for
+    every key's containers (max_concurrent), as a server's does."""
+    s = ctx.settings
+    params = {"runtime": "python", "pool_size": s.pool_size, "max_concurrent": s.max_concurrent}
+    one = Result(id="tenants.python.one_key", group="tenants", label="warm python hello, one key (interleaved "
+                 "with four)", params={**params, "keys": 1})
+    four = Result(id="tenants.python.four_keys", group="tenants", label="warm python hello, four keys taking "
+                  "turns (interleaved with one)", params={**params, "keys": 4})
+    one_c = Result(id="tenants.python.one_key.c4", group="tenants", label="4 concurrent callers, one key",
+                   params={**params, "keys": 1, "concurrency": 4})
+    four_c = Result(id="tenants.python.four_keys.c4", group="tenants", label="4 concurrent callers, four keys "
+                    "taking turns", params={**params, "keys": 4, "concurrency": 4})
+    ctx.progress(f"tenants: one key vs four, {s.tenant_runs} runs each, interleaved")
+    await _interleaved([(tenant_call(ctx.engine, hello("python"), _KEYS[:1]), one),
+                        (tenant_call(ctx.engine, hello("python"), _KEYS), four)], s.tenant_runs, s.warmup,
+                       s.loop_cap_s)
+    ctx.progress(f"tenants: 4 concurrent callers, one key vs four, {s.tenant_seconds:g} s each, in rounds")
+    await _throughput_rounds(one_c, [tenant_call(ctx.engine, hello("python"), _KEYS[:1]) for _ in range(4)],
+                             four_c, [tenant_call(ctx.engine, hello("python"), _KEYS[i:] + _KEYS[:i])
+                                      for i in range(4)],
+                             SERVER_ROUNDS, s.tenant_seconds / SERVER_ROUNDS,
+                             max(s.sweep_warmup_s, s.tenant_seconds / SERVER_ROUNDS))
+    return [one, four, one_c, four_c]
+
+
 async def section_sizes(ctx: Context, kinds: tuple[str, ...]) -> list[Result]:
     s = ctx.settings
     largest = max(s.output_sizes + [1 << 20]) + 4096
@@ -495,7 +545,7 @@ class Context:
         self.engine: Any = None  # the warm TimedIsol8, once started
 
 
-_ENGINE_SECTIONS = {"warm", "modes", "sweep", "session", "network", "server"}
+_ENGINE_SECTIONS = {"warm", "modes", "sweep", "session", "network", "server", "tenants"}
 
 
 async def run(settings: Settings, *, command: str = "isol8rt bench", quiet: bool = False) -> dict:
@@ -522,6 +572,7 @@ async def run(settings: Settings, *, command: str = "isol8rt bench", quiet: bool
                 sections = {
                     "warm": section_warm, "modes": section_modes, "sweep": section_sweep,
                     "session": section_session, "network": section_network, "server": section_server,
+                    "tenants": section_tenants,
                     # One engine (with a larger output cap) serves both size variants.
                     sizes[0] if sizes else "output": lambda c: section_sizes(c, sizes),
                     "cold": section_cold, "baselines": section_baselines,

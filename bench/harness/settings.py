@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 #: The sections of a run, in the order they run.
-SECTIONS = ("warm", "modes", "sweep", "session", "network", "server", "output", "files", "cold", "baselines")
+SECTIONS = ("warm", "modes", "sweep", "session", "network", "server", "tenants", "output", "files", "cold",
+            "baselines")
 
 
 @dataclass
@@ -36,6 +37,9 @@ class Settings:
     server_seconds: float = 8.0
     server_concurrency: int = 8
     session_runs: int = 200
+    #: Warm runs of one key, and of four keys taking turns, interleaved; then throughput of 4 callers.
+    tenant_runs: int = 300
+    tenant_seconds: float = 8.0
     output_sizes: list[int] = field(default_factory=lambda: [1 << 10, 64 << 10, 1 << 20, 10 << 20])
     file_sizes: list[int] = field(default_factory=lambda: [1 << 10, 1 << 20, 10 << 20])
     size_runs: int = 30
@@ -56,6 +60,6 @@ def quick() -> Settings:
     return replace(
         Settings(), quick=True, runtimes=["python", "bash", "node"], cold_runtimes=["python"], runs=100, warmup=15,
         cold_runs=5, bursts=4, burst_size=8, sweep_seconds=1.5, sweep_warmup_s=0.4, network_runs=60,
-        server_runs=100, server_seconds=3.0, session_runs=50, output_sizes=[1 << 10, 1 << 20],
+        server_runs=100, server_seconds=3.0, session_runs=50, tenant_runs=60, tenant_seconds=3.0, output_sizes=[1 << 10, 1 << 20],
         file_sizes=[1 << 20], size_runs=8, exec_runs=10, docker_run_runs=4, loop_cap_s=12.0,
     )

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     parser.add_argument("--from-json", metavar="PATH", help="measure nothing: report (and chart, compare) a saved "
                         "result")
     parser.add_argument("--only", metavar="SECTIONS", help="comma-separated sections to run (default: all): "
-                        "warm,modes,sweep,session,network,server,output,files,cold,baselines")
+                        "warm,modes,sweep,session,network,server,tenants,output,files,cold,baselines")
     parser.add_argument("--skip", metavar="SECTIONS", help="comma-separated sections to leave out")
     parser.add_argument("--runtimes", metavar="LIST", help="runtimes of the warm runs (default: all five; "
                         "--quick: python,bash,node)")

@@ -30,7 +30,8 @@ def test_tiny_bench_runs_every_section(tmp_path):
     expected = ["warm.python.sequential", "warm.bash.sequential", "mode.python.staggered", "mode.python.burst8",
                 "sweep.python.c1", "sweep.python.c2", "session.python", "network.python.none",
                 "network.python.filtered", "output.python.1KiB", "files.in.python.1KiB", "files.out.python.1KiB",
-                "cold.python", "baseline.python.exec", "baseline.python.run"]
+                "cold.python", "baseline.python.exec", "baseline.python.run", "tenants.python.one_key",
+                "tenants.python.four_keys", "tenants.python.one_key.c4", "tenants.python.four_keys.c4"]
     for result_id in expected:
         assert results[result_id]["status"] == "ok", results[result_id]
         assert results[result_id]["latency"]["n"] >= 1, result_id
