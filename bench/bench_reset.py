@@ -86,6 +86,8 @@ def _summary(rounds: list[dict]) -> dict:
         "runs_per_s_1": statistics.median(one["throughput"]["1"] for one in rounds),
         "runs_per_s_4": statistics.median(one["throughput"]["4"] for one in rounds),
         "samples": len(run_ms),
+        "rounds_runs_per_s_1": [round(one["throughput"]["1"], 1) for one in rounds],
+        "rounds_runs_per_s_4": [round(one["throughput"]["4"], 1) for one in rounds],
     }
 
 

@@ -200,8 +200,8 @@ class Ready(_Message, tag="ready"):
     reason: Literal["start", "configured", "reset"] = "start"
     #: Names of what the reset verified: "processes" (no sandbox-user task is alive), "tasks" (the pids
     #: cgroup holds only the agent's and the proxy's tasks), "files" (the emptied directories are empty
-    #: and have their first owner, mode and extended attributes), "ipc", "state" (no socket or file lock
-    #: is left that the agent or the proxy does not hold) and, with filtered networking, "network".
+    #: and have their first owner, mode and extended attributes), "ipc", "state" (no unix, UDP, raw or
+    #: netlink socket is left that the agent or the proxy does not hold: nothing in flight either) and, with filtered networking, "network".
     verified: list[str] = []
 
 

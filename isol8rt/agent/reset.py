@@ -11,8 +11,8 @@ whether anything is left:
 - Files: /sandbox, /tmp, /dev/shm and /dev/mqueue are emptied, and each directory gets back the owner,
   mode and extended attributes (POSIX ACLs are extended attributes too) it had when the agent started
   (:mod:`.baseline`).
-- SysV IPC objects are removed; sockets and file locks die with the tasks that held them, which the
-  baseline's comparison confirms.
+- SysV IPC objects are removed; sockets, open files and locks die with the tasks that held them, unless
+  in flight in a unix socket nobody holds, which the baseline's comparison looks for.
 
 Each verdict is reported by name in the Ready that ends the reset; the engine retires a container whose
 reset could not verify every one, so a container with anything left is never handed out again.

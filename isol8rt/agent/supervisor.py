@@ -21,7 +21,7 @@ import sys
 import time
 
 from . import census, files, network, reset, seccomp_filter, usage
-from .baseline import Baseline, restore_directory, socket_inodes, stray_locks, stray_sockets
+from .baseline import Baseline, restore_directory, socket_inodes, stray_sockets
 from .network import NetworkMixin
 from .prestarts import WARM_POLL_S, PrestartMixin, Prestarted
 from .process import Identity, kill_group, spawn
@@ -661,15 +661,15 @@ class Agent(PrestartMixin, SessionMixin, NetworkMixin):
         return kept
 
     def _leftovers(self, deadline_s: float = 1.0) -> list[str]:
-        """Sockets and file locks that nobody but a user task could hold (so none should exist once the
-        tasks are gone); sockets are judged only in the container's own network namespace.
+        """Sockets that nobody but a user task could hold (so none should exist once the tasks are gone),
+        judged only in the container's own network namespace (see baseline.py for why these tables).
 
         A unix socket sent over itself and then closed is a garbage cycle that the kernel collects only
         when some unix socket is next closed: closing one of ours asks for that collection, which then
         runs in the background; so this looks again for a little while before it calls anything left."""
         deadline = time.monotonic() + deadline_s
         while True:
-            leftovers = stray_locks()
+            leftovers: list[str] = []
             if not self.shared_network:
                 held = self.baseline.sockets | socket_inodes()
                 if self.proxy is not None:

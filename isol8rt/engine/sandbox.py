@@ -24,7 +24,7 @@ log = logging.getLogger("isol8rt.agent")
 
 #: What a reset must verify before a container may serve another run (see protocol.Ready.verified): no
 #: sandbox-user task alive, and the pids cgroup agreeing; the emptied directories empty and as they were
-#: at start; no SysV IPC; no socket or file lock left. Plus "network" with filtered networking: see
+#: at start; no SysV IPC; no socket left, in flight or bound. Plus "network" with filtered networking: see
 #: :func:`required_checks`.
 RESET_CHECKS = frozenset({"processes", "tasks", "files", "ipc", "state"})
 
