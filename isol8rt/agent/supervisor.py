@@ -549,13 +549,15 @@ class Agent(PrestartMixin, SessionMixin, NetworkMixin):
             if exc.__class__ is OSError and getattr(exc, "errno", None) == errno.ENOSPC:
                 text = f"{message.path}: no space left in {self.config.sandbox}"
             failed = Failed(id=message.id, message=f"cannot write file {text}", kind=kind)
-            if message.ack:
+            if message.ack and message.last:
+                self.failed_puts.pop(message.id, None)  # one answer per operation: this one
                 self.send(failed)
             else:
                 self.failed_puts.setdefault(message.id, failed)
             return
         if message.ack and message.last:
-            self.send(Done(id=message.id))
+            # An earlier chunk of this file that failed is the answer: the file is not whole.
+            self.send(self.failed_puts.pop(message.id, None) or Done(id=message.id))
 
     def _read_file(self, op_id: int, path: str, budget: int) -> tuple[str | None, int]:
         """Send ``path`` as FileData chunks, at most ``budget`` bytes; returns (an error message or None,

@@ -87,6 +87,17 @@ async def test_files_in_and_out_binary(agent):
     assert "missing" in exit.file_errors
 
 
+async def test_a_file_whose_middle_chunk_failed_is_answered_failed(agent):
+    """Only the last chunk of a file asks for an answer: a failure of an earlier chunk must be that answer
+    (the file is not whole), never a Done."""
+    await agent.send(PutFile(id=7, path="whole.bin", data=b"abc", offset=0, last=False),
+                     PutFile(id=7, path="../outside.bin", data=b"def", offset=3, last=False),
+                     PutFile(id=7, path="whole.bin", data=b"ghi", offset=6, last=True, ack=True))
+    answers = [m for m in await agent.until(lambda m: isinstance(m, (Done, Failed)) and m.id == 7)
+               if isinstance(m, (Done, Failed))]
+    assert len(answers) == 1 and isinstance(answers[0], Failed) and answers[0].kind == "bad_path", answers
+
+
 async def test_paths_that_escape_are_refused(agent):
     for bad in ("../etc/passwd", "/etc/passwd", "a/../../x", "nul\x00byte", ""):
         await agent.send(PutFile(id=9, path=bad, data=b"x", ack=True))
