@@ -1,6 +1,6 @@
 """The bytes to and from one agent, over an :class:`~.backend.AgentStream`.
 
-I/O only: what the bytes mean is :mod:`.conversation`'s business. Pull-based: whoever holds the sandbox
+I/O only: what the bytes mean is :mod:`.conversation`'s business. Pull-based: whoever holds the container
 reads its bytes, so no background task per container is needed and a run's messages go straight to the
 task waiting for them.
 """

@@ -37,14 +37,14 @@ from ..types import (
     StreamEventType,
 )
 from .backend import ContainerBackend, DockerBackend, SandboxSpec
-from .limits import network_policy, sandbox_spec
+from .spec import network_policy, sandbox_spec
 from .netlog import network_logs
 from .output import StreamText, mask
 from .plan import ExecutionPlan, RunPlan, output_file_budget, plan_execution, prestart_spec, upload_limit_bytes
 from .pool import Pool
-from .sandbox import Sandbox
+from .container import Container
 from .control import RunControl
-from .session import Session
+from .session import PersistentSession
 
 #: The session persistent mode uses when a call names none.
 DEFAULT_SESSION = "default"
@@ -112,7 +112,7 @@ class DockerIsol8:
         self._limiter = trio.Semaphore(self.options.max_concurrent)
         self._start_lock = trio.Lock()
         self._pool: Pool | None = None
-        self._sessions: dict[str, Session] = {}
+        self._sessions: dict[str, PersistentSession] = {}
         self._state = "new"
         self._started = trio.Event()
         self._stop_requested = trio.Event()
@@ -222,7 +222,7 @@ class DockerIsol8:
         finally:
             done.set()
 
-    def _audit(self, request: ExecutionRequest, result: ExecutionResult, session: Session | None) -> None:
+    def _audit(self, request: ExecutionRequest, result: ExecutionResult, session: PersistentSession | None) -> None:
         if self._audit_send is None:
             return
         try:
@@ -350,7 +350,7 @@ class DockerIsol8:
         plan = plan_execution(request, self.options, session=persistent)
         runtime = plan.runtime
         image = self.options.image or runtime.image
-        session_started = persistent and cast(Session, session).sandbox is not None  # persistent: session is set
+        session_started = persistent and cast(PersistentSession, session).container is not None  # persistent: session is set
         if plan.packages and self.options.image is None and not session_started:
             baked = await self._baked_image(runtime.name, plan.packages)
             if baked is not None:
@@ -369,16 +369,16 @@ class DockerIsol8:
                 lease = session.lease(runtime, image)
             else:
                 lease = self._pool_lease(runtime, image, tenant)
-            async with lease as sandbox:
+            async with lease as container:
                 # One timeout for the whole run: setup steps (installs) spend it, the program gets the rest.
                 deadline = trio.current_time() + plan.code.timeout_ms / 1000
                 for setup in plan.setup:
                     setup = _within(setup, deadline)
                     outcome = _Outcome()
-                    async for event in self._phase(sandbox, setup, "setup", outcome, secrets, stream):
+                    async for event in self._phase(container, setup, "setup", outcome, secrets, stream):
                         yield event
                     if outcome.failure is not None or outcome.exit is None or outcome.exit.exit_code != 0:
-                        result = self._result(plan, outcome, execution_id, timestamp, started, sandbox, secrets)
+                        result = self._result(plan, outcome, execution_id, timestamp, started, container, secrets)
                         note = outcome.failure or f"setup failed with exit code {result.exit_code}"
                         result.stderr = f"{result.stderr}isol8rt: {note}; the program was not run\n"
                         if stream:
@@ -389,12 +389,12 @@ class DockerIsol8:
                 outcome = _Outcome()
                 code_run = _within(plan.code, deadline) if plan.setup else plan.code
                 try:
-                    async for event in self._phase(sandbox, code_run, "code", outcome, secrets, stream, control):
+                    async for event in self._phase(container, code_run, "code", outcome, secrets, stream, control):
                         yield event
                 finally:
                     if control is not None:
                         control._end()
-                result = self._result(plan, outcome, execution_id, timestamp, started, sandbox, secrets)
+                result = self._result(plan, outcome, execution_id, timestamp, started, container, secrets)
         if stream:
             if outcome.failure is not None:
                 yield StreamEvent(type="error", data=outcome.failure, phase="code")
@@ -403,18 +403,18 @@ class DockerIsol8:
         self._audit(request, result, session)
         yield result
 
-    async def _phase(self, sandbox: Sandbox, run: RunPlan, phase: Phase, outcome: _Outcome, secrets: tuple[str, ...],
+    async def _phase(self, container: Container, run: RunPlan, phase: Phase, outcome: _Outcome, secrets: tuple[str, ...],
                      stream: bool, control: RunControl | None = None) -> AsyncGenerator[StreamEvent, None]:
-        op_id = sandbox.next_id()
+        op_id = container.next_id()
         messages = run.messages(op_id, stdin_open=control is not None)
         # The control may write stdin only once the Run is on its way: the agent drops what it gets first.
-        on_sent = (lambda: control._attach(sandbox, op_id)) if control is not None else None
+        on_sent = (lambda: control._attach(container, op_id)) if control is not None else None
         streams = {1: StreamText(run.max_output, secrets), 2: StreamText(run.max_output, secrets)}
         received = 0
         texts = {1: outcome.stdout, 2: outcome.stderr}
         names: dict[int, StreamEventType] = {1: "stdout", 2: "stderr"}
         message: Any  # a protocol.AgentMessage; told apart by type(message) below, which mypy does not follow
-        async for message in sandbox.operate(messages, op_id, run.timeout_ms / 1000, on_sent):
+        async for message in container.operate(messages, op_id, run.timeout_ms / 1000, on_sent):
             kind = type(message)
             if kind is protocol.Output:
                 text = streams[message.fd].feed(message.data)
@@ -455,7 +455,7 @@ class DockerIsol8:
         outcome.truncated = (streams[1].truncated, streams[2].truncated)
 
     def _result(self, plan: ExecutionPlan, outcome: _Outcome, execution_id: str, timestamp: str, started: float,
-                sandbox: Sandbox, secrets: tuple[str, ...]) -> ExecutionResult:
+                container: Container, secrets: tuple[str, ...]) -> ExecutionResult:
         exit = outcome.exit
         truncated_out, truncated_err = outcome.truncated
         duration_ms = (time.perf_counter() - started) * 1000
@@ -486,7 +486,7 @@ class DockerIsol8:
             timestamp=timestamp,
             timed_out=bool(exit and exit.timed_out),
             oom_killed=bool(exit and exit.oom_killed),
-            container_id=sandbox.container_id,
+            container_id=container.container_id,
             files=_take_files(outcome) if plan.code.output_paths else None,
             file_errors=dict(exit.file_errors) if exit is not None and exit.file_errors else None,
             resource_usage=usage,
@@ -511,38 +511,38 @@ class DockerIsol8:
     # ------------------------------------------------------------------------------------ leases
 
     @contextlib.asynccontextmanager
-    async def _pool_lease(self, runtime: RuntimeInfo, image: str, tenant: str | None) -> AsyncIterator[Sandbox]:
+    async def _pool_lease(self, runtime: RuntimeInfo, image: str, tenant: str | None) -> AsyncIterator[Container]:
         spec, configure = self._container_for(runtime, image)
         pool = self._started_pool
         for attempt in range(_ACQUIRE_ATTEMPTS):
-            sandbox = await pool.acquire(spec, configure, tenant)
+            container = await pool.acquire(spec, configure, tenant)
             try:
-                await sandbox.settle()
+                await container.settle()
                 break
             except SandboxError as exc:
                 log.warning("discarding a pooled container: %s", exc)
-                await pool.release(sandbox)
+                await pool.release(container)
                 if attempt == _ACQUIRE_ATTEMPTS - 1:
                     raise
         try:
-            yield sandbox
+            yield container
         finally:
-            if self.options.persist and not sandbox.broken:
-                log.info("container %s kept for inspection (persist)", sandbox.container_id[:12])
-                await pool.keep(sandbox)
+            if self.options.persist and not container.broken:
+                log.info("container %s kept for inspection (persist)", container.container_id[:12])
+                await pool.keep(container)
             else:
-                await pool.release(sandbox)
+                await pool.release(container)
 
-    async def _make_session_sandbox(self, session_id: str, runtime: RuntimeInfo, image: str) -> Sandbox:
+    async def _make_session_container(self, session_id: str, runtime: RuntimeInfo, image: str) -> Container:
         spec, _ = self._container_for(runtime, image)
         configure = protocol.Configure(user_filter=self._user_filter(), network=self._network_config(),
                                        shared_network=self.options.network == "host")
         if self._detached:
             spec = msgspec.structs.replace(spec, labels={**spec.labels, LABEL_SESSION: session_id}, auto_remove=True)
             configure = msgspec.structs.replace(configure, idle_timeout_s=self._session_idle_timeout_s)
-        return await Sandbox.create(self._started_backend, spec, configure)
+        return await Container.create(self._started_backend, spec, configure)
 
-    async def _find_session_sandbox(self, session_id: str) -> tuple[Sandbox, Runtime] | None:
+    async def _find_session_container(self, session_id: str) -> tuple[Container, Runtime] | None:
         # Reachable before start() (close_session on a detached engine): the backend may be None there, and
         # this then fails as it always has.
         backend = cast(ContainerBackend, self._backend)
@@ -552,12 +552,12 @@ class DockerIsol8:
                 continue
             spec, _ = self._container_for(runtime, self.options.image or runtime.image)
             try:
-                return await Sandbox.adopt(backend, spec, container_id), runtime.name
+                return await Container.adopt(backend, spec, container_id), runtime.name
             except SandboxError as exc:
                 log.warning("could not take up session %s again: %s", session_id, exc)
         return None
 
-    def _session_for(self, session_id: str | None) -> Session | None:
+    def _session_for(self, session_id: str | None) -> PersistentSession | None:
         """The persistent session a run or file operation belongs to (made on first use), or None for an
         ephemeral run."""
         if session_id is None:
@@ -568,9 +568,9 @@ class DockerIsol8:
             raise InvalidRequest("sessionId: must be a non-empty string of at most 256 characters")
         session = self._sessions.get(session_id)
         if session is None:
-            session = self._sessions[session_id] = Session(
-                session_id, functools.partial(self._make_session_sandbox, session_id),
-                functools.partial(self._find_session_sandbox, session_id) if self._detached else None,
+            session = self._sessions[session_id] = PersistentSession(
+                session_id, functools.partial(self._make_session_container, session_id),
+                functools.partial(self._find_session_container, session_id) if self._detached else None,
                 file_limit=min(upload_limit_bytes(self.options), output_file_budget(self.options)))
         return session
 
@@ -620,7 +620,7 @@ class DockerIsol8:
         self._check_started()
         return await self._require_session("get_file", session_id).get_file(path)
 
-    def _require_session(self, what: str, session_id: str | None) -> Session:
+    def _require_session(self, what: str, session_id: str | None) -> PersistentSession:
         session = self._session_for(session_id)
         if session is None:
             raise SessionError(f"{what} needs a session: a persistent engine (mode='persistent') or a "
@@ -661,7 +661,7 @@ class DockerIsol8:
     def containers(self) -> list[str]:
         """Ids of the containers this engine holds now (pooled, checked out, session)."""
         ids = list(self._pool.live) if self._pool is not None else []
-        ids += [s.sandbox.container_id for s in self._sessions.values() if s.sandbox is not None]
+        ids += [s.container.container_id for s in self._sessions.values() if s.container is not None]
         return ids
 
 

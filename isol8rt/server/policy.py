@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import msgspec
 
-from ..engine.limits import MIN_NANO_CPUS, nano_cpus_of, parse_size
+from ..engine.spec import MIN_NANO_CPUS, nano_cpus_of, parse_size
 from ..engine.plan import check_env, output_file_budget
 from ..errors import InvalidRequest
 from ..types import AuditConfig, ExecutionRequest, Isol8Options, NetworkFilter, PoolSize, RemoteCodeConfig
