@@ -32,7 +32,7 @@ from .engines import EngineSet
 from .keys import KeyStore, iso
 from .limits import KeyLimits, Limited
 from .origins import BrowserGuard
-from .policy import Policy, PolicyViolation, options_key
+from .policy import OptionsPolicy, PolicyViolation, options_key
 from .sessions import SessionRegistry, check_id
 from .slots import RunSlots
 
@@ -115,7 +115,7 @@ class App:
                  limits: KeyLimits, slots: RunSlots, guard: BrowserGuard | None = None,
                  keys: KeyStore | None = None, cleanup: Callable[[], Awaitable[int]] | None = None,
                  ws_idle_s: float = 30.0) -> None:
-        self.policy = Policy(options)
+        self.policy = OptionsPolicy(options)
         self.auth = auth
         self.engines = engines
         self.sessions = sessions

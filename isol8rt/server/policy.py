@@ -250,7 +250,10 @@ _FIELDS = {field.encode_name: field.name for field in msgspec.structs.fields(Iso
 _DEFAULT_STRUCTS: dict[str, Any] = {"audit": AuditConfig(), "remoteCode": RemoteCodeConfig(), "poolSize": PoolSize()}
 
 
-class Policy:
+class OptionsPolicy:
+    """The server's options as a ceiling over what each request asks for (the proxy's ``Policy`` is another
+    thing: which hosts a sandbox may reach)."""
+
     def __init__(self, ceiling: Isol8Options) -> None:
         self.ceiling = ceiling
         self.ceiling_key = options_key(ceiling)
