@@ -22,7 +22,7 @@ import msgspec
 import trio
 
 from .errors import EngineUnavailable, InvalidRequest, Isol8Error, SandboxError, SessionError
-from .server import _sse, _websocket, _wire
+from .wire import api, sse, websocket
 from .types import ExecutionRequest, ExecutionResult, FileBlob, Isol8Options, SessionInfo, StreamEvent
 
 RECEIVE_SIZE = 64 * 1024
@@ -55,7 +55,7 @@ class RateLimited(Isol8Error):
 def error_for(status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] | None = None) -> Exception:
     """The exception for a server's error answer ``{"error": msg}``."""
     try:
-        message = _wire.decode_error(body).error
+        message = api.decode_error(body).error
     except msgspec.MsgspecError:
         message = body.decode("utf-8", "replace").strip() or f"HTTP {status}"
     if status in (401, 403):
@@ -146,18 +146,18 @@ class RemoteControl:
         if self._ended:
             return False
         assert self._send is not None  # _ready is set by _attach (which sets it) or by _end
-        await self._send(_wire.encode(message).decode())
+        await self._send(api.encode(message).decode())
         return True
 
     async def write_stdin(self, data: str | bytes) -> bool:
         text = data.decode() if isinstance(data, (bytes, bytearray)) else data
-        return await self._message(_wire.WsStdin(data=text))
+        return await self._message(api.WsStdin(data=text))
 
     async def close_stdin(self) -> bool:
-        return await self._message(_wire.WsStdin(eof=True))
+        return await self._message(api.WsStdin(eof=True))
 
     async def signal(self, signum: int | str) -> bool:
-        return await self._message(_wire.WsSignal(signal=signum))
+        return await self._message(api.WsSignal(signal=signum))
 
 
 def _wire_files(files: dict[str, Any]) -> dict[str, Any]:
@@ -209,7 +209,7 @@ class RemoteIsol8:
     async def start(self, prewarm: Any = False) -> None:
         """Check the server answers (``GET /health``). ``prewarm`` is the server's business: ignored."""
         status, _, body = await self._call("GET", "/health")
-        if status != 200 or _wire.decode_health(body).status != "ok":
+        if status != 200 or api.decode_health(body).status != "ok":
             raise EngineUnavailable(f"the isol8rt server at {self.host} is not healthy (HTTP {status})")
 
     async def stop(self) -> None:
@@ -226,13 +226,13 @@ class RemoteIsol8:
     # ------------------------------------------------------------------------------------ runs
 
     def _envelope(self, request: ExecutionRequest,
-                  kind: type[_wire.ExecuteBody] | type[_wire.WsExecute] = _wire.ExecuteBody,
-                  ) -> _wire.ExecuteBody | _wire.WsExecute:
+                  kind: type[api.ExecuteBody] | type[api.WsExecute] = api.ExecuteBody,
+                  ) -> api.ExecuteBody | api.WsExecute:
         if not isinstance(request, ExecutionRequest):
             raise InvalidRequest(f"expected an ExecutionRequest, got {type(request).__name__}")
         options = self.options
         if isinstance(options, Isol8Options):
-            options = msgspec.json.decode(_wire.encode(options))
+            options = msgspec.json.decode(api.encode(options))
         if request.files and any(isinstance(content, (bytes, bytearray, memoryview))
                                  for content in request.files.values()):
             request = msgspec.structs.replace(request, files=_wire_files(request.files))
@@ -241,7 +241,7 @@ class RemoteIsol8:
     async def execute(self, request: ExecutionRequest) -> ExecutionResult:
         """Run ``request`` on the server to its end."""
         body = await self._json("POST", "/execute", self._envelope(request))
-        return _wire.decode_result(body)
+        return api.decode_result(body)
 
     async def execute_stream(self, request: ExecutionRequest, *, transport: str | None = None,
                              control: RemoteControl | None = None) -> AsyncGenerator[StreamEvent, None]:
@@ -263,18 +263,18 @@ class RemoteIsol8:
     async def _sse_events(self, request: ExecutionRequest) -> AsyncGenerator[StreamEvent, None]:
         conn = await self._connect()
         try:
-            payload = _wire.encode(self._envelope(request))
+            payload = api.encode(self._envelope(request))
             await conn.send(self._request("POST", "/execute/stream", len(payload)), h11.Data(data=payload),
                             h11.EndOfMessage())
             head = await self._head(conn)
             if head.status_code != 200:
                 raise error_for(head.status_code, await conn.body(), head.headers)
-            parser = _sse.EventParser()
+            parser = sse.EventParser()
             while True:
                 event = await conn.next_event()
                 if isinstance(event, h11.Data):
                     for data in parser.feed(bytes(event.data)):
-                        yield _wire.decode_event(data)
+                        yield api.decode_event(data)
                 elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
                     return
         finally:
@@ -284,7 +284,7 @@ class RemoteIsol8:
                          control: RemoteControl | None) -> AsyncGenerator[StreamEvent, None]:
         conn = await self._connect()
         lock = trio.Lock()
-        ws: _websocket.MessageConnection | None = None
+        ws: websocket.MessageConnection | None = None
 
         async def send(text: str) -> None:
             async with lock:
@@ -293,26 +293,26 @@ class RemoteIsol8:
                     await conn.stream.send_all(ws.send_text(text))
 
         try:
-            key = _websocket.client_key()
+            key = websocket.client_key()
             await conn.send(h11.Request(method="GET", target=self._base + "/execute/ws",
-                                        headers=self._headers() + _websocket.client_headers(key)),
+                                        headers=self._headers() + websocket.client_headers(key)),
                             h11.EndOfMessage())
             head = await self._head(conn)
             if not isinstance(head, h11.InformationalResponse) or head.status_code != 101:
                 raise error_for(head.status_code, await conn.body(), head.headers)
-            if dict(head.headers).get(b"sec-websocket-accept") != _websocket.accept_token(key):
+            if dict(head.headers).get(b"sec-websocket-accept") != websocket.accept_token(key):
                 raise SandboxError("the isol8rt server answered the WebSocket handshake wrongly")
-            ws = _websocket.MessageConnection(client=True, trailing=conn.h11.trailing_data[0])
-            await send(_wire.encode(self._envelope(request, _wire.WsExecute)).decode())
+            ws = websocket.MessageConnection(client=True, trailing=conn.h11.trailing_data[0])
+            await send(api.encode(self._envelope(request, api.WsExecute)).decode())
             if control is not None:
                 control._attach(send)
             while True:
                 for item in ws.events():
-                    if isinstance(item, _websocket.Closed):
+                    if isinstance(item, websocket.Closed):
                         async with lock:
                             await conn.stream.send_all(item.reply)
                         return
-                    yield _wire.decode_event(item.data)
+                    yield api.decode_event(item.data)
                 try:
                     data = await conn.stream.receive_some(RECEIVE_SIZE)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -336,17 +336,17 @@ class RemoteIsol8:
 
     async def put_file(self, path: str, content: str | bytes) -> None:
         data = content.encode() if isinstance(content, str) else bytes(content)
-        upload = _wire.FileUpload(session_id=self._need_session("put_file"), path=path,
+        upload = api.FileUpload(session_id=self._need_session("put_file"), path=path,
                                   content=base64.b64encode(data).decode("ascii"))
         await self._json("POST", "/file", upload)
 
     async def get_file(self, path: str) -> bytes:
         query = urlencode({"sessionId": self._need_session("get_file"), "path": path}, quote_via=quote)
         body = await self._json("GET", f"/file?{query}")
-        return base64.b64decode(_wire.decode_file_content(body).content)
+        return base64.b64decode(api.decode_file_content(body).content)
 
     async def list_sessions(self) -> list[SessionInfo]:
-        return _wire.decode_sessions(await self._json("GET", "/sessions")).sessions
+        return api.decode_sessions(await self._json("GET", "/sessions")).sessions
 
     async def delete_session(self, session_id: str) -> bool:
         """End a session on the server; False when it has no such session (for this key)."""
@@ -359,8 +359,8 @@ class RemoteIsol8:
 
     async def cleanup(self, images: bool = False) -> dict[str, Any]:
         """Master key only: end every session on the server and remove orphaned containers."""
-        body = await self._json("POST", "/cleanup", _wire.CleanupRequest(images=images))
-        return msgspec.structs.asdict(_wire.decode_cleanup_body(body))
+        body = await self._json("POST", "/cleanup", api.CleanupRequest(images=images))
+        return msgspec.structs.asdict(api.decode_cleanup_body(body))
 
     # ------------------------------------------------------------------------------------ HTTP
 
@@ -430,7 +430,7 @@ class RemoteIsol8:
         return head.status_code, head.headers, body
 
     async def _json(self, method: str, target: str, message: msgspec.Struct | None = None) -> bytes:
-        status, headers, body = await self._call(method, target, _wire.encode(message) if message else None)
+        status, headers, body = await self._call(method, target, api.encode(message) if message else None)
         if status >= 300:
             raise error_for(status, body, headers)
         return body

@@ -19,7 +19,7 @@ import trio
 
 from ._errors import DaemonNotRunning, DockerError, StreamClosed
 from ._frames import FrameDemuxer
-from ._http import NEED_DATA, Body, ClientConnection, EndOfBody, Response, ResponseEvent, Upgraded
+from ._api import NEED_DATA, Body, ClientConnection, EndOfBody, Response, ResponseEvent, Upgraded
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 DEFAULT_TCP_PORT = 2375

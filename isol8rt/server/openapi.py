@@ -9,7 +9,7 @@ import msgspec
 
 from .._version import __version__
 from ..types import ExecutionResult, Isol8Options, StreamEvent
-from . import _wire
+from ..wire import api
 
 _REF = "#/components/schemas/{name}"
 _ERRORS = {
@@ -44,10 +44,10 @@ def _body(ref: str, required: bool = True) -> dict:
 @functools.lru_cache(maxsize=1)
 def document() -> bytes:
     """The document, encoded once."""
-    types = [_wire.ExecuteBody, _wire.ErrorBody, _wire.OkBody, _wire.HealthBody, _wire.FileUpload,
-             _wire.FileContent, _wire.SessionsBody, _wire.CleanupRequest, _wire.CleanupBody, _wire.KeyCreate,
-             _wire.KeyCreated, _wire.KeysBody, ExecutionResult, Isol8Options, StreamEvent, _wire.WsExecute,
-             _wire.WsStdin, _wire.WsSignal]
+    types = [api.ExecuteBody, api.ErrorBody, api.OkBody, api.HealthBody, api.FileUpload,
+             api.FileContent, api.SessionsBody, api.CleanupRequest, api.CleanupBody, api.KeyCreate,
+             api.KeyCreated, api.KeysBody, ExecutionResult, Isol8Options, StreamEvent, api.WsExecute,
+             api.WsStdin, api.WsSignal]
     _, components = msgspec.json.schema_components(types, ref_template=_REF)
     # Options stay raw JSON in the envelope (the policy needs to see which ones a client wrote), but
     # what they may hold is Isol8Options.

@@ -2,7 +2,7 @@
 
 Start: open the key store, bind, remove what dead servers left behind (:mod:`.orphans`), start the
 shared engine and fill its warm pool, then accept. Each connection reads a request's head with
-:class:`~._http.ServerConnection`, lets :class:`~.app.App` admit it (route, browser checks, key, limits),
+:class:`~._http_server.ServerConnection`, lets :class:`~.app.App` admit it (route, browser checks, key, limits),
 and only then reads its body and hands it over. A request still being handled after
 :data:`WATCH_AFTER_S` gets a watcher that keeps reading the socket: the client closing it cancels the
 handler, so a client that walks away mid-run (plain HTTP, SSE or WebSocket) frees its container at once.
@@ -31,7 +31,8 @@ import msgspec
 import trio
 
 from .. import docker
-from . import _http, _websocket, _wire
+from ..wire import api, websocket
+from . import _http_server
 from .app import App, Call, ClientGone
 from .auth import Authenticator
 from .engines import EngineSet
@@ -232,7 +233,7 @@ class Server:
     async def _requests(self, stream: trio.SocketStream, watchers: trio.Nursery) -> None:
         """Serve one connection's requests in turn, until it ends."""
         config = self.config
-        conn = _http.ServerConnection(config.max_body)
+        conn = _http_server.ServerConnection(config.max_body)
         while not self.draining:
             head = await self._read_head(stream, conn)
             if head is None:
@@ -258,7 +259,7 @@ class Server:
             if exchange.gone or not exchange.started or not conn.start_next_cycle():
                 return
 
-    async def _hear(self, stream: trio.SocketStream, conn: _http.ServerConnection, exchange: _Exchange,
+    async def _hear(self, stream: trio.SocketStream, conn: _http_server.ServerConnection, exchange: _Exchange,
                     call: Call) -> bool:
         """Read an admitted request's body and handle it; False when the connection must end instead."""
         try:
@@ -277,7 +278,7 @@ class Server:
             self.app.release(call)
         return True
 
-    async def _read_head(self, stream: trio.SocketStream, conn: _http.ServerConnection) -> _http.Request | None:
+    async def _read_head(self, stream: trio.SocketStream, conn: _http_server.ServerConnection) -> _http_server.Request | None:
         """The next request's head, or None when the connection should end (closed, idle too long, too
         slow to send its head, draining, or broken HTTP, which has been answered)."""
         idle = trio.CancelScope(deadline=trio.current_time() + self.config.keepalive_s)
@@ -288,13 +289,13 @@ class Server:
                 while True:
                     try:
                         event = conn.next_head()
-                    except _http.ProtocolError as exc:
+                    except _http_server.ProtocolError as exc:
                         await _send_quietly(stream, conn.error_response(exc.status, _error_json(exc.message)))
                         await _linger(stream)
                         return None
-                    if isinstance(event, _http.Request):
+                    if isinstance(event, _http_server.Request):
                         return event
-                    if event is _http.CLOSED:
+                    if event is _http_server.CLOSED:
                         return None
                     data = await stream.receive_some(RECEIVE_SIZE)
                     conn.receive_data(data)
@@ -310,7 +311,7 @@ class Server:
         finally:
             self._idle_scopes.discard(idle)
 
-    async def _read_body(self, stream: trio.SocketStream, conn: _http.ServerConnection) -> bytes | None:
+    async def _read_body(self, stream: trio.SocketStream, conn: _http_server.ServerConnection) -> bytes | None:
         """The admitted request's body (its ``100 Continue`` sent first if it waits for one), or None when
         the connection should end (too slow, too large, broken: answered)."""
         try:
@@ -326,7 +327,7 @@ class Server:
                     await _send_quietly(stream, conn.error_response(408, _error_json(message)))
                     return None
             return body
-        except _http.ProtocolError as exc:
+        except _http_server.ProtocolError as exc:
             await _send_quietly(stream, conn.error_response(exc.status, _error_json(exc.message)))
             await _linger(stream)
             return None
@@ -342,7 +343,7 @@ def _peer_address(stream: trio.SocketStream) -> str:
 async def _turn_away(stream: trio.SocketStream, message: str) -> None:
     """Refuse a connection over a cap: 429 and close, without reading a request (a client over the cap
     gets an answer rather than a connection left waiting in the backlog)."""
-    conn = _http.ServerConnection(0)
+    conn = _http_server.ServerConnection(0)
     answer = conn.response(429, _error_json(message), headers=[(b"Retry-After", b"1")], close=True)
     try:
         await _send_quietly(stream, answer)
@@ -352,7 +353,7 @@ async def _turn_away(stream: trio.SocketStream, message: str) -> None:
 
 
 def _error_json(message: str) -> bytes:
-    return _wire.encode(_wire.ErrorBody(error=message))
+    return api.encode(api.ErrorBody(error=message))
 
 
 async def _linger(stream: trio.SocketStream, limit: int = 1024 * 1024, seconds: float = 1.0) -> None:
@@ -415,7 +416,7 @@ class _Exchange:
     """:class:`~.app.Exchange` over one connection, for one request. ``handler_scope`` is cancelled
     when the client leaves while the request is handled, or stops reading what it is sent."""
 
-    def __init__(self, server: Server, stream: trio.SocketStream, conn: _http.ServerConnection,
+    def __init__(self, server: Server, stream: trio.SocketStream, conn: _http_server.ServerConnection,
                  watchers: trio.Nursery) -> None:
         self._server = server
         self._stream = stream
@@ -491,12 +492,12 @@ class _Exchange:
         self.started = True
         await self._send(self._conn.response(status, body, headers=headers, close=self._close_after()))
 
-    async def respond_pieces(self, status: int, body: _wire.Pieces) -> None:
+    async def respond_pieces(self, status: int, body: api.Pieces) -> None:
         """An answer of known length sent a piece at a time (each piece is encoded as it goes)."""
         if self.started or self.gone:
             return
         self.started = True
-        await self._send(self._conn.start_body(status, _http.JSON, body.length, close=self._close_after()))
+        await self._send(self._conn.start_body(status, _http_server.JSON, body.length, close=self._close_after()))
         for piece in body.pieces:
             await self._send(self._conn.chunk(piece))
         await self._send(self._conn.end_stream())
@@ -530,7 +531,7 @@ class _ServerWebSocket:
     def __init__(self, exchange: _Exchange, stream: trio.SocketStream, trailing: bytes, max_message: int) -> None:
         self._exchange = exchange
         self._stream = stream
-        self._ws = _websocket.MessageConnection(client=False, trailing=trailing, max_message=max_message)
+        self._ws = websocket.MessageConnection(client=False, trailing=trailing, max_message=max_message)
         self._pending: deque = deque()
         self._send_lock = trio.Lock()
         self._ended = False
@@ -539,7 +540,7 @@ class _ServerWebSocket:
         while True:
             while self._pending:
                 item = self._pending.popleft()
-                if isinstance(item, _websocket.Message):
+                if isinstance(item, websocket.Message):
                     return item.data
                 self._ended = True
                 if item.reply:
@@ -556,8 +557,8 @@ class _ServerWebSocket:
             self._ws.receive_data(data)
             try:
                 self._pending.extend(self._ws.events())
-            except _websocket.MessageTooBig as exc:
-                await self.close(_websocket.TOO_BIG, str(exc))
+            except websocket.MessageTooBig as exc:
+                await self.close(websocket.TOO_BIG, str(exc))
                 self._ended = True
                 return None
             replies = self._ws.take_replies()
@@ -578,7 +579,7 @@ class _ServerWebSocket:
                     if await self.receive() is None:
                         break
         elif not self._ended:
-            await self.close(_websocket.GOING_AWAY, "Server going away")
+            await self.close(websocket.GOING_AWAY, "Server going away")
 
     async def _send(self, data: bytes) -> None:
         if not data:

@@ -9,7 +9,7 @@ import struct
 import pytest
 
 from isol8rt.docker import STDERR, STDOUT, DockerError, FrameDemuxer
-from isol8rt.docker._http import NEED_DATA, ClientConnection, Upgraded
+from isol8rt.docker._api import NEED_DATA, ClientConnection, Upgraded
 
 
 def frame(stream: int, payload: bytes) -> bytes:

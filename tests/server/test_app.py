@@ -14,7 +14,7 @@ import trio
 
 from isol8rt import DockerIsol8, Isol8Options
 from isol8rt.server import engines as engines_module
-from isol8rt.server._http import Request
+from isol8rt.server._http_server import Request
 from isol8rt.server.app import App
 from isol8rt.server.auth import Authenticator
 from isol8rt.server.engines import EngineSet

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from isol8rt.cli.serve import resolve_port
-from isol8rt.server import _http, _sse, _websocket
+from isol8rt.server import _http_server as _http
+from isol8rt.wire import sse as _sse, websocket as _websocket
 
 
 def test_requests_split_anywhere_and_bodies_are_capped():

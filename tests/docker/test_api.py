@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from isol8rt.docker import APIError, BuildEvent, Conflict, DockerError, NotFound, StreamClosed, VersionInfo
-from isol8rt.docker._http import (
+from isol8rt.docker._api import (
     END_OF_BODY,
     NEED_DATA,
     Body,
