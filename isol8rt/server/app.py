@@ -1,4 +1,5 @@
-"""The REST API: routes, authentication, limits, and the mapping of every error to ``{"error": msg}``.
+"""The REST API: routes, authentication, limits, and the mapping of every error to an error body
+(``{"error": message, "kind": kind}``, :mod:`isol8rt.wire.errors`).
 
 A request is heard in two steps. :meth:`App.admit` sees its head only: the route, the browser checks
 (:mod:`.origins`), the key and the key's limits; a request refused there is answered without a byte of
@@ -25,8 +26,9 @@ from ..engine import DockerIsol8, RunControl
 from ..engine.plan import plan_execution
 from ..errors import EngineClosed, EngineUnavailable, ImageNotFound, InvalidRequest, Isol8Error, SessionError
 from ..types import ExecutionRequest, ExecutionResult, Isol8Options, StreamEvent
-from ..wire import api, sse, websocket
+from ..wire import api, errors, sse, websocket
 from . import openapi
+from .pieces import Pieces, encode_file_content, encode_result
 from ._http_server import HTTPError, Request
 from .auth import Authenticator, Principal
 from .engines import EngineSet
@@ -57,35 +59,35 @@ class Exchange(Protocol):
     """How a handler answers; ``server.py`` implements it over one connection."""
 
     async def respond(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None: ...
-    async def respond_pieces(self, status: int, body: api.Pieces) -> None: ...
+    async def respond_pieces(self, status: int, body: Pieces) -> None: ...
     async def start_stream(self, status: int, content_type: bytes, headers: list[tuple[bytes, bytes]]) -> None: ...
     async def send_chunk(self, data: bytes) -> None: ...
     async def end_stream(self) -> None: ...
     async def accept_websocket(self, headers: list[tuple[bytes, bytes]]) -> WebSocket: ...
 
 
-def error_answer(exc: BaseException) -> tuple[int, str, list[tuple[bytes, bytes]]]:
-    """The status, message and extra headers a failure is answered with. Never a traceback."""
+def error_answer(exc: BaseException) -> tuple[int, str, str, list[tuple[bytes, bytes]]]:
+    """The status, error kind, message and extra headers a failure is answered with. Never a traceback."""
     if isinstance(exc, HTTPError):
-        return exc.status, exc.message, exc.headers
+        return exc.status, exc.kind, exc.message, exc.headers
     if isinstance(exc, Limited):
-        return 429, exc.message, [(b"Retry-After", str(exc.retry_after).encode())]
+        return 429, errors.RATE_LIMITED, exc.message, [(b"Retry-After", str(exc.retry_after).encode())]
     if isinstance(exc, PolicyViolation):
-        return 403, str(exc), []
+        return 403, errors.OPTION_NOT_ALLOWED, str(exc), []
     if isinstance(exc, InvalidRequest):
-        return 400, str(exc), []
+        return 400, errors.INVALID_REQUEST, str(exc), []
     if isinstance(exc, SessionError):  # a runtime switch, other options, too many sessions
-        return 409, str(exc), []
+        return 409, errors.SESSION_CONFLICT, str(exc), []
     if isinstance(exc, FileNotFoundError):
-        return 404, f"File not found: {exc.args[0] if exc.args else ''}".rstrip(": "), []
+        return 404, errors.FILE_NOT_FOUND, f"File not found: {exc.args[0] if exc.args else ''}".rstrip(": "), []
     if isinstance(exc, EngineClosed):
-        return 503, "The server is shutting down", [(b"Retry-After", b"5")]
+        return 503, errors.SHUTTING_DOWN, "The server is shutting down", [(b"Retry-After", b"5")]
     if isinstance(exc, (EngineUnavailable, ImageNotFound)):
-        return 503, str(exc), []
+        return 503, errors.UNAVAILABLE, str(exc), []
     if isinstance(exc, Isol8Error):  # SandboxError, and anything else the engine names
-        return 500, str(exc), []
+        return 500, errors.SANDBOX_FAILED, str(exc), []
     log.error("unexpected error while handling a request", exc_info=exc)
-    return 500, "Internal server error", []
+    return 500, errors.INTERNAL_ERROR, "Internal server error", []
 
 
 def _json_body(decode: Callable[[bytes], Any], body: bytes) -> Any:
@@ -170,9 +172,9 @@ class App:
             self.limits.leave(call.principal.id)
 
     async def refuse(self, exc: BaseException, exchange: Exchange) -> None:
-        """Answer a failure: the one place errors become ``{"error": msg}`` answers."""
-        status, message, headers = error_answer(exc)
-        await exchange.respond(status, api.encode(api.ErrorBody(error=message)), headers)
+        """Answer a failure: the one place errors become error bodies."""
+        status, kind, message, headers = error_answer(exc)
+        await exchange.respond(status, errors.encode_error(kind, message), headers)
 
     async def handle(self, call: Call, exchange: Exchange) -> None:
         """Run an admitted request's handler (its body has been read into ``call.request``)."""
@@ -269,7 +271,7 @@ class App:
     def _session(self, principal: Principal, session_id: object):
         record = self.sessions.find(principal.owner, session_id) if isinstance(session_id, str) else None
         if record is None:
-            raise HTTPError(404, "Session not found")
+            raise HTTPError(404, "Session not found", kind=errors.SESSION_NOT_FOUND)
         return record
 
     async def put_file(self, request: Request, exchange: Exchange, principal: Principal) -> None:
@@ -294,7 +296,7 @@ class App:
             async with self.sessions.use(record):
                 data = await record.engine.get_file(path, session_id=record.engine_sid)
             # Base64 a slice at a time, straight to the client: the file is the only whole copy held.
-            await exchange.respond_pieces(200, api.encode_file_content(data))
+            await exchange.respond_pieces(200, encode_file_content(data))
 
     # ------------------------------------------------------------------------------------ sessions
 
@@ -303,7 +305,7 @@ class App:
 
     async def delete_session(self, request: Request, exchange: Exchange, principal: Principal, session_id: str) -> None:
         if not await self.sessions.close(principal.owner, session_id):
-            raise HTTPError(404, "Session not found")
+            raise HTTPError(404, "Session not found", kind=errors.SESSION_NOT_FOUND)
         await exchange.respond(200, api.OK)
 
     async def cleanup(self, request: Request, exchange: Exchange, principal: Principal) -> None:
@@ -359,7 +361,7 @@ _HEALTH = api.encode(api.HealthBody(status="ok", version=__version__))
 
 
 async def _send_result(exchange: Exchange, result: ExecutionResult) -> None:
-    answer = api.encode_result(result)
+    answer = encode_result(result)
     if isinstance(answer, bytes):
         await exchange.respond(200, answer)
     else:
@@ -390,7 +392,7 @@ async def _events(engine: DockerIsol8, request: ExecutionRequest, session_id: st
             async for event in events:
                 yield event
     except Isol8Error as exc:
-        _status, message, _ = error_answer(exc)
+        _status, _kind, message, _ = error_answer(exc)
         yield StreamEvent(type="error", data=message)
 
 
@@ -465,7 +467,7 @@ class _WsRun:
                             await self.ws.send_text(api.encode(event).decode())
                     nursery.cancel_scope.cancel()
         except Exception as exc:  # noqa: BLE001 - refused before the run started
-            status, text, _ = error_answer(exc)
+            status, _kind, text, _ = error_answer(exc)
             await self.ws.send_text(_error_event(text))
             code = websocket.POLICY_VIOLATION if status in (401, 403) else (
                 websocket.UNSUPPORTED_DATA if status < 500 else websocket.INTERNAL_ERROR)

@@ -31,7 +31,7 @@ import msgspec
 import trio
 
 from .. import docker
-from ..wire import api, websocket
+from ..wire import errors, websocket
 from . import _http_server
 from .app import App, Call, ClientGone
 from .auth import Authenticator
@@ -39,6 +39,7 @@ from .engines import EngineSet
 from .keys import KeyStore
 from .limits import KeyLimits
 from .orphans import InstanceFile, sweep
+from .pieces import Pieces
 from .origins import BrowserGuard
 from .sessions import SessionRegistry
 from .settings import DEFAULT_MAX_FILE_BYTES, ServerConfig, key_runs
@@ -290,7 +291,7 @@ class Server:
                     try:
                         event = conn.next_head()
                     except _http_server.ProtocolError as exc:
-                        await _send_quietly(stream, conn.error_response(exc.status, _error_json(exc.message)))
+                        await _send_quietly(stream, conn.error_response(exc.status, errors.encode_error(exc.kind, exc.message)))
                         await _linger(stream)
                         return None
                     if isinstance(event, _http_server.Request):
@@ -306,7 +307,7 @@ class Server:
                         idle.deadline = trio.current_time() + self.config.header_timeout_s
             if started and idle.cancelled_caught and not self.draining:
                 message = f"Request timeout: its head took longer than {self.config.header_timeout_s:g} s"
-                await _send_quietly(stream, conn.error_response(408, _error_json(message)))
+                await _send_quietly(stream, conn.error_response(408, errors.encode_error(errors.REQUEST_TIMEOUT, message)))
             return None
         finally:
             self._idle_scopes.discard(idle)
@@ -324,11 +325,11 @@ class Server:
                         body = conn.next_body()
                 if not isinstance(body, bytes):
                     message = f"Request timeout: its body took longer than {self.config.body_timeout_s:g} s"
-                    await _send_quietly(stream, conn.error_response(408, _error_json(message)))
+                    await _send_quietly(stream, conn.error_response(408, errors.encode_error(errors.REQUEST_TIMEOUT, message)))
                     return None
             return body
         except _http_server.ProtocolError as exc:
-            await _send_quietly(stream, conn.error_response(exc.status, _error_json(exc.message)))
+            await _send_quietly(stream, conn.error_response(exc.status, errors.encode_error(exc.kind, exc.message)))
             await _linger(stream)
             return None
 
@@ -344,16 +345,13 @@ async def _turn_away(stream: trio.SocketStream, message: str) -> None:
     """Refuse a connection over a cap: 429 and close, without reading a request (a client over the cap
     gets an answer rather than a connection left waiting in the backlog)."""
     conn = _http_server.ServerConnection(0)
-    answer = conn.response(429, _error_json(message), headers=[(b"Retry-After", b"1")], close=True)
+    answer = conn.response(429, errors.encode_error(errors.RATE_LIMITED, message), headers=[(b"Retry-After", b"1")],
+                           close=True)
     try:
         await _send_quietly(stream, answer)
         await _linger(stream, limit=64 * 1024, seconds=0.5)
     finally:
         stream.socket.close()
-
-
-def _error_json(message: str) -> bytes:
-    return api.encode(api.ErrorBody(error=message))
 
 
 async def _linger(stream: trio.SocketStream, limit: int = 1024 * 1024, seconds: float = 1.0) -> None:
@@ -492,7 +490,7 @@ class _Exchange:
         self.started = True
         await self._send(self._conn.response(status, body, headers=headers, close=self._close_after()))
 
-    async def respond_pieces(self, status: int, body: api.Pieces) -> None:
+    async def respond_pieces(self, status: int, body: Pieces) -> None:
         """An answer of known length sent a piece at a time (each piece is encoded as it goes)."""
         if self.started or self.gone:
             return
