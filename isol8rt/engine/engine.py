@@ -21,7 +21,7 @@ import trio
 
 from ..agent import protocol
 from ..audit import AuditLog, Caller, current_caller, record_for
-from ..errors import EngineClosed, EngineUnavailable, InvalidRequest, SandboxError, SessionError
+from ..errors import EngineClosed, InvalidRequest, Isol8Error, SandboxError, SessionError
 from ..runtimes import LABEL_RUNTIME, LABEL_SESSION, PROXY_PORT, RUNTIME_NAMES, RUNTIMES, Runtime, RuntimeInfo
 from ..remote_code import fetch_code
 from ..security import seccomp
@@ -642,7 +642,7 @@ class DockerIsol8:
                 try:
                     await backend.remove(container_id)
                     removed += 1
-                except Exception as exc:  # noqa: BLE001 - report, go on with the rest
+                except Isol8Error as exc:  # report, go on with the rest
                     failed += 1
                     errors.append(f"{container_id[:12]}: {exc}")
         finally:
@@ -682,16 +682,7 @@ def _take_files(outcome: _Outcome) -> dict[str, bytes]:
 
 
 async def _check_backend(backend: ContainerBackend) -> None:
-    client = getattr(backend, "client", None)
-    if client is None:
-        return
-    from .. import docker
-
-    try:
-        await client.ping()
-    except docker.DaemonNotRunning as exc:
-        raise EngineUnavailable(str(exc)) from None
-    except docker.DockerError as exc:
-        raise EngineUnavailable(f"Docker answered, but not usably: {exc}") from None
-
-
+    """That the platform answers, for a backend that can tell (``check()``: EngineUnavailable if not)."""
+    check = getattr(backend, "check", None)
+    if check is not None:
+        await check()
