@@ -2,7 +2,8 @@
 
 A run is: validate and plan (no I/O) -> take a ready container (warm pool, or the session's) -> one round
 trip to its agent -> shape the output. Containers are made, recycled and removed by the engine's own
-service task, which owns a nursery for the engine's lifetime.
+service task, which owns a nursery for the engine's lifetime: in the caller's nursery
+(``nursery.start(engine.run)``), or as a trio system task (``start()``, for callers without one).
 """
 
 from __future__ import annotations
@@ -117,7 +118,6 @@ class DockerIsol8:
         self._started = trio.Event()
         self._stop_requested = trio.Event()
         self._stopped = trio.Event()
-        self._service_error: BaseException | None = None
         self._specs: dict[tuple[str, str], SandboxSpec] = {}
         self._filter: bytes | None = None
         self._audit_send: trio.MemorySendChannel[_AuditItem] | None = None
@@ -134,29 +134,53 @@ class DockerIsol8:
 
     async def start(self, prewarm: _Prewarm = False) -> None:
         """Connect to Docker and start the engine's service task; with ``prewarm`` (True, a list of
-        runtimes, or ``{"runtimes": [...]}``) fill the warm pool before returning."""
+        runtimes, or ``{"runtimes": [...]}``) fill the warm pool before returning.
+
+        For callers without a nursery (the faces, ``async with``): the service task is a trio system task,
+        which :meth:`stop` ends (as does the end of ``trio.run``). A caller with a nursery can use
+        :meth:`run` instead. Raises :class:`~isol8rt.errors.EngineUnavailable` when Docker does not
+        answer, :class:`~isol8rt.errors.EngineClosed` once the engine was stopped."""
         if self._state == "stopped":
             raise EngineClosed("this engine was stopped; make a new one")
         async with self._start_lock:  # a second caller waits for the first start's outcome, whatever it is
-            await self._start_once()
+            if self._state == "new":
+                await self._connect()
+                trio.lowlevel.spawn_system_task(self._serve_system, name=f"isol8rt-engine-{self.engine_id}")
+                await self._started.wait()  # set once the service task is ready, or failed at once (logged)
+            self._check_started()
         if prewarm:
             await self._prewarm(prewarm)
 
-    async def _start_once(self) -> None:
-        if self._state == "new":
-            self._state = "starting"
-            try:
-                if self._backend is None:
-                    self._backend = DockerBackend()
-                await _check_backend(self._backend)
-            except BaseException:
-                self._state = "new"
-                raise
-            trio.lowlevel.spawn_system_task(self._serve, name=f"isol8rt-engine-{self.engine_id}")
-            await self._started.wait()
-            if self._state == "starting":  # else the service task failed at once and said so
-                self._state = "started"
-        self._check_started()
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the engine in the caller's nursery, as trio's structured concurrency would have it::
+
+            async with trio.open_nursery() as nursery:
+                engine = DockerIsol8(options)
+                await nursery.start(engine.run)     # returns once the engine is ready, as start() does
+                ...
+                await engine.stop()                  # or cancel the nursery
+
+        It serves until :meth:`stop` is called or it is cancelled, then removes every container it made.
+        It raises what :meth:`start` raises before the engine is ready, and whatever stops its service
+        task afterwards (nothing is only logged, as it is for :meth:`start`). ``RuntimeError`` if the
+        engine was started already."""
+        if self._state != "new":
+            if self._state == "stopped":
+                raise EngineClosed("this engine was stopped; make a new one")
+            raise RuntimeError("this engine was started already (start(), or another run())")
+        await self._connect()
+        await self._serve(task_status)
+
+    async def _connect(self) -> None:
+        """The platform, checked: from state new to starting (back to new if it does not answer)."""
+        self._state = "starting"
+        try:
+            if self._backend is None:
+                self._backend = DockerBackend()
+            await _check_backend(self._backend)
+        except BaseException:
+            self._state = "new"
+            raise
 
     async def stop(self) -> None:
         """Remove every container this engine made (pooled, checked out, persistent) and end its tasks."""
@@ -168,9 +192,17 @@ class DockerIsol8:
         with trio.CancelScope(shield=True):
             await self._stopped.wait()
 
-    async def _serve(self) -> None:
-        # A system task: it must never raise. It owns the engine's nursery, and on the way out (stop(),
-        # or the end of trio.run without stop()) it removes everything the engine made.
+    async def _serve_system(self) -> None:
+        # A system task must never raise: what ends it is logged (start() then reports the engine stopped).
+        try:
+            await self._serve()
+        except BaseException as exc:  # noqa: BLE001
+            if not isinstance(exc, trio.Cancelled):
+                log.exception("engine service task failed")
+
+    async def _serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The service task: it owns the engine's nursery (the pool's tasks, the audit writer) and, on the
+        way out (stop(), its cancellation, or the end of trio.run), removes everything the engine made."""
         try:
             async with trio.open_nursery() as nursery:
                 self._pool = Pool(self._started_backend, nursery, strategy=self.options.pool_strategy,
@@ -182,17 +214,16 @@ class DockerIsol8:
                     nursery.start_soon(self._write_audit, receive, audit_done)
                 else:
                     audit_done.set()
+                if self._state == "starting":  # not stopped meanwhile
+                    self._state = "started"
                 self._started.set()
+                task_status.started()
                 await self._stop_requested.wait()
                 if self._audit_send is not None:
                     self._audit_send.close()  # the writer finishes what is queued, then stops
                     with trio.move_on_after(5):
                         await audit_done.wait()
                 nursery.cancel_scope.cancel()
-        except BaseException as exc:  # noqa: BLE001
-            if not isinstance(exc, trio.Cancelled):
-                log.exception("engine service task failed")
-                self._service_error = exc
         finally:
             self._state = "stopped"
             self._started.set()
@@ -204,7 +235,7 @@ class DockerIsol8:
                         await session.close(keep=self.options.persist)
                     if self._owns_backend and self._backend is not None:
                         await self._backend.aclose()
-                except BaseException:  # noqa: BLE001
+                except BaseException:  # noqa: BLE001 - the clean-up of every part is tried; a failure is logged
                     log.exception("engine clean-up failed")
             self._stopped.set()
 

@@ -1,9 +1,10 @@
 """The server process: trio listeners, one task per connection, and the lifecycle around them.
 
 Start: open the key store, bind, remove what dead servers left behind (:mod:`.orphans`), start the
-shared engine and fill its warm pool, then accept. Each connection reads a request's head with
-:class:`~._http_server.ServerConnection`, lets :class:`~.app.App` admit it (route, browser checks, key, limits),
-and only then reads its body and hands it over. A request still being handled after
+shared engine in the server's own nursery (every engine runs there) and fill its warm pool, then accept.
+Each connection reads a request's head with :class:`~._http_server.ServerConnection`, lets
+:class:`~.app.App` admit it (route, browser checks, key, limits), and only then reads its body and hands it
+over. A request still being handled after
 :data:`WATCH_AFTER_S` gets a watcher that keeps reading the socket: the client closing it cancels the
 handler, so a client that walks away mid-run (plain HTTP, SSE or WebSocket) frees its container at once.
 One :class:`_Watchdog` task starts those watchers, so a quick request costs no task of its own.
@@ -31,6 +32,7 @@ import msgspec
 import trio
 
 from .. import docker
+from ..errors import Isol8Error
 from ..wire import errors, websocket
 from . import _http_server
 from .app import App, Call, ClientGone
@@ -121,28 +123,45 @@ class Server:
                 await self._sweep()
             except docker.DockerError as exc:
                 log.warning("could not look for orphaned containers: %s", exc)
-            await self.engines.start(prewarm=config.prewarm or False)
-            async with trio.open_nursery() as nursery:
-                if config.handle_signals:
-                    nursery.start_soon(self._signals)
-                nursery.start_soon(self._janitor)
-                nursery.start_soon(self._watchdog.run)
-                nursery.start_soon(self._reap_stuck_sends)
-                async with trio.open_nursery() as connections:
-                    accept_scope = trio.CancelScope()
-                    nursery.start_soon(self._accept, listeners, connections, accept_scope)
-                    task_status.started(self.port)
-                    await self._stop.wait()
-                    await self._drain(accept_scope, connections)
-                nursery.cancel_scope.cancel()
+            # The engines' service tasks are children of this nursery: every engine has stopped (and removed
+            # what it made) when it closes.
+            failed: Isol8Error | None = None
+            async with trio.open_nursery() as engines:
+                try:
+                    try:
+                        await self.engines.start(prewarm=config.prewarm or False, nursery=engines)
+                    except Isol8Error as exc:
+                        failed = exc  # raised below, as itself: the CLI says why the server could not start
+                    else:
+                        await self._serve(listeners, task_status)
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await self.engines.stop()
+            if failed is not None:
+                raise failed
         finally:
             with trio.CancelScope(shield=True):
                 for listener in listeners:
                     await listener.aclose()
-                await self.engines.stop()
                 if self.keys is not None:
                     self.keys.close()
                 self.instance.remove()
+
+    async def _serve(self, listeners, task_status) -> None:
+        """Accept and answer requests (and keep house) until stopped, then drain."""
+        async with trio.open_nursery() as nursery:
+            if self.config.handle_signals:
+                nursery.start_soon(self._signals)
+            nursery.start_soon(self._janitor)
+            nursery.start_soon(self._watchdog.run)
+            nursery.start_soon(self._reap_stuck_sends)
+            async with trio.open_nursery() as connections:
+                accept_scope = trio.CancelScope()
+                nursery.start_soon(self._accept, listeners, connections, accept_scope)
+                task_status.started(self.port)
+                await self._stop.wait()
+                await self._drain(accept_scope, connections)
+            nursery.cancel_scope.cancel()
 
     async def _accept(self, listeners, connections: trio.Nursery, scope: trio.CancelScope) -> None:
         with scope:
