@@ -135,7 +135,7 @@ class _Connection:
         """The rest of the current answer's body."""
         parts = []
         while type(event := await self.next_event()) is Body:
-            parts.append(cast(Body, event).data)
+            parts.append(event.data)
         return b"".join(parts)
 
     def close(self) -> None:
@@ -291,7 +291,7 @@ class RemoteIsol8:
                 raise await self._refusal(conn, head)
             parser = sse.EventParser()
             while type(event := await conn.next_event()) is Body:
-                for data in parser.feed(cast(Body, event).data):
+                for data in parser.feed(event.data):
                     yield api.decode_event(data)
         finally:
             conn.close()

@@ -146,11 +146,12 @@ class ClientConnection:
         """The bytes that end a chunked body."""
         return self._h11.send(h11.EndOfMessage())
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         """Buffer bytes received from the peer; ``b""`` means it closed its side."""
         if not data:
             self._eof = True
-        self._h11.receive_data(data)
+        # h11 annotates bytes but takes any bytes-like (it appends to a bytearray).
+        self._h11.receive_data(data)  # type: ignore[arg-type]
 
     def next_event(self) -> ResponseEvent:
         """The next event parsed from the bytes received so far, or :data:`NEED_DATA`.
@@ -166,19 +167,18 @@ class ClientConnection:
                 raise RemoteProtocolError(f"malformed HTTP: {exc}") from None
             if event is h11.NEED_DATA:
                 return NEED_DATA
-            event_type = type(event)
-            if event_type is h11.Data:
+            if isinstance(event, h11.Data):
                 return Body(bytes(event.data))
-            if event_type is h11.Response:
+            if isinstance(event, h11.Response):
                 return _response(event)
-            if event_type is h11.EndOfMessage:
+            if isinstance(event, h11.EndOfMessage):
                 return END_OF_BODY
-            if event_type is h11.InformationalResponse:
+            if isinstance(event, h11.InformationalResponse):
                 if event.status_code == 101:
                     trailing, closed = self._h11.trailing_data
                     return Upgraded(_response(event), bytes(trailing), closed)
                 continue  # 100 Continue and friends carry nothing for us
-            if event_type is h11.ConnectionClosed:
+            if isinstance(event, h11.ConnectionClosed):
                 raise PeerClosed("the peer closed the connection")
             # PAUSED: only after a complete response, where callers stop asking.
             raise RemoteProtocolError(f"unexpected HTTP state: {event!r}")

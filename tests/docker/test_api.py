@@ -13,22 +13,7 @@ from isol8rt.docker._api import UPGRADE_TCP, JSONLines, api_error, error_message
 from isol8rt.docker._models import Created, WaitResult
 from isol8rt.wire.http_client import END_OF_BODY, NEED_DATA, Body, ClientConnection, PeerClosed, Response, Upgraded
 
-
-def parse_request(data: bytes) -> tuple[h11.Request, bytes]:
-    """Parse request bytes as the daemon would, insisting they form exactly one complete request."""
-    server = h11.Connection(h11.SERVER)
-    server.receive_data(data)
-    request, body = None, b""
-    while (event := server.next_event()) is not h11.PAUSED:
-        assert event is not h11.NEED_DATA, "incomplete request"
-        if isinstance(event, h11.Request):
-            request = event
-        elif isinstance(event, h11.Data):
-            body += event.data
-        elif isinstance(event, h11.EndOfMessage):
-            break
-    assert server.trailing_data == (b"", False), "bytes after the request"
-    return request, body
+from tests.wire.http_support import parse_request
 
 
 def headers_of(request: h11.Request) -> dict[bytes, bytes]:

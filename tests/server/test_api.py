@@ -7,7 +7,6 @@ import base64
 import json
 from pathlib import Path
 
-import pytest
 import trio
 
 from isol8rt import __version__
