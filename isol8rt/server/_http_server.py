@@ -58,11 +58,6 @@ class Request:
                 return value
         return None
 
-    @property
-    def wants_websocket(self) -> bool:
-        upgrade = self.header(b"upgrade")
-        return upgrade is not None and upgrade.lower() == b"websocket"
-
 
 class NeedData:
     def __repr__(self) -> str:
