@@ -1,9 +1,10 @@
 """RemoteIsol8: the engine's methods, carried out by an isol8rt (or isol8) server over HTTP.
 
 HTTP/1.1 through the sans-io :class:`~isol8rt.wire.http_client.ClientConnection` (the Docker client's
-too) over trio, with a small keep-alive pool; streams come as server-sent events, or over a WebSocket (``transport="ws"``), which also carries a running program's stdin and signals. The
-server's answers are mapped back into :mod:`isol8rt.errors`, so code written against
-:class:`~isol8rt.DockerIsol8` handles a remote engine's failures the same way.
+too) over trio, with a small keep-alive pool; streams come as server-sent events, or over a WebSocket
+(``transport="ws"``), which also carries a running program's stdin and signals. The server's error
+answers are mapped back into :mod:`isol8rt.errors` by their ``kind`` (:func:`error_for`), so code
+written against :class:`~isol8rt.DockerIsol8` handles a remote engine's failures the same way.
 
     async with RemoteIsol8("http://127.0.0.1:3000", api_key="...") as remote:
         result = await remote.execute(ExecutionRequest(code="print(1)"))
