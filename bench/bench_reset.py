@@ -32,30 +32,30 @@ async def _one_round(image: str | None, runs: int, seconds: float) -> dict:
 
     from isol8rt import DockerIsol8, ExecutionRequest, Isol8Options
     from isol8rt.engine.plan import plan_execution
-    from isol8rt.engine.sandbox import Sandbox
+    from isol8rt.engine.container import Container
     from isol8rt.runtimes import RUNTIMES
 
     options = Isol8Options(pool_size=4, max_concurrent=16, image=image)
     request = ExecutionRequest(code="print(1)")
     async with DockerIsol8(options) as engine:
         spec, configure = engine._container_for(RUNTIMES["python"], image or RUNTIMES["python"].image)
-        sandbox = await Sandbox.create(engine._backend, spec, configure)
+        container = await Container.create(engine._backend, spec, configure)
         run_ms, reset_ms = [], []
         try:
             plan = plan_execution(request, options, session=False)
             for index in range(runs + 10):
-                op_id = sandbox.next_id()
+                op_id = container.next_id()
                 started = time.perf_counter()
-                async for _ in sandbox.operate(plan.code.messages(op_id, stdin_open=False), op_id, 10.0):
+                async for _ in container.operate(plan.code.messages(op_id, stdin_open=False), op_id, 10.0):
                     pass
                 ran = time.perf_counter()
-                await sandbox.begin_reset()
-                await sandbox.settle()
+                await container.begin_reset()
+                await container.settle()
                 if index >= 10:
                     run_ms.append((ran - started) * 1000)
                     reset_ms.append((time.perf_counter() - ran) * 1000)
         finally:
-            await sandbox.discard()
+            await container.discard()
         await engine.start(prewarm=["python"])
         throughput = {}
         for callers in (1, 4):

@@ -27,7 +27,7 @@ from .faces.portal import CANCEL_GRACE_S, Call, Portal
 from .faces.shortcuts import OptionFields, RequestFields, make_engine, make_request
 from .types import ExecutionRequest, ExecutionResult, Isol8Options, SessionInfo, StreamEvent
 
-__all__ = ["Isol8", "RunStream", "Session"]
+__all__ = ["Isol8", "RunStream", "Isol8Session", "Session"]
 
 T = TypeVar("T")
 
@@ -166,12 +166,12 @@ class Isol8:
         engine = self.engine
         return await _call(self._portal, lambda: engine.close_session(session_id))
 
-    def session(self, session_id: str | None = None) -> Session:
+    def session(self, session_id: str | None = None) -> Isol8Session:
         """A handle on one persistent session (a fresh id when none is given); ``async with`` closes it."""
-        return Session(self, session_id or f"session-{uuid.uuid4().hex[:12]}")
+        return Isol8Session(self, session_id or f"session-{uuid.uuid4().hex[:12]}")
 
 
-class Session:
+class Isol8Session:
     """One persistent session of an :class:`Isol8`: its runs share files and (Python, Node) live state."""
 
     def __init__(self, engine: Isol8, session_id: str) -> None:
@@ -195,12 +195,16 @@ class Session:
     async def close(self) -> bool:
         return await self.engine.close_session(self.id)
 
-    async def __aenter__(self) -> Session:
+    async def __aenter__(self) -> Isol8Session:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
+
+#: The name this class had before it was told apart from the engine's own sessions; kept so that code
+#: written against it goes on working.
+Session = Isol8Session
 
 class RunStream(AsyncIterator[StreamEvent]):
     """A running program's events, as an async iterator and an async context manager."""

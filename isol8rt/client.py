@@ -1,9 +1,10 @@
 """RemoteIsol8: the engine's methods, carried out by an isol8rt (or isol8) server over HTTP.
 
-HTTP/1.1 through h11 over trio, with a small keep-alive pool; streams come as server-sent events, or
-over a WebSocket (``transport="ws"``), which also carries a running program's stdin and signals. The
-server's answers are mapped back into :mod:`isol8rt.errors`, so code written against
-:class:`~isol8rt.DockerIsol8` handles a remote engine's failures the same way.
+HTTP/1.1 through the sans-io :class:`~isol8rt.wire.http_client.ClientConnection` (the Docker client's
+too) over trio, with a small keep-alive pool; streams come as server-sent events, or over a WebSocket
+(``transport="ws"``), which also carries a running program's stdin and signals. The server's error
+answers are mapped back into :mod:`isol8rt.errors` by their ``kind`` (:func:`error_for`), so code
+written against :class:`~isol8rt.DockerIsol8` handles a remote engine's failures the same way.
 
     async with RemoteIsol8("http://127.0.0.1:3000", api_key="...") as remote:
         result = await remote.execute(ExecutionRequest(code="print(1)"))
@@ -14,26 +15,30 @@ from __future__ import annotations
 import base64
 import contextlib
 import ssl
-from typing import Any, AsyncGenerator, Awaitable, Callable, Sequence, Union, cast
+from typing import Any, AsyncGenerator, Awaitable, Callable, Sequence, cast
 from urllib.parse import quote, urlencode, urlsplit
 
-import h11
 import msgspec
 import trio
 
 from .errors import EngineUnavailable, InvalidRequest, Isol8Error, SandboxError, SessionError
-from .server import _sse, _websocket, _wire
 from .types import ExecutionRequest, ExecutionResult, FileBlob, Isol8Options, SessionInfo, StreamEvent
+from .wire import api, errors, sse, websocket
+from .wire.http_client import (
+    NEED_DATA,
+    Body,
+    ClientConnection,
+    PeerClosed,
+    RemoteProtocolError,
+    Response,
+    ResponseEvent,
+    Upgraded,
+)
 
 RECEIVE_SIZE = 64 * 1024
 MAX_IDLE = 8
 
-#: The head of a server's answer: what a client's first event of an exchange is (after NEED_DATA).
-_Head = Union[h11.Response, h11.InformationalResponse]
-#: What a client sends, and so what h11 turns into bytes (never None: that is only for ConnectionClosed).
-_Sendable = Union[h11.Request, h11.Data, h11.EndOfMessage]
-#: What h11 hands a client once it has enough data (PAUSED: the server sent more than one exchange).
-_Received = Union[h11.Event, type[h11.PAUSED]]
+_JSON = "application/json"
 #: What RemoteControl writes with: one WebSocket text message.
 _SendText = Callable[[str], Awaitable[None]]
 
@@ -52,69 +57,87 @@ class RateLimited(Isol8Error):
         self.retry_after = retry_after
 
 
+#: The library's exception for each error kind (:mod:`isol8rt.wire.errors`); RateLimited is made apart.
+_EXCEPTIONS: dict[str, Callable[[str], Exception]] = {
+    errors.INVALID_REQUEST: InvalidRequest,
+    errors.METHOD_NOT_ALLOWED: InvalidRequest,
+    errors.TOO_LARGE: InvalidRequest,
+    errors.REQUEST_TIMEOUT: EngineUnavailable,
+    errors.UNAUTHORIZED: AccessDenied,
+    errors.FORBIDDEN: AccessDenied,
+    errors.OPTION_NOT_ALLOWED: AccessDenied,
+    errors.NOT_FOUND: Isol8Error,
+    errors.SESSION_NOT_FOUND: SessionError,
+    errors.FILE_NOT_FOUND: FileNotFoundError,
+    errors.SESSION_CONFLICT: SessionError,
+    errors.SANDBOX_FAILED: SandboxError,
+    errors.INTERNAL_ERROR: SandboxError,
+    errors.UNAVAILABLE: EngineUnavailable,
+    errors.SHUTTING_DOWN: EngineUnavailable,
+}
+
+
 def error_for(status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] | None = None) -> Exception:
-    """The exception for a server's error answer ``{"error": msg}``."""
+    """The exception for a server's error answer ``{"error": message, "kind": kind}``: chosen by its kind,
+    or by its status alone when it names none (the reference server's answers, or a proxy's) or one this
+    client does not know (a newer server's). The message is never parsed."""
     try:
-        message = _wire.decode_error(body).error
+        answer = errors.decode_error(body)
+        message, kind = answer.error, answer.kind
     except msgspec.MsgspecError:
-        message = body.decode("utf-8", "replace").strip() or f"HTTP {status}"
-    if status in (401, 403):
-        return AccessDenied(message)
-    if status in (400, 405, 413, 431):
-        return InvalidRequest(message)
-    if status == 404:
-        if message.startswith("File not found"):
-            return FileNotFoundError(message)
-        return SessionError(message) if "ession" in message else Isol8Error(message)
-    if status == 409:
-        return SessionError(message)
-    if status == 429:
+        message, kind = body.decode("utf-8", "replace").strip() or f"HTTP {status}", None
+    if kind not in errors.KINDS:
+        kind = errors.kind_of_status(status)
+    if kind == errors.RATE_LIMITED:
         retry = dict(headers or []).get(b"retry-after")
         return RateLimited(message, float(retry) if retry and retry.isdigit() else None)
-    if status == 503:
-        return EngineUnavailable(message)
-    return SandboxError(message)
+    return _EXCEPTIONS[kind](message)
 
 
 class _Connection:
-    """One HTTP/1.1 connection to the server."""
+    """One HTTP/1.1 connection to the server: a socket under a sans-io :class:`ClientConnection`.
 
-    __slots__ = ("stream", "h11")
+    The client's one I/O boundary: trio's exceptions and the HTTP connection's are mapped here, once. A
+    connection that breaks, or a server that hangs up before its answer is complete, is
+    :class:`~isol8rt.errors.EngineUnavailable`; a server that breaks HTTP is
+    :class:`~isol8rt.errors.SandboxError`."""
 
-    def __init__(self, stream: trio.abc.Stream) -> None:
+    __slots__ = ("stream", "http")
+
+    def __init__(self, stream: trio.abc.Stream, http: ClientConnection) -> None:
         self.stream = stream
-        self.h11 = h11.Connection(h11.CLIENT)
+        self.http = http
 
-    async def send(self, *events: _Sendable) -> None:
-        data = b"".join(self.h11.send(event) for event in events)
+    async def send(self, data: bytes) -> None:
         try:
             await self.stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise EngineUnavailable(f"the connection to the isol8rt server broke: {exc}") from None
 
-    async def next_event(self) -> _Received:
-        while True:
-            try:
-                event = self.h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise SandboxError(f"the isol8rt server sent malformed HTTP: {exc}") from None
-            if event is not h11.NEED_DATA:
-                return cast(_Received, event)  # mypy does not narrow `is not NEED_DATA`
-            try:
-                data = await self.stream.receive_some(RECEIVE_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                raise EngineUnavailable(f"the connection to the isol8rt server broke: {exc}") from None
-            # h11 annotates bytes but takes any bytes-like (it appends to a bytearray).
-            self.h11.receive_data(data)  # type: ignore[arg-type]
+    async def next_event(self) -> ResponseEvent:
+        try:
+            while (event := self.http.next_event()) is NEED_DATA:
+                try:
+                    data = await self.stream.receive_some(RECEIVE_SIZE)
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    raise EngineUnavailable(f"the connection to the isol8rt server broke: {exc}") from None
+                self.http.receive_data(data)
+        except PeerClosed:
+            raise EngineUnavailable("the isol8rt server closed the connection before its answer was complete") from None
+        except RemoteProtocolError as exc:
+            raise SandboxError(f"the isol8rt server sent {exc}") from None
+        return event
+
+    async def head(self) -> Response | Upgraded:
+        """The head of the answer (an HTTP client is given nothing else first)."""
+        return cast("Response | Upgraded", await self.next_event())
 
     async def body(self) -> bytes:
+        """The rest of the current answer's body."""
         parts = []
-        while True:
-            event = await self.next_event()
-            if isinstance(event, h11.Data):
-                parts.append(bytes(event.data))
-            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
-                return b"".join(parts)
+        while type(event := await self.next_event()) is Body:
+            parts.append(event.data)
+        return b"".join(parts)
 
     def close(self) -> None:
         # Synchronous: it runs while unwinding from a cancellation, where an await would not.
@@ -146,18 +169,18 @@ class RemoteControl:
         if self._ended:
             return False
         assert self._send is not None  # _ready is set by _attach (which sets it) or by _end
-        await self._send(_wire.encode(message).decode())
+        await self._send(api.encode(message).decode())
         return True
 
     async def write_stdin(self, data: str | bytes) -> bool:
         text = data.decode() if isinstance(data, (bytes, bytearray)) else data
-        return await self._message(_wire.WsStdin(data=text))
+        return await self._message(api.WsStdin(data=text))
 
     async def close_stdin(self) -> bool:
-        return await self._message(_wire.WsStdin(eof=True))
+        return await self._message(api.WsStdin(eof=True))
 
     async def signal(self, signum: int | str) -> bool:
-        return await self._message(_wire.WsSignal(signal=signum))
+        return await self._message(api.WsSignal(signal=signum))
 
 
 def _wire_files(files: dict[str, Any]) -> dict[str, Any]:
@@ -209,7 +232,7 @@ class RemoteIsol8:
     async def start(self, prewarm: Any = False) -> None:
         """Check the server answers (``GET /health``). ``prewarm`` is the server's business: ignored."""
         status, _, body = await self._call("GET", "/health")
-        if status != 200 or _wire.decode_health(body).status != "ok":
+        if status != 200 or api.decode_health(body).status != "ok":
             raise EngineUnavailable(f"the isol8rt server at {self.host} is not healthy (HTTP {status})")
 
     async def stop(self) -> None:
@@ -226,13 +249,13 @@ class RemoteIsol8:
     # ------------------------------------------------------------------------------------ runs
 
     def _envelope(self, request: ExecutionRequest,
-                  kind: type[_wire.ExecuteBody] | type[_wire.WsExecute] = _wire.ExecuteBody,
-                  ) -> _wire.ExecuteBody | _wire.WsExecute:
+                  kind: type[api.ExecuteBody] | type[api.WsExecute] = api.ExecuteBody,
+                  ) -> api.ExecuteBody | api.WsExecute:
         if not isinstance(request, ExecutionRequest):
             raise InvalidRequest(f"expected an ExecutionRequest, got {type(request).__name__}")
         options = self.options
         if isinstance(options, Isol8Options):
-            options = msgspec.json.decode(_wire.encode(options))
+            options = msgspec.json.decode(api.encode(options))
         if request.files and any(isinstance(content, (bytes, bytearray, memoryview))
                                  for content in request.files.values()):
             request = msgspec.structs.replace(request, files=_wire_files(request.files))
@@ -241,7 +264,7 @@ class RemoteIsol8:
     async def execute(self, request: ExecutionRequest) -> ExecutionResult:
         """Run ``request`` on the server to its end."""
         body = await self._json("POST", "/execute", self._envelope(request))
-        return _wire.decode_result(body)
+        return api.decode_result(body)
 
     async def execute_stream(self, request: ExecutionRequest, *, transport: str | None = None,
                              control: RemoteControl | None = None) -> AsyncGenerator[StreamEvent, None]:
@@ -263,20 +286,14 @@ class RemoteIsol8:
     async def _sse_events(self, request: ExecutionRequest) -> AsyncGenerator[StreamEvent, None]:
         conn = await self._connect()
         try:
-            payload = _wire.encode(self._envelope(request))
-            await conn.send(self._request("POST", "/execute/stream", len(payload)), h11.Data(data=payload),
-                            h11.EndOfMessage())
-            head = await self._head(conn)
-            if head.status_code != 200:
-                raise error_for(head.status_code, await conn.body(), head.headers)
-            parser = _sse.EventParser()
-            while True:
-                event = await conn.next_event()
-                if isinstance(event, h11.Data):
-                    for data in parser.feed(bytes(event.data)):
-                        yield _wire.decode_event(data)
-                elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
-                    return
+            await conn.send(self._request(conn, "POST", "/execute/stream", api.encode(self._envelope(request))))
+            head = await conn.head()
+            if not isinstance(head, Response) or head.status != 200:
+                raise await self._refusal(conn, head)
+            parser = sse.EventParser()
+            while type(event := await conn.next_event()) is Body:
+                for data in parser.feed(event.data):
+                    yield api.decode_event(data)
         finally:
             conn.close()
 
@@ -284,35 +301,33 @@ class RemoteIsol8:
                          control: RemoteControl | None) -> AsyncGenerator[StreamEvent, None]:
         conn = await self._connect()
         lock = trio.Lock()
-        ws: _websocket.MessageConnection | None = None
+        ws: websocket.MessageConnection | None = None
 
         async def send(text: str) -> None:
             async with lock:
                 assert ws is not None  # send is handed out only once ws is made
                 if ws.open:
-                    await conn.stream.send_all(ws.send_text(text))
+                    await conn.send(ws.send_text(text))
 
         try:
-            key = _websocket.client_key()
-            await conn.send(h11.Request(method="GET", target=self._base + "/execute/ws",
-                                        headers=self._headers() + _websocket.client_headers(key)),
-                            h11.EndOfMessage())
-            head = await self._head(conn)
-            if not isinstance(head, h11.InformationalResponse) or head.status_code != 101:
-                raise error_for(head.status_code, await conn.body(), head.headers)
-            if dict(head.headers).get(b"sec-websocket-accept") != _websocket.accept_token(key):
+            key = websocket.client_key()
+            await conn.send(conn.http.request("GET", self._base + "/execute/ws", headers=websocket.client_headers(key)))
+            head = await conn.head()
+            if not isinstance(head, Upgraded):
+                raise await self._refusal(conn, head)
+            if head.response.header(b"sec-websocket-accept") != websocket.accept_token(key):
                 raise SandboxError("the isol8rt server answered the WebSocket handshake wrongly")
-            ws = _websocket.MessageConnection(client=True, trailing=conn.h11.trailing_data[0])
-            await send(_wire.encode(self._envelope(request, _wire.WsExecute)).decode())
+            ws = websocket.MessageConnection(client=True, trailing=head.trailing)
+            await send(api.encode(self._envelope(request, api.WsExecute)).decode())
             if control is not None:
                 control._attach(send)
             while True:
                 for item in ws.events():
-                    if isinstance(item, _websocket.Closed):
+                    if isinstance(item, websocket.Closed):
                         async with lock:
-                            await conn.stream.send_all(item.reply)
+                            await conn.send(item.reply)
                         return
-                    yield _wire.decode_event(item.data)
+                    yield api.decode_event(item.data)
                 try:
                     data = await conn.stream.receive_some(RECEIVE_SIZE)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -321,7 +336,7 @@ class RemoteIsol8:
                 replies = ws.take_replies()
                 if replies:
                     async with lock:
-                        await conn.stream.send_all(replies)
+                        await conn.send(replies)
         finally:
             if control is not None:
                 control._end()
@@ -336,17 +351,17 @@ class RemoteIsol8:
 
     async def put_file(self, path: str, content: str | bytes) -> None:
         data = content.encode() if isinstance(content, str) else bytes(content)
-        upload = _wire.FileUpload(session_id=self._need_session("put_file"), path=path,
+        upload = api.FileUpload(session_id=self._need_session("put_file"), path=path,
                                   content=base64.b64encode(data).decode("ascii"))
         await self._json("POST", "/file", upload)
 
     async def get_file(self, path: str) -> bytes:
         query = urlencode({"sessionId": self._need_session("get_file"), "path": path}, quote_via=quote)
         body = await self._json("GET", f"/file?{query}")
-        return base64.b64decode(_wire.decode_file_content(body).content)
+        return base64.b64decode(api.decode_file_content(body).content)
 
     async def list_sessions(self) -> list[SessionInfo]:
-        return _wire.decode_sessions(await self._json("GET", "/sessions")).sessions
+        return api.decode_sessions(await self._json("GET", "/sessions")).sessions
 
     async def delete_session(self, session_id: str) -> bool:
         """End a session on the server; False when it has no such session (for this key)."""
@@ -359,19 +374,14 @@ class RemoteIsol8:
 
     async def cleanup(self, images: bool = False) -> dict[str, Any]:
         """Master key only: end every session on the server and remove orphaned containers."""
-        body = await self._json("POST", "/cleanup", _wire.CleanupRequest(images=images))
-        return msgspec.structs.asdict(_wire.decode_cleanup_body(body))
+        body = await self._json("POST", "/cleanup", api.CleanupRequest(images=images))
+        return msgspec.structs.asdict(api.decode_cleanup_body(body))
 
     # ------------------------------------------------------------------------------------ HTTP
 
-    def _headers(self) -> list[tuple[bytes, bytes]]:
-        return [(b"Host", self._authority), (b"User-Agent", b"isol8rt"), *self._auth]
-
-    def _request(self, method: str, target: str, length: int | None) -> h11.Request:
-        headers = self._headers()
-        if length is not None:
-            headers += [(b"Content-Type", b"application/json"), (b"Content-Length", str(length).encode())]
-        return h11.Request(method=method, target=self._base + target, headers=headers)
+    def _request(self, conn: _Connection, method: str, target: str, payload: bytes | None = None) -> bytes:
+        return conn.http.request(method, self._base + target, body=payload,
+                                 content_type=_JSON if payload is not None else None)
 
     async def _connect(self) -> _Connection:
         host, port = self._address
@@ -384,13 +394,13 @@ class RemoteIsol8:
                     await stream.do_handshake()
         except (OSError, trio.TooSlowError, trio.BrokenResourceError) as exc:
             raise EngineUnavailable(f"cannot reach the isol8rt server at {self.host}: {exc}") from None
-        return _Connection(stream)
+        return _Connection(stream, ClientConnection(self._authority, headers=self._auth))
 
-    async def _head(self, conn: _Connection) -> h11.Response | h11.InformationalResponse:
-        event = await conn.next_event()
-        if isinstance(event, h11.ConnectionClosed):
-            raise EngineUnavailable(f"the isol8rt server at {self.host} closed the connection")
-        return cast(_Head, event)  # h11 gives a client nothing else first
+    async def _refusal(self, conn: _Connection, head: Response | Upgraded) -> Exception:
+        """The exception for an answer that is not the one asked for (an error body, mostly)."""
+        if isinstance(head, Upgraded):
+            return SandboxError(f"the isol8rt server switched protocols ({head.response.status}) unasked")
+        return error_for(head.status, await conn.body(), head.headers)
 
     async def _call(self, method: str, target: str,
                     payload: bytes | None = None) -> tuple[int, Sequence[tuple[bytes, bytes]], bytes]:
@@ -398,39 +408,32 @@ class RemoteIsol8:
         reused = bool(self._idle)
         conn = self._idle.pop() if reused else await self._connect()
         try:
-            events: list[_Sendable] = [self._request(method, target, len(payload) if payload is not None else None)]
-            if payload:
-                events.append(h11.Data(data=payload))
-            events.append(h11.EndOfMessage())
             try:
-                await conn.send(*events)
-                head = await conn.next_event()
-                if reused and isinstance(head, h11.ConnectionClosed):
-                    raise EngineUnavailable("closed")
+                await conn.send(self._request(conn, method, target, payload))
+                head = await conn.head()
             except EngineUnavailable:
                 if not reused:
                     raise
                 # A kept-alive connection the server had closed meanwhile: once more on a new one.
                 conn.close()
                 conn = await self._connect()
-                await conn.send(*events)
-                head = await conn.next_event()
-            if isinstance(head, h11.ConnectionClosed):
-                raise EngineUnavailable(f"the isol8rt server at {self.host} closed the connection")
+                await conn.send(self._request(conn, method, target, payload))
+                head = await conn.head()
+            if isinstance(head, Upgraded):
+                raise await self._refusal(conn, head)
             body = await conn.body()
         except BaseException:
             conn.close()
             raise
-        if conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE and len(self._idle) < MAX_IDLE:
-            conn.h11.start_next_cycle()
+        if conn.http.reusable and len(self._idle) < MAX_IDLE:
+            conn.http.start_next_cycle()
             self._idle.append(conn)
         else:
             conn.close()
-        head = cast(_Head, head)  # h11 gives a client nothing else first
-        return head.status_code, head.headers, body
+        return head.status, head.headers, body
 
     async def _json(self, method: str, target: str, message: msgspec.Struct | None = None) -> bytes:
-        status, headers, body = await self._call(method, target, _wire.encode(message) if message else None)
+        status, headers, body = await self._call(method, target, api.encode(message) if message else None)
         if status >= 300:
             raise error_for(status, body, headers)
         return body

@@ -28,7 +28,7 @@ from .faces.portal import CANCEL_GRACE_S, Call, Portal
 from .faces.shortcuts import OptionFields, RequestFields, make_engine, make_request
 from .types import ExecutionRequest, ExecutionResult, Isol8Options, SessionInfo, StreamEvent
 
-__all__ = ["RunStream", "Sandbox", "Session"]
+__all__ = ["RunStream", "Sandbox", "SandboxSession", "Session"]
 
 _END = object()
 
@@ -113,12 +113,12 @@ class Sandbox:
         engine = self.engine
         return self._portal.call(lambda: engine.close_session(session_id))
 
-    def session(self, session_id: str | None = None) -> Session:
+    def session(self, session_id: str | None = None) -> SandboxSession:
         """A handle on one persistent session (a fresh id when none is given); ``with`` closes it."""
-        return Session(self, session_id or f"session-{uuid.uuid4().hex[:12]}")
+        return SandboxSession(self, session_id or f"session-{uuid.uuid4().hex[:12]}")
 
 
-class Session:
+class SandboxSession:
     """One persistent session of a :class:`Sandbox`: its runs share files and (Python, Node) live state."""
 
     def __init__(self, sandbox: Sandbox, session_id: str) -> None:
@@ -143,12 +143,16 @@ class Session:
     def close(self) -> bool:
         return self.sandbox.close_session(self.id)
 
-    def __enter__(self) -> Session:
+    def __enter__(self) -> SandboxSession:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+
+#: The name this class had before it was told apart from the engine's own sessions; kept so that code
+#: written against it goes on working.
+Session = SandboxSession
 
 class RunStream(Iterator[StreamEvent]):
     """A running program's events. The run starts when the stream is made; iterate to follow it."""

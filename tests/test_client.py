@@ -9,8 +9,17 @@ import sys
 import pytest
 import trio
 
-from isol8rt import EngineUnavailable, ExecutionRequest, InvalidRequest, Isol8Options, SandboxError, SessionError
+from isol8rt import (
+    EngineUnavailable,
+    ExecutionRequest,
+    InvalidRequest,
+    Isol8Error,
+    Isol8Options,
+    SandboxError,
+    SessionError,
+)
 from isol8rt.client import AccessDenied, RateLimited, RemoteIsol8, error_for
+from isol8rt.wire import errors
 
 from .server.conftest import MASTER, start_server  # noqa: F401 - the fixture `live` uses
 
@@ -20,16 +29,36 @@ async def live(start_server):  # noqa: F811 - start_server is the imported fixtu
     return await start_server()
 
 
-def test_error_mapping():
-    assert isinstance(error_for(401, b'{"error":"Missing Authorization header"}'), AccessDenied)
-    assert isinstance(error_for(403, b'{"error":"Option not allowed: network"}'), AccessDenied)
-    assert isinstance(error_for(400, b'{"error":"bad"}'), InvalidRequest)
-    assert isinstance(error_for(404, b'{"error":"Session not found"}'), SessionError)
-    assert isinstance(error_for(404, b'{"error":"File not found: x"}'), FileNotFoundError)
-    assert isinstance(error_for(409, b'{"error":"switch"}'), SessionError)
-    limited = error_for(429, b'{"error":"slow down"}', [(b"retry-after", b"3")])
+def test_error_mapping_goes_by_kind_and_never_reads_the_message():
+    assert isinstance(error_for(401, b'{"error":"x","kind":"unauthorized"}'), AccessDenied)
+    assert isinstance(error_for(403, b'{"error":"x","kind":"option_not_allowed"}'), AccessDenied)
+    assert isinstance(error_for(400, b'{"error":"x","kind":"invalid_request"}'), InvalidRequest)
+    assert isinstance(error_for(404, b'{"error":"x","kind":"session_not_found"}'), SessionError)
+    assert isinstance(error_for(404, b'{"error":"x","kind":"file_not_found"}'), FileNotFoundError)
+    # The message says "session", the kind says otherwise: the kind wins.
+    not_found = error_for(404, b'{"error":"Session not found","kind":"not_found"}')
+    assert type(not_found) is Isol8Error and str(not_found) == "Session not found"
+    assert isinstance(error_for(409, b'{"error":"switch","kind":"session_conflict"}'), SessionError)
+    limited = error_for(429, b'{"error":"slow down","kind":"rate_limited"}', [(b"retry-after", b"3")])
     assert isinstance(limited, RateLimited) and limited.retry_after == 3
+    assert isinstance(error_for(503, b'{"error":"x","kind":"shutting_down"}'), EngineUnavailable)
+    assert isinstance(error_for(500, b'{"error":"x","kind":"sandbox_failed"}'), SandboxError)
+
+
+def test_every_kind_maps_to_an_exception_of_the_library():
+    for kind, (status, _) in errors.KINDS.items():
+        exc = error_for(status, errors.encode_error(kind, "why"))
+        assert isinstance(exc, (Isol8Error, FileNotFoundError)) and str(exc) == "why"
+
+
+def test_a_body_without_a_kind_is_mapped_by_its_status_alone():
+    """The reference server sends no kind; nor does a proxy in between."""
+    assert isinstance(error_for(403, b'{"error":"Invalid API key"}'), AccessDenied)
+    assert isinstance(error_for(413, b'{"error":"too big"}'), InvalidRequest)
+    assert type(error_for(404, b'{"error":"Session not found"}')) is Isol8Error
+    assert isinstance(error_for(409, b'{"error":"switch"}'), SessionError)
     assert isinstance(error_for(503, b'{"error":"docker down"}'), EngineUnavailable)
+    assert isinstance(error_for(418, b'{"error":"teapot","kind":"from_a_newer_server"}'), InvalidRequest)
     assert isinstance(error_for(500, b"<html>oops</html>"), SandboxError)
     assert str(error_for(500, b"")) == "HTTP 500"
 

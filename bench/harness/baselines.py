@@ -18,9 +18,9 @@ import msgspec
 from isol8rt import Isol8Options
 from isol8rt.docker import DockerClient
 from isol8rt.engine.backend import DockerBackend
-from isol8rt.engine.limits import sandbox_spec
+from isol8rt.engine.spec import sandbox_spec
 from isol8rt.engine.plan import run_env
-from isol8rt.engine.sandbox import Sandbox
+from isol8rt.engine.container import Container
 from isol8rt.runtimes import RUNTIMES, SANDBOX_DIR
 
 from .results import Result
@@ -55,13 +55,13 @@ async def docker_exec(client: DockerClient, runtime: str, runs: int, warmup: int
                     label=f"docker exec of the {runtime} hello world into a running sandbox container",
                     params={"runtime": runtime, "argv": HELLO_ARGV[runtime], "warmup": warmup},
                     phase_order=["exec_create", "exec_start", "exec_inspect"])
-    sandbox = await Sandbox.create(DockerBackend(client), _spec(runtime))
+    container = await Container.create(DockerBackend(client), _spec(runtime))
     env = run_env(Isol8Options())
     started = _now()
     try:
         for index in range(warmup + runs):
             t0 = _now()
-            exec_id = await client.exec_create(sandbox.container_id, HELLO_ARGV[runtime], user=USER, env=env,
+            exec_id = await client.exec_create(container.container_id, HELLO_ARGV[runtime], user=USER, env=env,
                                                workdir=SANDBOX_DIR)
             t1 = _now()
             async with await client.exec_start(exec_id) as stream:
@@ -74,7 +74,7 @@ async def docker_exec(client: DockerClient, runtime: str, runs: int, warmup: int
                            "exec_inspect": (t3 - t2) * 1000}, keep=index >= warmup)
     finally:
         result.wall_s = _now() - started
-        await sandbox.discard()
+        await container.discard()
     return result
 
 

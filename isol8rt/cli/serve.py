@@ -12,7 +12,7 @@ from pathlib import Path
 
 import trio
 
-from ..engine.limits import parse_size
+from ..engine.spec import parse_size
 from ..errors import InvalidRequest
 from ..runtimes import RUNTIME_NAMES
 from ..types import AuditConfig, Isol8Options, NetworkFilter, SecurityConfig

@@ -2,9 +2,13 @@
 
 Layers, bottom up, each in its own private module:
 
+- HTTP itself is the sans-io :class:`isol8rt.wire.http_client.ClientConnection`, shared with
+  :class:`~isol8rt.RemoteIsol8`;
 - ``_frames``: sans-io demuxer of the stdout/stderr stream of attach and exec;
-- ``_http``: sans-io HTTP (requests to bytes, bytes to response events, error answers to exceptions);
-- ``_transport``: trio I/O: endpoints, the keep-alive connection pool, hijacked streams;
+- ``_api``: sans-io Docker conventions (request targets, the hijack headers, error answers to exceptions,
+  progress lines);
+- ``_transport``: trio I/O: endpoints, the keep-alive connection pool, hijacked streams; where trio's and
+  the HTTP connection's exceptions become this package's;
 - ``_models``: the msgspec wire types; ``_tar``: the build-context writer;
 - ``_client``: :class:`DockerClient`, one method per endpoint.
 

@@ -18,7 +18,8 @@ import msgspec
 import trio
 
 from ._errors import APIError, BuildError, DaemonTimeout, DockerError
-from ._http import JSONLines, Response, Upgraded, api_error, error_message, quote_path, target
+from ..wire.http_client import Response, Upgraded
+from ._api import JSONLines, api_error, error_message, quote_path, target
 from ._models import (
     BuildEvent,
     ContainerInspect,

@@ -1,8 +1,9 @@
-"""Trio I/O under the sans-io HTTP layer: where the daemon is, connections to it, a keep-alive pool,
-and the hijacked streams of attach and exec.
+"""Trio I/O under the sans-io HTTP connection (:mod:`isol8rt.wire.http_client`): where the daemon is,
+connections to it, a keep-alive pool, and the hijacked streams of attach and exec.
 
-trio's exceptions stop here: a failed connect becomes :class:`DaemonNotRunning`, a connection that
-breaks once open :class:`StreamClosed`.
+This is the Docker client's one I/O boundary, and its exceptions are mapped here, once: a failed connect
+becomes :class:`DaemonNotRunning`; a connection that breaks once open, or a daemon that hangs up before
+its answer is complete, :class:`StreamClosed`; a daemon that breaks HTTP :class:`DockerError`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,20 @@ from urllib.parse import urlsplit
 
 import trio
 
+from ..wire.http_client import (
+    NEED_DATA,
+    Body,
+    ClientConnection,
+    EndOfBody,
+    PeerClosed,
+    RemoteProtocolError,
+    Response,
+    ResponseEvent,
+    Upgraded,
+)
+from ._api import UPGRADE_TCP
 from ._errors import DaemonNotRunning, DockerError, StreamClosed
 from ._frames import FrameDemuxer
-from ._http import NEED_DATA, Body, ClientConnection, EndOfBody, Response, ResponseEvent, Upgraded
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 DEFAULT_TCP_PORT = 2375
@@ -135,7 +147,8 @@ class Connection:
         """
         if body is None or isinstance(body, (bytes, bytearray, memoryview)):
             payload = None if body is None else bytes(body)
-            await self.send(self.http.request(method, target, body=payload, content_type=content_type, upgrade=upgrade))
+            await self.send(self.http.request(method, target, body=payload, content_type=content_type,
+                                              headers=UPGRADE_TCP if upgrade else ()))
             return await self._head()
         await self.send(self.http.request(method, target, chunked=True, content_type=content_type))
         try:
@@ -178,12 +191,17 @@ class Connection:
         raise DockerError(f"the Docker daemon sent {event!r} inside a response body")
 
     async def next_event(self) -> ResponseEvent:
-        while (event := self.http.next_event()) is NEED_DATA:
-            try:
-                data = await self.stream.receive_some(RECEIVE_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                raise StreamClosed(f"the connection to the Docker daemon broke: {exc}") from None
-            self.http.receive_data(data)
+        try:
+            while (event := self.http.next_event()) is NEED_DATA:
+                try:
+                    data = await self.stream.receive_some(RECEIVE_SIZE)
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                    raise StreamClosed(f"the connection to the Docker daemon broke: {exc}") from None
+                self.http.receive_data(data)
+        except PeerClosed:
+            raise StreamClosed("the Docker daemon closed the connection before its answer was complete") from None
+        except RemoteProtocolError as exc:
+            raise DockerError(f"the Docker daemon sent {exc}") from None
         return event
 
     async def send(self, data: bytes) -> None:

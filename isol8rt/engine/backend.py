@@ -4,6 +4,10 @@ The engine needs very little from a container platform: create a container from 
 attach a byte stream to its agent before starting it, start, kill, remove, and list what it made. Files
 travel through the agent, not the platform. Keeping to this small surface lets a remote Docker host or a
 cluster scheduler stand in later; only :class:`DockerBackend` knows Docker's vocabulary.
+
+This is the engine's I/O boundary, and a backend maps its platform's exceptions here, once, as httpcore's
+backends do: its methods raise the library's (:mod:`isol8rt.errors`), and an :class:`AgentStream` raises
+trio's own stream exceptions, so the engine above catches exactly those and nothing else.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import msgspec
 import trio
 
 from .. import docker
-from ..errors import EngineUnavailable, ImageNotFound, SandboxError
+from ..errors import EngineUnavailable, ImageNotFound, Isol8Error, SandboxError
 from ..runtimes import LABEL_MANAGED_BY, MANAGED_BY, SANDBOX_DIR
 
 _SPEC_ENCODER = msgspec.json.Encoder(order="deterministic")
@@ -31,8 +35,9 @@ class SandboxSpec(msgspec.Struct, frozen=True, kw_only=True):
     nano_cpus: int
     pids_limit: int
     readonly_root: bool = True
-    sandbox_size: str = "512m"
-    tmp_size: str = "256m"
+    #: tmpfs sizes in bytes, as Docker takes them (spec.py converts the options' "512m").
+    sandbox_size: str = str(512 * 1024 * 1024)
+    tmp_size: str = str(256 * 1024 * 1024)
     network: str = "none"
     #: A seccomp profile as Docker JSON text, or "unconfined"; None keeps the platform's default.
     seccomp: str | None = None
@@ -52,14 +57,35 @@ class SandboxSpec(msgspec.Struct, frozen=True, kw_only=True):
 
 class AgentStream(Protocol):
     """A byte stream to a container's agent: our bytes reach its stdin, its stdout and stderr come back
-    as (1 | 2, bytes) pairs; an empty list means the stream ended."""
+    as (1 | 2, bytes) pairs; an empty list means the stream ended.
+
+    What it raises is trio's, as for any :class:`trio.abc.Stream`:
+
+    - :exc:`trio.BrokenResourceError` from :meth:`send_all` or :meth:`receive` when the stream broke (the
+      connection to the platform failed, the container went away mid-frame);
+    - :exc:`trio.ClosedResourceError` from either once :meth:`aclose` was called (in this task or another:
+      a :meth:`receive` waiting in another task ends with it).
+
+    :meth:`aclose` raises nothing, and may be called more than once. Anything else is a bug, and is left
+    to surface as one.
+    """
 
     async def send_all(self, data: bytes) -> None: ...
     async def receive(self) -> list[tuple[int, bytes]]: ...
     async def aclose(self) -> None: ...
 
 
+#: What an AgentStream raises when the stream cannot be used (see :class:`AgentStream`).
+STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
+
+
 class ContainerBackend(Protocol):
+    """A container platform, as the engine uses it. The methods raise :mod:`isol8rt.errors` exceptions:
+    :class:`~isol8rt.errors.EngineUnavailable` when the platform cannot be reached,
+    :class:`~isol8rt.errors.ImageNotFound` from :meth:`create` when the image is missing, and
+    :class:`~isol8rt.errors.SandboxError` for anything else the platform refuses. Killing or removing a
+    container that is already gone is not an error."""
+
     async def create(self, spec: SandboxSpec) -> str: ...
     async def attach(self, container_id: str) -> AgentStream: ...
     async def start(self, container_id: str) -> None: ...
@@ -156,20 +182,34 @@ class DockerBackend:
         except docker.DockerError as exc:
             raise SandboxError(f"cannot create a container from {spec.image}: {exc}") from None
 
+    async def check(self) -> None:
+        """That the daemon answers usably: :class:`~isol8rt.errors.EngineUnavailable` if not."""
+        try:
+            await self.client.ping()
+        except docker.DaemonNotRunning as exc:
+            raise EngineUnavailable(str(exc)) from None
+        except docker.DockerError as exc:
+            raise EngineUnavailable(f"Docker answered, but not usably: {exc}") from None
+
     async def attach(self, container_id: str) -> AgentStream:
-        return await self.client.attach_container(container_id)
+        try:
+            return _DockerAgentStream(await self.client.attach_container(container_id))
+        except docker.DockerError as exc:
+            raise _failure(f"cannot attach to container {container_id[:12]}", exc) from None
 
     async def start(self, container_id: str) -> None:
         try:
             await self.client.start_container(container_id)
         except docker.DockerError as exc:
-            raise SandboxError(f"cannot start container {container_id[:12]}: {exc}") from None
+            raise _failure(f"cannot start container {container_id[:12]}", exc) from None
 
     async def kill(self, container_id: str) -> None:
         try:
             await self.client.kill_container(container_id)
         except (docker.NotFound, docker.Conflict):
             pass  # already gone or not running: the goal is met
+        except docker.DockerError as exc:
+            raise _failure(f"cannot kill container {container_id[:12]}", exc) from None
 
     async def remove(self, container_id: str) -> None:
         try:
@@ -179,9 +219,14 @@ class DockerBackend:
         except docker.Conflict:
             # "removal already in progress": someone else is doing it.
             pass
+        except docker.DockerError as exc:
+            raise _failure(f"cannot remove container {container_id[:12]}", exc) from None
 
     async def list(self, labels: dict[str, str]) -> list[str]:
-        containers = await self.client.list_containers(all=True, labels={LABEL_MANAGED_BY: MANAGED_BY, **labels})
+        try:
+            containers = await self.client.list_containers(all=True, labels={LABEL_MANAGED_BY: MANAGED_BY, **labels})
+        except docker.DockerError as exc:
+            raise _failure("cannot list containers", exc) from None
         return [container.id for container in containers]
 
     async def out_of_memory(self, container_id: str) -> bool:
@@ -194,7 +239,10 @@ class DockerBackend:
     async def find_running(self, labels: dict[str, str | None]) -> builtins.list[tuple[str, dict[str, str]]]:
         """(id, labels) of the running containers isol8rt made that carry ``labels`` (a None value: the label
         with any value)."""
-        containers = await self.client.list_containers(all=False, labels={LABEL_MANAGED_BY: MANAGED_BY, **labels})
+        try:
+            containers = await self.client.list_containers(all=False, labels={LABEL_MANAGED_BY: MANAGED_BY, **labels})
+        except docker.DockerError as exc:
+            raise _failure("cannot list containers", exc) from None
         return [(c.id, dict(c.labels or {})) for c in containers if c.state == "running"]
 
     async def find_baked_image(self, runtime: str, packages: builtins.list[str]) -> str | None:
@@ -207,10 +255,42 @@ class DockerBackend:
             return None
 
 
+def _failure(what: str, exc: docker.DockerError) -> EngineUnavailable | SandboxError:
+    if isinstance(exc, docker.DaemonNotRunning):
+        return EngineUnavailable(str(exc))
+    return SandboxError(f"{what}: {exc}")
+
+
+class _DockerAgentStream:
+    """:class:`AgentStream` over a Docker attach: the Docker client's stream errors become trio's here.
+
+    The hot path: one extra call per send and per read, no more."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: docker.HijackedStream) -> None:
+        self._stream = stream
+
+    async def send_all(self, data: bytes) -> None:
+        try:
+            await self._stream.send_all(data)
+        except docker.StreamClosed as exc:
+            raise trio.BrokenResourceError(str(exc)) from None
+
+    async def receive(self) -> list[tuple[int, bytes]]:
+        try:
+            return await self._stream.receive()
+        except docker.StreamClosed as exc:
+            raise trio.BrokenResourceError(str(exc)) from None
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
 async def remove_quietly(backend: ContainerBackend, container_id: str) -> None:
     """Remove a container whatever else is going on: shielded from cancellation, bounded in time."""
     with trio.CancelScope(shield=True), trio.move_on_after(30):
         try:
             await backend.remove(container_id)
-        except Exception:  # noqa: BLE001 - best effort; strays are found again by label
+        except Isol8Error:  # best effort; strays are found again by label
             pass

@@ -1,8 +1,9 @@
 """The bytes to and from one agent, over an :class:`~.backend.AgentStream`.
 
-I/O only: what the bytes mean is :mod:`.conversation`'s business. Pull-based: whoever holds the sandbox
+I/O only: what the bytes mean is :mod:`.conversation`'s business. Pull-based: whoever holds the container
 reads its bytes, so no background task per container is needed and a run's messages go straight to the
-task waiting for them.
+task waiting for them. The stream's exceptions (trio's, as :class:`~.backend.AgentStream` declares them)
+become :class:`ChannelBroken` here.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from collections import deque
 
 import trio
 
-from .backend import AgentStream
+from .backend import STREAM_ERRORS, AgentStream
 
 
 class ChannelBroken(Exception):
-    """The agent's stream failed or ended; the message says what the agent last printed, if anything."""
+    """The agent's stream broke, was closed, or ended (the agent exited); the message says what the agent
+    last printed, if anything."""
 
 
 class AgentChannel:
@@ -33,7 +35,7 @@ class AgentChannel:
         async with self._send_lock:
             try:
                 await self._stream.send_all(data)
-            except Exception as exc:  # the platform's stream errors, whatever they are
+            except STREAM_ERRORS as exc:
                 self.closed = True
                 raise ChannelBroken(f"cannot write to the agent: {exc}") from None
 
@@ -45,7 +47,7 @@ class AgentChannel:
                 raise ChannelBroken("the agent's stream is closed")
             try:
                 frames = await self._stream.receive()
-            except Exception as exc:
+            except STREAM_ERRORS as exc:
                 self.closed = True
                 raise ChannelBroken(f"cannot read from the agent: {exc}") from None
             if not frames:
@@ -67,9 +69,7 @@ class AgentChannel:
         return f"; it said: {text[-2000:]}" if text else ""
 
     async def aclose(self) -> None:
+        """Close the stream (a receive waiting in another task ends with ChannelBroken); safe twice."""
         self.closed = True
         with trio.CancelScope(shield=True):
-            try:
-                await self._stream.aclose()
-            except Exception:  # noqa: BLE001 - closing a broken stream may fail; it is closed either way
-                pass
+            await self._stream.aclose()  # raises nothing (AgentStream's promise)

@@ -12,7 +12,7 @@ from ..errors import InvalidRequest
 from .channel import ChannelBroken
 
 if TYPE_CHECKING:
-    from .sandbox import Sandbox
+    from .container import Container
 
 
 class RunControl:
@@ -25,11 +25,11 @@ class RunControl:
     def __init__(self) -> None:
         self._started = trio.Event()
         self._ended = False
-        self._sandbox: Sandbox | None = None
+        self._container: Container | None = None
         self._op_id = 0
 
-    def _attach(self, sandbox: Sandbox, op_id: int) -> None:
-        self._sandbox = sandbox
+    def _attach(self, container: Container, op_id: int) -> None:
+        self._container = container
         self._op_id = op_id
         self._started.set()
 
@@ -40,10 +40,10 @@ class RunControl:
     async def _send(self, make_message: Callable[[int], protocol.Stdin | protocol.Signal]) -> bool:
         """Send ``make_message(op_id)`` once the run has started (the id is known only then)."""
         await self._started.wait()
-        if self._ended or self._sandbox is None:
+        if self._ended or self._container is None:
             return False
         try:
-            await self._sandbox.control(make_message(self._op_id))
+            await self._container.control(make_message(self._op_id))
         except ChannelBroken:
             return False
         return True

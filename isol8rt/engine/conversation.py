@@ -1,6 +1,6 @@
 """The host's side of the conversation with one container's agent: a state machine that does no I/O.
 
-In the manner of h11's ``Connection``. The driver (:mod:`.sandbox`) feeds it what the agent sent
+In the manner of h11's ``Connection``. The driver (:mod:`.container`) feeds it what the agent sent
 (:meth:`Conversation.receive_data` for the bytes of the agent's stdout, or
 :meth:`~Conversation.receive_messages` for messages decoded elsewhere) and reads events back with
 :meth:`~Conversation.next_event`; it says what the host means to do (:meth:`~Conversation.configure`,

@@ -2,7 +2,8 @@
 
 A run is: validate and plan (no I/O) -> take a ready container (warm pool, or the session's) -> one round
 trip to its agent -> shape the output. Containers are made, recycled and removed by the engine's own
-service task, which owns a nursery for the engine's lifetime.
+service task, which owns a nursery for the engine's lifetime: in the caller's nursery
+(``nursery.start(engine.run)``), or as a trio system task (``start()``, for callers without one).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import trio
 
 from ..agent import protocol
 from ..audit import AuditLog, Caller, current_caller, record_for
-from ..errors import EngineClosed, EngineUnavailable, InvalidRequest, SandboxError, SessionError
+from ..errors import EngineClosed, InvalidRequest, Isol8Error, SandboxError, SessionError
 from ..runtimes import LABEL_RUNTIME, LABEL_SESSION, PROXY_PORT, RUNTIME_NAMES, RUNTIMES, Runtime, RuntimeInfo
 from ..remote_code import fetch_code
 from ..security import seccomp
@@ -37,14 +38,14 @@ from ..types import (
     StreamEventType,
 )
 from .backend import ContainerBackend, DockerBackend, SandboxSpec
-from .limits import network_policy, sandbox_spec
+from .spec import network_policy, sandbox_spec
 from .netlog import network_logs
 from .output import StreamText, mask
 from .plan import ExecutionPlan, RunPlan, output_file_budget, plan_execution, prestart_spec, upload_limit_bytes
 from .pool import Pool
-from .sandbox import Sandbox
+from .container import Container
 from .control import RunControl
-from .session import Session
+from .session import PersistentSession
 
 #: The session persistent mode uses when a call names none.
 DEFAULT_SESSION = "default"
@@ -112,12 +113,11 @@ class DockerIsol8:
         self._limiter = trio.Semaphore(self.options.max_concurrent)
         self._start_lock = trio.Lock()
         self._pool: Pool | None = None
-        self._sessions: dict[str, Session] = {}
+        self._sessions: dict[str, PersistentSession] = {}
         self._state = "new"
         self._started = trio.Event()
         self._stop_requested = trio.Event()
         self._stopped = trio.Event()
-        self._service_error: BaseException | None = None
         self._specs: dict[tuple[str, str], SandboxSpec] = {}
         self._filter: bytes | None = None
         self._audit_send: trio.MemorySendChannel[_AuditItem] | None = None
@@ -134,29 +134,53 @@ class DockerIsol8:
 
     async def start(self, prewarm: _Prewarm = False) -> None:
         """Connect to Docker and start the engine's service task; with ``prewarm`` (True, a list of
-        runtimes, or ``{"runtimes": [...]}``) fill the warm pool before returning."""
+        runtimes, or ``{"runtimes": [...]}``) fill the warm pool before returning.
+
+        For callers without a nursery (the faces, ``async with``): the service task is a trio system task,
+        which :meth:`stop` ends (as does the end of ``trio.run``). A caller with a nursery can use
+        :meth:`run` instead. Raises :class:`~isol8rt.errors.EngineUnavailable` when Docker does not
+        answer, :class:`~isol8rt.errors.EngineClosed` once the engine was stopped."""
         if self._state == "stopped":
             raise EngineClosed("this engine was stopped; make a new one")
         async with self._start_lock:  # a second caller waits for the first start's outcome, whatever it is
-            await self._start_once()
+            if self._state == "new":
+                await self._connect()
+                trio.lowlevel.spawn_system_task(self._serve_system, name=f"isol8rt-engine-{self.engine_id}")
+                await self._started.wait()  # set once the service task is ready, or failed at once (logged)
+            self._check_started()
         if prewarm:
             await self._prewarm(prewarm)
 
-    async def _start_once(self) -> None:
-        if self._state == "new":
-            self._state = "starting"
-            try:
-                if self._backend is None:
-                    self._backend = DockerBackend()
-                await _check_backend(self._backend)
-            except BaseException:
-                self._state = "new"
-                raise
-            trio.lowlevel.spawn_system_task(self._serve, name=f"isol8rt-engine-{self.engine_id}")
-            await self._started.wait()
-            if self._state == "starting":  # else the service task failed at once and said so
-                self._state = "started"
-        self._check_started()
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the engine in the caller's nursery, as trio's structured concurrency would have it::
+
+            async with trio.open_nursery() as nursery:
+                engine = DockerIsol8(options)
+                await nursery.start(engine.run)     # returns once the engine is ready, as start() does
+                ...
+                await engine.stop()                  # or cancel the nursery
+
+        It serves until :meth:`stop` is called or it is cancelled, then removes every container it made.
+        It raises what :meth:`start` raises before the engine is ready, and whatever stops its service
+        task afterwards (nothing is only logged, as it is for :meth:`start`). ``RuntimeError`` if the
+        engine was started already."""
+        if self._state != "new":
+            if self._state == "stopped":
+                raise EngineClosed("this engine was stopped; make a new one")
+            raise RuntimeError("this engine was started already (start(), or another run())")
+        await self._connect()
+        await self._serve(task_status)
+
+    async def _connect(self) -> None:
+        """The platform, checked: from state new to starting (back to new if it does not answer)."""
+        self._state = "starting"
+        try:
+            if self._backend is None:
+                self._backend = DockerBackend()
+            await _check_backend(self._backend)
+        except BaseException:
+            self._state = "new"
+            raise
 
     async def stop(self) -> None:
         """Remove every container this engine made (pooled, checked out, persistent) and end its tasks."""
@@ -168,9 +192,17 @@ class DockerIsol8:
         with trio.CancelScope(shield=True):
             await self._stopped.wait()
 
-    async def _serve(self) -> None:
-        # A system task: it must never raise. It owns the engine's nursery, and on the way out (stop(),
-        # or the end of trio.run without stop()) it removes everything the engine made.
+    async def _serve_system(self) -> None:
+        # A system task must never raise: what ends it is logged (start() then reports the engine stopped).
+        try:
+            await self._serve()
+        except BaseException as exc:  # noqa: BLE001
+            if not isinstance(exc, trio.Cancelled):
+                log.exception("engine service task failed")
+
+    async def _serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The service task: it owns the engine's nursery (the pool's tasks, the audit writer) and, on the
+        way out (stop(), its cancellation, or the end of trio.run), removes everything the engine made."""
         try:
             async with trio.open_nursery() as nursery:
                 self._pool = Pool(self._started_backend, nursery, strategy=self.options.pool_strategy,
@@ -182,17 +214,16 @@ class DockerIsol8:
                     nursery.start_soon(self._write_audit, receive, audit_done)
                 else:
                     audit_done.set()
+                if self._state == "starting":  # not stopped meanwhile
+                    self._state = "started"
                 self._started.set()
+                task_status.started()
                 await self._stop_requested.wait()
                 if self._audit_send is not None:
                     self._audit_send.close()  # the writer finishes what is queued, then stops
                     with trio.move_on_after(5):
                         await audit_done.wait()
                 nursery.cancel_scope.cancel()
-        except BaseException as exc:  # noqa: BLE001
-            if not isinstance(exc, trio.Cancelled):
-                log.exception("engine service task failed")
-                self._service_error = exc
         finally:
             self._state = "stopped"
             self._started.set()
@@ -204,7 +235,7 @@ class DockerIsol8:
                         await session.close(keep=self.options.persist)
                     if self._owns_backend and self._backend is not None:
                         await self._backend.aclose()
-                except BaseException:  # noqa: BLE001
+                except BaseException:  # noqa: BLE001 - the clean-up of every part is tried; a failure is logged
                     log.exception("engine clean-up failed")
             self._stopped.set()
 
@@ -222,7 +253,7 @@ class DockerIsol8:
         finally:
             done.set()
 
-    def _audit(self, request: ExecutionRequest, result: ExecutionResult, session: Session | None) -> None:
+    def _audit(self, request: ExecutionRequest, result: ExecutionResult, session: PersistentSession | None) -> None:
         if self._audit_send is None:
             return
         try:
@@ -350,7 +381,7 @@ class DockerIsol8:
         plan = plan_execution(request, self.options, session=persistent)
         runtime = plan.runtime
         image = self.options.image or runtime.image
-        session_started = persistent and cast(Session, session).sandbox is not None  # persistent: session is set
+        session_started = persistent and cast(PersistentSession, session).container is not None  # persistent: session is set
         if plan.packages and self.options.image is None and not session_started:
             baked = await self._baked_image(runtime.name, plan.packages)
             if baked is not None:
@@ -369,16 +400,16 @@ class DockerIsol8:
                 lease = session.lease(runtime, image)
             else:
                 lease = self._pool_lease(runtime, image, tenant)
-            async with lease as sandbox:
+            async with lease as container:
                 # One timeout for the whole run: setup steps (installs) spend it, the program gets the rest.
                 deadline = trio.current_time() + plan.code.timeout_ms / 1000
                 for setup in plan.setup:
                     setup = _within(setup, deadline)
                     outcome = _Outcome()
-                    async for event in self._phase(sandbox, setup, "setup", outcome, secrets, stream):
+                    async for event in self._phase(container, setup, "setup", outcome, secrets, stream):
                         yield event
                     if outcome.failure is not None or outcome.exit is None or outcome.exit.exit_code != 0:
-                        result = self._result(plan, outcome, execution_id, timestamp, started, sandbox, secrets)
+                        result = self._result(plan, outcome, execution_id, timestamp, started, container, secrets)
                         note = outcome.failure or f"setup failed with exit code {result.exit_code}"
                         result.stderr = f"{result.stderr}isol8rt: {note}; the program was not run\n"
                         if stream:
@@ -389,12 +420,12 @@ class DockerIsol8:
                 outcome = _Outcome()
                 code_run = _within(plan.code, deadline) if plan.setup else plan.code
                 try:
-                    async for event in self._phase(sandbox, code_run, "code", outcome, secrets, stream, control):
+                    async for event in self._phase(container, code_run, "code", outcome, secrets, stream, control):
                         yield event
                 finally:
                     if control is not None:
                         control._end()
-                result = self._result(plan, outcome, execution_id, timestamp, started, sandbox, secrets)
+                result = self._result(plan, outcome, execution_id, timestamp, started, container, secrets)
         if stream:
             if outcome.failure is not None:
                 yield StreamEvent(type="error", data=outcome.failure, phase="code")
@@ -403,18 +434,18 @@ class DockerIsol8:
         self._audit(request, result, session)
         yield result
 
-    async def _phase(self, sandbox: Sandbox, run: RunPlan, phase: Phase, outcome: _Outcome, secrets: tuple[str, ...],
+    async def _phase(self, container: Container, run: RunPlan, phase: Phase, outcome: _Outcome, secrets: tuple[str, ...],
                      stream: bool, control: RunControl | None = None) -> AsyncGenerator[StreamEvent, None]:
-        op_id = sandbox.next_id()
+        op_id = container.next_id()
         messages = run.messages(op_id, stdin_open=control is not None)
         # The control may write stdin only once the Run is on its way: the agent drops what it gets first.
-        on_sent = (lambda: control._attach(sandbox, op_id)) if control is not None else None
+        on_sent = (lambda: control._attach(container, op_id)) if control is not None else None
         streams = {1: StreamText(run.max_output, secrets), 2: StreamText(run.max_output, secrets)}
         received = 0
         texts = {1: outcome.stdout, 2: outcome.stderr}
         names: dict[int, StreamEventType] = {1: "stdout", 2: "stderr"}
         message: Any  # a protocol.AgentMessage; told apart by type(message) below, which mypy does not follow
-        async for message in sandbox.operate(messages, op_id, run.timeout_ms / 1000, on_sent):
+        async for message in container.operate(messages, op_id, run.timeout_ms / 1000, on_sent):
             kind = type(message)
             if kind is protocol.Output:
                 text = streams[message.fd].feed(message.data)
@@ -455,7 +486,7 @@ class DockerIsol8:
         outcome.truncated = (streams[1].truncated, streams[2].truncated)
 
     def _result(self, plan: ExecutionPlan, outcome: _Outcome, execution_id: str, timestamp: str, started: float,
-                sandbox: Sandbox, secrets: tuple[str, ...]) -> ExecutionResult:
+                container: Container, secrets: tuple[str, ...]) -> ExecutionResult:
         exit = outcome.exit
         truncated_out, truncated_err = outcome.truncated
         duration_ms = (time.perf_counter() - started) * 1000
@@ -486,7 +517,7 @@ class DockerIsol8:
             timestamp=timestamp,
             timed_out=bool(exit and exit.timed_out),
             oom_killed=bool(exit and exit.oom_killed),
-            container_id=sandbox.container_id,
+            container_id=container.container_id,
             files=_take_files(outcome) if plan.code.output_paths else None,
             file_errors=dict(exit.file_errors) if exit is not None and exit.file_errors else None,
             resource_usage=usage,
@@ -511,38 +542,38 @@ class DockerIsol8:
     # ------------------------------------------------------------------------------------ leases
 
     @contextlib.asynccontextmanager
-    async def _pool_lease(self, runtime: RuntimeInfo, image: str, tenant: str | None) -> AsyncIterator[Sandbox]:
+    async def _pool_lease(self, runtime: RuntimeInfo, image: str, tenant: str | None) -> AsyncIterator[Container]:
         spec, configure = self._container_for(runtime, image)
         pool = self._started_pool
         for attempt in range(_ACQUIRE_ATTEMPTS):
-            sandbox = await pool.acquire(spec, configure, tenant)
+            container = await pool.acquire(spec, configure, tenant)
             try:
-                await sandbox.settle()
+                await container.settle()
                 break
             except SandboxError as exc:
                 log.warning("discarding a pooled container: %s", exc)
-                await pool.release(sandbox)
+                await pool.release(container)
                 if attempt == _ACQUIRE_ATTEMPTS - 1:
                     raise
         try:
-            yield sandbox
+            yield container
         finally:
-            if self.options.persist and not sandbox.broken:
-                log.info("container %s kept for inspection (persist)", sandbox.container_id[:12])
-                await pool.keep(sandbox)
+            if self.options.persist and not container.broken:
+                log.info("container %s kept for inspection (persist)", container.container_id[:12])
+                await pool.keep(container)
             else:
-                await pool.release(sandbox)
+                await pool.release(container)
 
-    async def _make_session_sandbox(self, session_id: str, runtime: RuntimeInfo, image: str) -> Sandbox:
+    async def _make_session_container(self, session_id: str, runtime: RuntimeInfo, image: str) -> Container:
         spec, _ = self._container_for(runtime, image)
         configure = protocol.Configure(user_filter=self._user_filter(), network=self._network_config(),
                                        shared_network=self.options.network == "host")
         if self._detached:
             spec = msgspec.structs.replace(spec, labels={**spec.labels, LABEL_SESSION: session_id}, auto_remove=True)
             configure = msgspec.structs.replace(configure, idle_timeout_s=self._session_idle_timeout_s)
-        return await Sandbox.create(self._started_backend, spec, configure)
+        return await Container.create(self._started_backend, spec, configure)
 
-    async def _find_session_sandbox(self, session_id: str) -> tuple[Sandbox, Runtime] | None:
+    async def _find_session_container(self, session_id: str) -> tuple[Container, Runtime] | None:
         # Reachable before start() (close_session on a detached engine): the backend may be None there, and
         # this then fails as it always has.
         backend = cast(ContainerBackend, self._backend)
@@ -552,12 +583,12 @@ class DockerIsol8:
                 continue
             spec, _ = self._container_for(runtime, self.options.image or runtime.image)
             try:
-                return await Sandbox.adopt(backend, spec, container_id), runtime.name
+                return await Container.adopt(backend, spec, container_id), runtime.name
             except SandboxError as exc:
                 log.warning("could not take up session %s again: %s", session_id, exc)
         return None
 
-    def _session_for(self, session_id: str | None) -> Session | None:
+    def _session_for(self, session_id: str | None) -> PersistentSession | None:
         """The persistent session a run or file operation belongs to (made on first use), or None for an
         ephemeral run."""
         if session_id is None:
@@ -568,9 +599,9 @@ class DockerIsol8:
             raise InvalidRequest("sessionId: must be a non-empty string of at most 256 characters")
         session = self._sessions.get(session_id)
         if session is None:
-            session = self._sessions[session_id] = Session(
-                session_id, functools.partial(self._make_session_sandbox, session_id),
-                functools.partial(self._find_session_sandbox, session_id) if self._detached else None,
+            session = self._sessions[session_id] = PersistentSession(
+                session_id, functools.partial(self._make_session_container, session_id),
+                functools.partial(self._find_session_container, session_id) if self._detached else None,
                 file_limit=min(upload_limit_bytes(self.options), output_file_budget(self.options)))
         return session
 
@@ -620,7 +651,7 @@ class DockerIsol8:
         self._check_started()
         return await self._require_session("get_file", session_id).get_file(path)
 
-    def _require_session(self, what: str, session_id: str | None) -> Session:
+    def _require_session(self, what: str, session_id: str | None) -> PersistentSession:
         session = self._session_for(session_id)
         if session is None:
             raise SessionError(f"{what} needs a session: a persistent engine (mode='persistent') or a "
@@ -642,7 +673,7 @@ class DockerIsol8:
                 try:
                     await backend.remove(container_id)
                     removed += 1
-                except Exception as exc:  # noqa: BLE001 - report, go on with the rest
+                except Isol8Error as exc:  # report, go on with the rest
                     failed += 1
                     errors.append(f"{container_id[:12]}: {exc}")
         finally:
@@ -661,7 +692,7 @@ class DockerIsol8:
     def containers(self) -> list[str]:
         """Ids of the containers this engine holds now (pooled, checked out, session)."""
         ids = list(self._pool.live) if self._pool is not None else []
-        ids += [s.sandbox.container_id for s in self._sessions.values() if s.sandbox is not None]
+        ids += [s.container.container_id for s in self._sessions.values() if s.container is not None]
         return ids
 
 
@@ -682,16 +713,7 @@ def _take_files(outcome: _Outcome) -> dict[str, bytes]:
 
 
 async def _check_backend(backend: ContainerBackend) -> None:
-    client = getattr(backend, "client", None)
-    if client is None:
-        return
-    from .. import docker
-
-    try:
-        await client.ping()
-    except docker.DaemonNotRunning as exc:
-        raise EngineUnavailable(str(exc)) from None
-    except docker.DockerError as exc:
-        raise EngineUnavailable(f"Docker answered, but not usably: {exc}") from None
-
-
+    """That the platform answers, for a backend that can tell (``check()``: EngineUnavailable if not)."""
+    check = getattr(backend, "check", None)
+    if check is not None:
+        await check()

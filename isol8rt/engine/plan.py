@@ -16,7 +16,7 @@ from ..agent import protocol
 from ..errors import InvalidRequest
 from ..runtimes import PROXY_PORT, RUNTIMES, SANDBOX_DIR, RuntimeInfo
 from ..types import ExecutionRequest, Isol8Options, file_bytes
-from .limits import network_policy, parse_size
+from .spec import network_policy, parse_size
 
 #: The largest program text accepted (it travels in one frame).
 MAX_CODE_BYTES = 16 * 1024 * 1024

@@ -39,7 +39,7 @@ import trio
 from ..agent import protocol
 from ..errors import EngineClosed, SandboxError
 from .backend import ContainerBackend, SandboxSpec
-from .sandbox import Sandbox
+from .container import Container
 
 log = logging.getLogger("isol8rt.pool")
 
@@ -58,7 +58,7 @@ class _Slot:
     def __init__(self, spec: SandboxSpec, configure: protocol.Configure, target: int) -> None:
         self.spec = spec
         self.configure = configure
-        self.idle: deque[Sandbox] = deque()
+        self.idle: deque[Container] = deque()
         self.creating = 0
         #: Recycled containers whose reset is under way, and how many of them each tenant will get back.
         self.settling = 0
@@ -88,9 +88,9 @@ class Pool:
         self.max_age_s = max_age_s
         self.shrink_after_s = shrink_after_s
         self._slots: dict[str, _Slot] = {}
-        self._slot_by_sandbox: dict[str, _Slot] = {}
+        self._slot_by_container: dict[str, _Slot] = {}
         #: Every container this pool made and has not removed, idle or checked out.
-        self.live: dict[str, Sandbox] = {}
+        self.live: dict[str, Container] = {}
         self.closed = False
         nursery.start_soon(self._shrink_when_quiet)
 
@@ -101,19 +101,19 @@ class Pool:
             slot = self._slots[key] = _Slot(spec, configure, self.size)
         return slot
 
-    async def acquire(self, spec: SandboxSpec, configure: protocol.Configure, tenant: str | None = None) -> Sandbox:
+    async def acquire(self, spec: SandboxSpec, configure: protocol.Configure, tenant: str | None = None) -> Container:
         """A ready container for ``spec`` that ``tenant`` may use: a warm one of its own or a fresh one if
         there is one; else the first of its own being reset (a reset takes milliseconds); else one made
         now. The container is bound to ``tenant`` from here on."""
         slot = self._slot(spec, configure)
         slot.last_acquired = trio.current_time()
         while True:
-            sandbox = self._take_idle(slot, tenant)
-            if sandbox is not None:
-                sandbox.tenant = tenant
+            container = self._take_idle(slot, tenant)
+            if container is not None:
+                container.tenant = tenant
                 slot.in_use += 1
                 self._refill(slot)
-                return sandbox
+                return container
             if not slot.settling_for[tenant]:
                 break
             with trio.move_on_after(_SETTLE_WAIT_S) as waited:
@@ -121,25 +121,25 @@ class Pool:
             if waited.cancelled_caught:
                 break  # a reset that slow is in trouble: do not wait on it
         self._make_room(slot)
-        sandbox = await self._create(slot)
-        sandbox.tenant = tenant
+        container = await self._create(slot)
+        container.tenant = tenant
         slot.in_use += 1
         # Only now: a refill started earlier would compete with this caller's own container for the CPU.
         self._refill(slot)
-        return sandbox
+        return container
 
-    def _take_idle(self, slot: _Slot, tenant: str | None) -> Sandbox | None:
+    def _take_idle(self, slot: _Slot, tenant: str | None) -> Container | None:
         """The tenant's own idle container if it has one, else a fresh one (retiring expired ones met)."""
         fresh = None
-        for sandbox in list(slot.idle):
-            if self._expired(sandbox):
-                slot.idle.remove(sandbox)
-                self._retire(sandbox)
-            elif sandbox.uses and sandbox.tenant == tenant:
-                slot.idle.remove(sandbox)
-                return sandbox
-            elif not sandbox.uses and fresh is None:
-                fresh = sandbox
+        for container in list(slot.idle):
+            if self._expired(container):
+                slot.idle.remove(container)
+                self._retire(container)
+            elif container.uses and container.tenant == tenant:
+                slot.idle.remove(container)
+                return container
+            elif not container.uses and fresh is None:
+                fresh = container
         if fresh is not None:
             slot.idle.remove(fresh)
         return fresh
@@ -152,61 +152,61 @@ class Pool:
         self._retire(slot.idle.popleft())
         return True
 
-    async def release(self, sandbox: Sandbox) -> None:
+    async def release(self, container: Container) -> None:
         """Give a container back after a run: recycled (fast) or removed (secure, broken, retired).
 
         A recycled container rejoins the warm ones only once its agent reports the reset done and
         verified, and its next interpreter warm: acquire() never hands out one still resetting. When the
         pool is full, another tenant's container idle the longest makes room for it."""
-        slot = self._slot_by_sandbox.pop(sandbox.container_id, None)
+        slot = self._slot_by_container.pop(container.container_id, None)
         if slot is not None:
             slot.in_use -= 1
-        sandbox.uses += 1
-        recycle = not (self.closed or slot is None or self.strategy != "fast" or sandbox.broken
-                       or self._expired(sandbox))
+        container.uses += 1
+        recycle = not (self.closed or slot is None or self.strategy != "fast" or container.broken
+                       or self._expired(container))
         if recycle and len(slot.idle) + slot.settling >= self.max_idle:
-            recycle = self._make_room_for(slot, sandbox.tenant)
+            recycle = self._make_room_for(slot, container.tenant)
         if recycle:
             assert slot is not None  # recycle is False without a slot
             slot.settling += 1  # from now: while the reset is asked for, it counts as coming back
-            slot.settling_for[sandbox.tenant] += 1
+            slot.settling_for[container.tenant] += 1
             try:
                 with trio.CancelScope(shield=True):
-                    await sandbox.begin_reset()
+                    await container.begin_reset()
             except SandboxError:
                 recycle = False
                 slot.settling -= 1
-                slot.settling_for[sandbox.tenant] -= 1
+                slot.settling_for[container.tenant] -= 1
         if recycle:
-            self._slot_by_sandbox[sandbox.container_id] = slot
-            self._nursery.start_soon(self._settle, slot, sandbox)
+            self._slot_by_container[container.container_id] = slot
+            self._nursery.start_soon(self._settle, slot, container)
         else:
-            self._retire(sandbox)
+            self._retire(container)
             if slot is not None:
                 self._refill(slot)
 
     def _make_room_for(self, slot: _Slot, tenant: str | None) -> bool:
         """Retire another tenant's idle container (the one idle the longest) so one of ``tenant``'s can
         come back; False if there is none (the returning one is removed instead)."""
-        for sandbox in slot.idle:
-            if sandbox.tenant != tenant:
-                slot.idle.remove(sandbox)
-                self._retire(sandbox)
+        for container in slot.idle:
+            if container.tenant != tenant:
+                slot.idle.remove(container)
+                self._retire(container)
                 return True
         return False
 
-    async def _settle(self, slot: _Slot, sandbox: Sandbox) -> None:
+    async def _settle(self, slot: _Slot, container: Container) -> None:
         try:
-            await sandbox.settle()
+            await container.settle()
         except SandboxError as exc:
             log.warning("discarding a pooled container: %s", exc)
-            self._retire(sandbox)
+            self._retire(container)
             self._refill(slot)
         else:
-            slot.idle.append(sandbox)
+            slot.idle.append(container)
         finally:
             slot.settling -= 1
-            slot.settling_for[sandbox.tenant] -= 1
+            slot.settling_for[container.tenant] -= 1
             slot.notify()
 
     async def wait_settled(self) -> None:
@@ -216,11 +216,11 @@ class Pool:
             while slot.settling:
                 await slot.changed.wait()
 
-    async def keep(self, sandbox: Sandbox) -> None:
+    async def keep(self, container: Container) -> None:
         """Let go of a container without removing it (the persist option: kept for inspection)."""
-        self.live.pop(sandbox.container_id, None)
-        slot = self._slot_by_sandbox.pop(sandbox.container_id, None)
-        await sandbox.channel.aclose()
+        self.live.pop(container.container_id, None)
+        slot = self._slot_by_container.pop(container.container_id, None)
+        await container.channel.aclose()
         if slot is not None:
             slot.in_use -= 1
             self._refill(slot)
@@ -232,8 +232,8 @@ class Pool:
             for _ in range(max(0, slot.target - len(slot.idle) - slot.creating)):
                 nursery.start_soon(self._create_idle, slot)
 
-    def _expired(self, sandbox: Sandbox) -> bool:
-        return sandbox.uses >= sandbox.max_uses or trio.current_time() - sandbox.created > sandbox.max_age_s
+    def _expired(self, container: Container) -> bool:
+        return container.uses >= container.max_uses or trio.current_time() - container.created > container.max_age_s
 
     def _wanted_ready(self, slot: _Slot) -> int:
         """How many containers the slot should have ready or on their way (idle, settling, creating)."""
@@ -257,36 +257,36 @@ class Pool:
         for _ in range(self._wanted_ready(slot) - len(slot.idle) - slot.creating - slot.settling):
             self._nursery.start_soon(self._create_idle, slot)
 
-    async def _create(self, slot: _Slot) -> Sandbox:
-        sandbox = await Sandbox.create(self._backend, slot.spec, slot.configure)
+    async def _create(self, slot: _Slot) -> Container:
+        container = await Container.create(self._backend, slot.spec, slot.configure)
         if self.closed:
-            await sandbox.discard()
+            await container.discard()
             raise EngineClosed("the engine stopped while a container was starting")
-        self.live[sandbox.container_id] = sandbox
-        self._slot_by_sandbox[sandbox.container_id] = slot
+        self.live[container.container_id] = container
+        self._slot_by_container[container.container_id] = slot
         spread = random.uniform(*_RETIRE_SPREAD)
-        sandbox.max_uses, sandbox.max_age_s = max(1, round(self.max_uses * spread)), self.max_age_s * spread
-        return sandbox
+        container.max_uses, container.max_age_s = max(1, round(self.max_uses * spread)), self.max_age_s * spread
+        return container
 
     async def _create_idle(self, slot: _Slot) -> None:
         slot.creating += 1
         try:
-            sandbox = await self._create(slot)
+            container = await self._create(slot)
         except Exception as exc:  # noqa: BLE001 - a failed refill must not take the engine down
             log.warning("could not start a pooled container from %s: %s", slot.spec.image, exc)
             return
         finally:
             slot.creating -= 1
         if self._keeps_another(slot):
-            slot.idle.append(sandbox)
+            slot.idle.append(container)
             slot.notify()
         else:
-            self._retire(sandbox)
+            self._retire(container)
 
-    def _retire(self, sandbox: Sandbox) -> None:
-        self.live.pop(sandbox.container_id, None)
-        self._slot_by_sandbox.pop(sandbox.container_id, None)
-        self._nursery.start_soon(sandbox.discard)
+    def _retire(self, container: Container) -> None:
+        self.live.pop(container.container_id, None)
+        self._slot_by_container.pop(container.container_id, None)
+        self._nursery.start_soon(container.discard)
 
     async def _shrink_when_quiet(self) -> None:
         while True:
@@ -298,9 +298,9 @@ class Pool:
         first), and those past their age (replaced)."""
         now = trio.current_time()
         for slot in self._slots.values():
-            for sandbox in [s for s in slot.idle if self._expired(s)]:
-                slot.idle.remove(sandbox)
-                self._retire(sandbox)
+            for container in [s for s in slot.idle if self._expired(s)]:
+                slot.idle.remove(container)
+                self._retire(container)
             if now - slot.last_acquired >= self.shrink_after_s:
                 while len(slot.idle) > slot.target:
                     self._retire(slot.idle.popleft())
@@ -311,12 +311,12 @@ class Pool:
         self.closed = True
         for slot in self._slots.values():
             slot.idle.clear()
-        sandboxes = list(self.live.values())
+        containers = list(self.live.values())
         self.live.clear()
         with trio.CancelScope(shield=True):
             async with trio.open_nursery() as nursery:
-                for sandbox in sandboxes:
-                    nursery.start_soon(sandbox.discard)
+                for container in containers:
+                    nursery.start_soon(container.discard)
 
 
 def configure_key(configure: protocol.Configure) -> str:

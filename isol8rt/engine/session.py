@@ -20,34 +20,37 @@ from ..agent import protocol
 from ..errors import InvalidRequest, SessionError
 from ..runtimes import SANDBOX_DIR, Runtime, RuntimeInfo
 from ..types import SessionInfo
-from .sandbox import Sandbox
+from .container import Container
 
 #: Staged files are held in memory until the session's container exists.
 MAX_STAGED_BYTES = 64 * 1024 * 1024
 
 
-class Session:
-    """``find_sandbox``, when given, makes the session *detached*: its container outlives this process
+class PersistentSession:
+    """One persistent session inside the engine: its container (once made), its staged files, and the lock
+    that lets one operation at a time into it.
+
+    ``find_container``, when given, makes the session *detached*: its container outlives this process
     (the CLI's ``--session``), so it is looked for before one is made, and left running at close."""
 
-    def __init__(self, session_id: str, make_sandbox: Callable[[RuntimeInfo, str], Awaitable[Sandbox]],
-                 find_sandbox: Callable[[], Awaitable[tuple[Sandbox, Runtime] | None]] | None = None,
+    def __init__(self, session_id: str, make_container: Callable[[RuntimeInfo, str], Awaitable[Container]],
+                 find_container: Callable[[], Awaitable[tuple[Container, Runtime] | None]] | None = None,
                  file_limit: int = 512 * 1024 * 1024) -> None:
         self.id = session_id
         #: The largest file put_file takes and get_file brings back (the sandbox's size, within memory).
         self.file_limit = file_limit
-        self._make_sandbox = make_sandbox
-        self._find_sandbox = find_sandbox
-        self.detached = find_sandbox is not None
+        self._make_container = make_container
+        self._find_container = find_container
+        self.detached = find_container is not None
         self.last_used = time.time()
         self.runtime: Runtime | None = None
-        self.sandbox: Sandbox | None = None
+        self.container: Container | None = None
         # Operations in one session are serialized: one container, one agent conversation at a time.
         self.lock = trio.Lock()
         self._staged: dict[str, bytes] = {}
 
     @contextlib.asynccontextmanager
-    async def lease(self, runtime: RuntimeInfo, image: str) -> AsyncIterator[Sandbox]:
+    async def lease(self, runtime: RuntimeInfo, image: str) -> AsyncIterator[Container]:
         """The session's container, for one run of ``runtime``; made from ``image`` on first use."""
         async with self.lock:
             self.last_used = time.time()
@@ -57,28 +60,28 @@ class Session:
                     f"this persistent session runs {self.runtime}; it cannot switch to {runtime.name}. "
                     "Use another engine (or session) for another runtime."
                 )
-            if self.sandbox is not None and self.sandbox.broken:
+            if self.container is not None and self.container.broken:
                 raise SessionError("the persistent session's container failed; its state is lost. Stop this "
                                    "engine and start a new one.")
-            if self.sandbox is None:
-                self.sandbox = await self._make_sandbox(runtime, image)
+            if self.container is None:
+                self.container = await self._make_container(runtime, image)
                 self.runtime = runtime.name
                 await self._write_staged()
             try:
-                yield self.sandbox
+                yield self.container
             finally:
-                sandbox = self.sandbox
-                if sandbox is not None and sandbox.broken and sandbox.pending_op is not None:
+                container = self.container
+                if container is not None and container.broken and container.pending_op is not None:
                     # The caller walked away mid-run (cancelled, disconnected): end that run rather than
                     # the session, whose state is what the session is for.
-                    await sandbox.interrupt(sandbox.pending_op, gentle=True)
+                    await container.interrupt(container.pending_op, gentle=True)
 
     async def _adopt(self) -> None:
         """A detached session's container from an earlier process, if one is still running."""
-        if self.sandbox is None and self._find_sandbox is not None:
-            found = await self._find_sandbox()
+        if self.container is None and self._find_container is not None:
+            found = await self._find_container()
             if found is not None:
-                self.sandbox, self.runtime = found
+                self.container, self.runtime = found
                 await self._write_staged()
 
     async def _write_staged(self) -> None:
@@ -92,7 +95,7 @@ class Session:
         async with self.lock:
             self.last_used = time.time()
             await self._adopt()
-            if self.sandbox is None:
+            if self.container is None:
                 _check_path(path)
                 if sum(map(len, self._staged.values())) + len(data) > MAX_STAGED_BYTES:
                     raise SessionError(f"more than {MAX_STAGED_BYTES} bytes of files put before the session's "
@@ -102,12 +105,12 @@ class Session:
             await self._put(path, data)
 
     async def _put(self, path: str, data: bytes) -> None:
-        sandbox = self.sandbox
-        assert sandbox is not None  # callers put files only into a session whose container exists
-        op_id = sandbox.next_id()
+        container = self.container
+        assert container is not None  # callers put files only into a session whose container exists
+        op_id = container.next_id()
         messages = [protocol.PutFile(id=op_id, path=path, data=chunk, offset=offset, last=last, ack=last)
                     for offset, chunk, last in protocol.chunks(data)]
-        async for message in sandbox.operate(messages, op_id, None):
+        async for message in container.operate(messages, op_id, None):
             if isinstance(message, protocol.Failed):
                 raise InvalidRequest(message.message)
 
@@ -116,16 +119,16 @@ class Session:
         async with self.lock:
             self.last_used = time.time()
             await self._adopt()
-            if self.sandbox is None:
+            if self.container is None:
                 parts = _check_path(path)
                 for staged_path, data in self._staged.items():
                     if agent_files.split_path(SANDBOX_DIR, staged_path) == parts:
                         return data
                 raise FileNotFoundError(f"{path}: no such file")
             data = bytearray()
-            op_id = self.sandbox.next_id()
+            op_id = self.container.next_id()
             request = protocol.GetFile(id=op_id, path=path, max_bytes=self.file_limit)
-            async for message in self.sandbox.operate([request], op_id, None):
+            async for message in self.container.operate([request], op_id, None):
                 if isinstance(message, protocol.FileData):
                     data += message.data
                 elif isinstance(message, protocol.Failed):
@@ -138,28 +141,28 @@ class Session:
         stamp = datetime.datetime.fromtimestamp(self.last_used, datetime.timezone.utc)
         return SessionInfo(
             id=self.id,
-            is_active=self.sandbox is not None and not self.sandbox.broken,
+            is_active=self.container is not None and not self.container.broken,
             last_accessed_at=stamp.isoformat(timespec="milliseconds"),
             runtime=self.runtime,
-            container_id=self.sandbox.container_id if self.sandbox is not None else None,
+            container_id=self.container.container_id if self.container is not None else None,
         )
 
     async def close(self, keep: bool = False) -> None:
         """Remove the container (unless ``keep``: the persist option leaves it for inspection; a detached
         session's is left for its next process, and ends by itself when idle)."""
-        if self.sandbox is not None:
+        if self.container is not None:
             if keep or self.detached:
-                await self.sandbox.channel.aclose()
+                await self.container.channel.aclose()
             else:
-                await self.sandbox.discard()
-        self.sandbox = None
+                await self.container.discard()
+        self.container = None
 
     async def end(self) -> None:
         """End the session for good, detached or not: its container is removed."""
         await self._adopt()
-        if self.sandbox is not None:
-            await self.sandbox.discard()
-        self.sandbox = None
+        if self.container is not None:
+            await self.container.discard()
+        self.container = None
 
 
 def _check_path(path: str) -> list[str]:

@@ -1,4 +1,5 @@
-"""The REST API: routes, authentication, limits, and the mapping of every error to ``{"error": msg}``.
+"""The REST API: routes, authentication, limits, and the mapping of every error to an error body
+(``{"error": message, "kind": kind}``, :mod:`isol8rt.wire.errors`).
 
 A request is heard in two steps. :meth:`App.admit` sees its head only: the route, the browser checks
 (:mod:`.origins`), the key and the key's limits; a request refused there is answered without a byte of
@@ -25,14 +26,16 @@ from ..engine import DockerIsol8, RunControl
 from ..engine.plan import plan_execution
 from ..errors import EngineClosed, EngineUnavailable, ImageNotFound, InvalidRequest, Isol8Error, SessionError
 from ..types import ExecutionRequest, ExecutionResult, Isol8Options, StreamEvent
-from . import _sse, _websocket, _wire, openapi
-from ._http import HTTPError, Request
+from ..wire import api, errors, sse, websocket
+from . import openapi
+from .pieces import Pieces, encode_file_content, encode_result
+from ._http_server import HTTPError, Request
 from .auth import Authenticator, Principal
 from .engines import EngineSet
 from .keys import KeyStore, iso
 from .limits import KeyLimits, Limited
 from .origins import BrowserGuard
-from .policy import Policy, PolicyViolation, options_key
+from .policy import OptionsPolicy, PolicyViolation, options_key
 from .sessions import SessionRegistry, check_id
 from .slots import RunSlots
 
@@ -56,35 +59,35 @@ class Exchange(Protocol):
     """How a handler answers; ``server.py`` implements it over one connection."""
 
     async def respond(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None: ...
-    async def respond_pieces(self, status: int, body: _wire.Pieces) -> None: ...
+    async def respond_pieces(self, status: int, body: Pieces) -> None: ...
     async def start_stream(self, status: int, content_type: bytes, headers: list[tuple[bytes, bytes]]) -> None: ...
     async def send_chunk(self, data: bytes) -> None: ...
     async def end_stream(self) -> None: ...
     async def accept_websocket(self, headers: list[tuple[bytes, bytes]]) -> WebSocket: ...
 
 
-def error_answer(exc: BaseException) -> tuple[int, str, list[tuple[bytes, bytes]]]:
-    """The status, message and extra headers a failure is answered with. Never a traceback."""
+def error_answer(exc: BaseException) -> tuple[int, str, str, list[tuple[bytes, bytes]]]:
+    """The status, error kind, message and extra headers a failure is answered with. Never a traceback."""
     if isinstance(exc, HTTPError):
-        return exc.status, exc.message, exc.headers
+        return exc.status, exc.kind, exc.message, exc.headers
     if isinstance(exc, Limited):
-        return 429, exc.message, [(b"Retry-After", str(exc.retry_after).encode())]
+        return 429, errors.RATE_LIMITED, exc.message, [(b"Retry-After", str(exc.retry_after).encode())]
     if isinstance(exc, PolicyViolation):
-        return 403, str(exc), []
+        return 403, errors.OPTION_NOT_ALLOWED, str(exc), []
     if isinstance(exc, InvalidRequest):
-        return 400, str(exc), []
+        return 400, errors.INVALID_REQUEST, str(exc), []
     if isinstance(exc, SessionError):  # a runtime switch, other options, too many sessions
-        return 409, str(exc), []
+        return 409, errors.SESSION_CONFLICT, str(exc), []
     if isinstance(exc, FileNotFoundError):
-        return 404, f"File not found: {exc.args[0] if exc.args else ''}".rstrip(": "), []
+        return 404, errors.FILE_NOT_FOUND, f"File not found: {exc.args[0] if exc.args else ''}".rstrip(": "), []
     if isinstance(exc, EngineClosed):
-        return 503, "The server is shutting down", [(b"Retry-After", b"5")]
+        return 503, errors.SHUTTING_DOWN, "The server is shutting down", [(b"Retry-After", b"5")]
     if isinstance(exc, (EngineUnavailable, ImageNotFound)):
-        return 503, str(exc), []
+        return 503, errors.UNAVAILABLE, str(exc), []
     if isinstance(exc, Isol8Error):  # SandboxError, and anything else the engine names
-        return 500, str(exc), []
+        return 500, errors.SANDBOX_FAILED, str(exc), []
     log.error("unexpected error while handling a request", exc_info=exc)
-    return 500, "Internal server error", []
+    return 500, errors.INTERNAL_ERROR, "Internal server error", []
 
 
 def _json_body(decode: Callable[[bytes], Any], body: bytes) -> Any:
@@ -115,7 +118,7 @@ class App:
                  limits: KeyLimits, slots: RunSlots, guard: BrowserGuard | None = None,
                  keys: KeyStore | None = None, cleanup: Callable[[], Awaitable[int]] | None = None,
                  ws_idle_s: float = 30.0) -> None:
-        self.policy = Policy(options)
+        self.policy = OptionsPolicy(options)
         self.auth = auth
         self.engines = engines
         self.sessions = sessions
@@ -169,9 +172,9 @@ class App:
             self.limits.leave(call.principal.id)
 
     async def refuse(self, exc: BaseException, exchange: Exchange) -> None:
-        """Answer a failure: the one place errors become ``{"error": msg}`` answers."""
-        status, message, headers = error_answer(exc)
-        await exchange.respond(status, _wire.encode(_wire.ErrorBody(error=message)), headers)
+        """Answer a failure: the one place errors become error bodies."""
+        status, kind, message, headers = error_answer(exc)
+        await exchange.respond(status, errors.encode_error(kind, message), headers)
 
     async def handle(self, call: Call, exchange: Exchange) -> None:
         """Run an admitted request's handler (its body has been read into ``call.request``)."""
@@ -224,7 +227,7 @@ class App:
             yield record.engine, record.engine_sid
 
     async def execute(self, request: Request, exchange: Exchange, principal: Principal) -> None:
-        body = _json_body(_wire.decode_execute, request.body)
+        body = _json_body(api.decode_execute, request.body)
         options = self._prepare(body.request, body.options)
         # The slot is held until the answer is sent: what the run brought back counts against it.
         async with self.slots.hold(principal.id):
@@ -242,25 +245,25 @@ class App:
             await _send_result(exchange, result)
 
     async def execute_stream(self, request: Request, exchange: Exchange, principal: Principal) -> None:
-        body = _json_body(_wire.decode_execute, request.body)
+        body = _json_body(api.decode_execute, request.body)
         options = self._prepare(body.request, body.options)
         # Refuse a bad request with a 400 before the 200 of the event stream goes out (the plan is the
         # engine's own validation: pure, no I/O).
         plan_execution(body.request, options, session=body.session_id is not None)
         async with self.slots.hold(principal.id):
             async with self._engine(principal, options, body.session_id) as (engine, session_id):
-                await exchange.start_stream(200, _sse.CONTENT_TYPE, _sse.HEADERS)
+                await exchange.start_stream(200, sse.CONTENT_TYPE, sse.HEADERS)
                 events = _events(engine, body.request, session_id, principal.owner)
                 async with contextlib.aclosing(events):
                     async for event in events:
-                        await exchange.send_chunk(_sse.frame(_wire.encode(event)))
+                        await exchange.send_chunk(sse.frame(api.encode(event)))
             await exchange.end_stream()
 
     async def execute_ws(self, request: Request, exchange: Exchange, principal: Principal) -> None:
-        problem = _websocket.handshake_error(request.headers)
+        problem = websocket.handshake_error(request.headers)
         if problem is not None:
             raise HTTPError(400, problem)
-        ws = await exchange.accept_websocket(_websocket.accept_headers(request.headers))
+        ws = await exchange.accept_websocket(websocket.accept_headers(request.headers))
         await _WsRun(self, ws, principal).serve(self.ws_idle_s)
 
     # ------------------------------------------------------------------------------------ files
@@ -268,11 +271,11 @@ class App:
     def _session(self, principal: Principal, session_id: object):
         record = self.sessions.find(principal.owner, session_id) if isinstance(session_id, str) else None
         if record is None:
-            raise HTTPError(404, "Session not found")
+            raise HTTPError(404, "Session not found", kind=errors.SESSION_NOT_FOUND)
         return record
 
     async def put_file(self, request: Request, exchange: Exchange, principal: Principal) -> None:
-        body = _json_body(_wire.decode_file_upload, request.body)
+        body = _json_body(api.decode_file_upload, request.body)
         if not body.session_id or not body.path or body.content is None:
             raise HTTPError(400, "Missing sessionId, path or content")
         try:
@@ -282,7 +285,7 @@ class App:
         record = self._session(principal, body.session_id)
         async with self.slots.hold(principal.id), self.sessions.use(record):
             await record.engine.put_file(body.path, data, session_id=record.engine_sid)
-        await exchange.respond(200, _wire.OK)
+        await exchange.respond(200, api.OK)
 
     async def get_file(self, request: Request, exchange: Exchange, principal: Principal) -> None:
         session_id, path = request.query.get("sessionId"), request.query.get("path")
@@ -293,21 +296,21 @@ class App:
             async with self.sessions.use(record):
                 data = await record.engine.get_file(path, session_id=record.engine_sid)
             # Base64 a slice at a time, straight to the client: the file is the only whole copy held.
-            await exchange.respond_pieces(200, _wire.encode_file_content(data))
+            await exchange.respond_pieces(200, encode_file_content(data))
 
     # ------------------------------------------------------------------------------------ sessions
 
     async def list_sessions(self, request: Request, exchange: Exchange, principal: Principal) -> None:
-        await exchange.respond(200, _wire.encode(_wire.SessionsBody(sessions=self.sessions.list(principal.owner))))
+        await exchange.respond(200, api.encode(api.SessionsBody(sessions=self.sessions.list(principal.owner))))
 
     async def delete_session(self, request: Request, exchange: Exchange, principal: Principal, session_id: str) -> None:
         if not await self.sessions.close(principal.owner, session_id):
-            raise HTTPError(404, "Session not found")
-        await exchange.respond(200, _wire.OK)
+            raise HTTPError(404, "Session not found", kind=errors.SESSION_NOT_FOUND)
+        await exchange.respond(200, api.OK)
 
     async def cleanup(self, request: Request, exchange: Exchange, principal: Principal) -> None:
         _master(principal)
-        body = _json_body(_wire.decode_cleanup, request.body) if request.body.strip() else _wire.CleanupRequest()
+        body = _json_body(api.decode_cleanup, request.body) if request.body.strip() else api.CleanupRequest()
         before = set(self.engines.containers)
         sessions = await self.sessions.close_all()
         await self.engines.prune(force=True)
@@ -317,8 +320,8 @@ class App:
         images = None
         if body.images:
             images = (await DockerIsol8.cleanup_images())["removed"]
-        answer = _wire.CleanupBody(ok=True, sessions=sessions, containers=containers, images=images)
-        await exchange.respond(200, _wire.encode(answer))
+        answer = api.CleanupBody(ok=True, sessions=sessions, containers=containers, images=images)
+        await exchange.respond(200, api.encode(answer))
 
     # ------------------------------------------------------------------------------------ keys
 
@@ -330,7 +333,7 @@ class App:
 
     async def create_key(self, request: Request, exchange: Exchange, principal: Principal) -> None:
         store = self._store(principal)
-        body = _json_body(_wire.decode_key_create, request.body)
+        body = _json_body(api.decode_key_create, request.body)
         if not body.name.strip() or len(body.name) > MAX_NAME:
             raise InvalidRequest(f"name: must be a non-empty string of at most {MAX_NAME} characters")
         if body.tenant_id is not None and (not body.tenant_id or len(body.tenant_id) > MAX_NAME):
@@ -338,27 +341,27 @@ class App:
         if body.ttl_ms is not None and not 0 < body.ttl_ms <= 100 * 365 * 86400 * 1000:
             raise InvalidRequest("ttlMs: must be a positive number of milliseconds (at most 100 years)")
         record, key = await store.create(body.name, body.tenant_id, body.ttl_ms)
-        created = _wire.KeyCreated(id=record.id, key=key, name=record.name, key_prefix=record.key_prefix,
+        created = api.KeyCreated(id=record.id, key=key, name=record.name, key_prefix=record.key_prefix,
                                    tenant_id=record.tenant_id, expires_at=iso(record.expires_at))
-        await exchange.respond(201, _wire.encode(created))
+        await exchange.respond(201, api.encode(created))
 
     async def list_keys(self, request: Request, exchange: Exchange, principal: Principal) -> None:
         store = self._store(principal)
-        keys = [_wire.KeyInfo(id=r.id, name=r.name, key_prefix=r.key_prefix, tenant_id=r.tenant_id,
+        keys = [api.KeyInfo(id=r.id, name=r.name, key_prefix=r.key_prefix, tenant_id=r.tenant_id,
                               created_at=iso(r.created_at), expires_at=iso(r.expires_at)) for r in store.records()]
-        await exchange.respond(200, _wire.encode(_wire.KeysBody(keys=keys)))
+        await exchange.respond(200, api.encode(api.KeysBody(keys=keys)))
 
     async def revoke_key(self, request: Request, exchange: Exchange, principal: Principal, key_id: str) -> None:
         if not await self._store(principal).revoke(key_id):
             raise HTTPError(404, "API key not found")
-        await exchange.respond(200, _wire.OK)
+        await exchange.respond(200, api.OK)
 
 
-_HEALTH = _wire.encode(_wire.HealthBody(status="ok", version=__version__))
+_HEALTH = api.encode(api.HealthBody(status="ok", version=__version__))
 
 
 async def _send_result(exchange: Exchange, result: ExecutionResult) -> None:
-    answer = _wire.encode_result(result)
+    answer = encode_result(result)
     if isinstance(answer, bytes):
         await exchange.respond(200, answer)
     else:
@@ -389,12 +392,12 @@ async def _events(engine: DockerIsol8, request: ExecutionRequest, session_id: st
             async for event in events:
                 yield event
     except Isol8Error as exc:
-        _status, message, _ = error_answer(exc)
+        _status, _kind, message, _ = error_answer(exc)
         yield StreamEvent(type="error", data=message)
 
 
 def _error_event(message: str) -> str:
-    return _wire.encode(StreamEvent(type="error", data=message)).decode()
+    return api.encode(StreamEvent(type="error", data=message)).decode()
 
 
 class _WsRun:
@@ -406,7 +409,7 @@ class _WsRun:
         self.principal = principal
         self.control: RunControl | None = None
 
-    async def _next(self) -> _wire.WsExecute | _wire.WsStdin | _wire.WsSignal | None:
+    async def _next(self) -> api.WsExecute | api.WsStdin | api.WsSignal | None:
         """The next well-formed message; None when the client closed (or sent bad JSON: then the
         connection has been closed 1003). Unknown types are answered and skipped."""
         while True:
@@ -414,41 +417,41 @@ class _WsRun:
             if data is None:
                 return None
             try:
-                kind = _wire.decode_ws_envelope(data).type
+                kind = api.decode_ws_envelope(data).type
             except (msgspec.DecodeError, msgspec.ValidationError):
                 await self.ws.send_text(_error_event("Invalid JSON message"))
-                await self.ws.close(_websocket.UNSUPPORTED_DATA, "Invalid JSON")
+                await self.ws.close(websocket.UNSUPPORTED_DATA, "Invalid JSON")
                 return None
-            if kind not in _wire.WS_TYPES:
+            if kind not in api.WS_TYPES:
                 await self.ws.send_text(_error_event(f"Unknown message type: {kind}"))
                 continue
             try:
-                return _wire.decode_ws_message(data)
+                return api.decode_ws_message(data)
             except msgspec.ValidationError as exc:
                 await self.ws.send_text(_error_event(f"Invalid {kind} message: {exc}"))
                 if kind == "execute":
-                    await self.ws.close(_websocket.UNSUPPORTED_DATA, "Invalid execute message")
+                    await self.ws.close(websocket.UNSUPPORTED_DATA, "Invalid execute message")
                     return None
 
     async def serve(self, idle_s: float) -> None:
         """Wait for the execute message (at most ``idle_s``: an idle socket is closed), then run it."""
-        message: _wire.WsExecute | _wire.WsStdin | _wire.WsSignal | None = None
+        message: api.WsExecute | api.WsStdin | api.WsSignal | None = None
         with trio.move_on_after(idle_s):
             while True:
                 message = await self._next()
                 if message is None:
                     return
-                if isinstance(message, _wire.WsExecute):
+                if isinstance(message, api.WsExecute):
                     break
                 await self.ws.send_text(_error_event("No execution in progress: send an execute message first"))
-        if not isinstance(message, _wire.WsExecute):
+        if not isinstance(message, api.WsExecute):
             text = f"No execute message within {idle_s:g} s"
             await self.ws.send_text(_error_event(text))
-            await self.ws.close(_websocket.POLICY_VIOLATION, text)
+            await self.ws.close(websocket.POLICY_VIOLATION, text)
             return
         await self._run(message)
 
-    async def _run(self, message: _wire.WsExecute) -> None:
+    async def _run(self, message: api.WsExecute) -> None:
         app = self.app
         try:
             options = app._prepare(message.request, message.options)
@@ -461,16 +464,16 @@ class _WsRun:
                     async with contextlib.aclosing(_events(engine, message.request, session_id,
                                                            self.principal.owner, self.control)) as events:
                         async for event in events:
-                            await self.ws.send_text(_wire.encode(event).decode())
+                            await self.ws.send_text(api.encode(event).decode())
                     nursery.cancel_scope.cancel()
         except Exception as exc:  # noqa: BLE001 - refused before the run started
-            status, text, _ = error_answer(exc)
+            status, _kind, text, _ = error_answer(exc)
             await self.ws.send_text(_error_event(text))
-            code = _websocket.POLICY_VIOLATION if status in (401, 403) else (
-                _websocket.UNSUPPORTED_DATA if status < 500 else _websocket.INTERNAL_ERROR)
+            code = websocket.POLICY_VIOLATION if status in (401, 403) else (
+                websocket.UNSUPPORTED_DATA if status < 500 else websocket.INTERNAL_ERROR)
             await self.ws.close(code, text[:120])
             return
-        await self.ws.close(_websocket.NORMAL, "Execution complete")
+        await self.ws.close(websocket.NORMAL, "Execution complete")
 
     async def _read(self, run_scope: trio.CancelScope) -> None:
         """The client's messages during the run: stdin and signals. Its leaving cancels the run."""
@@ -481,11 +484,11 @@ class _WsRun:
                 run_scope.cancel()
                 return
             try:
-                if isinstance(message, _wire.WsStdin):
+                if isinstance(message, api.WsStdin):
                     await control.write_stdin(message.data)
                     if message.eof:
                         await control.close_stdin()
-                elif isinstance(message, _wire.WsSignal):
+                elif isinstance(message, api.WsSignal):
                     await control.signal(message.signal)
                 else:
                     await self.ws.send_text(_error_event("An execution is already in progress"))

@@ -14,7 +14,7 @@ import hmac
 from dataclasses import dataclass
 
 from ..audit import Caller
-from ._http import HTTPError
+from ._http_server import HTTPError
 from .keys import KeyStore, digest
 
 

@@ -10,6 +10,9 @@ pool: every plain ephemeral request, from every key, goes through it.
 
 Since a held engine cannot be evicted, one owner (a key, or a tenant) may hold at most ``per_owner`` of
 the tightened engines at once, by runs or sessions; so one key cannot pin every variant other keys need.
+
+Given a nursery (the server's), every engine runs in it (``nursery.start(engine.run)``), so their service
+tasks are the server's children; without one (tests), each is started on its own (``engine.start()``).
 """
 
 from __future__ import annotations
@@ -97,12 +100,24 @@ class EngineSet:
         self._base_key = options_key(base)
         self._entries: dict[bytes, _Entry] = {}
         self._closed = False
+        self._nursery: trio.Nursery | None = None
 
-    async def start(self, prewarm: list[str] | bool = False) -> DockerIsol8:
+    async def start(self, prewarm: list[str] | bool = False, *, nursery: trio.Nursery | None = None) -> DockerIsol8:
+        """Start the base engine (and fill its pool with ``prewarm``); with a ``nursery``, this engine and
+        every later one run in it until :meth:`stop`."""
+        self._nursery = nursery
         entry = self._make(self._base_key, self.base_options)
-        await entry.engine.start(prewarm=prewarm)
+        await self._start(entry.engine)
+        if prewarm:
+            await entry.engine.start(prewarm=prewarm)  # on a running engine, start() only fills the pool
         entry.started = True
         return entry.engine
+
+    async def _start(self, engine: DockerIsol8) -> None:
+        if self._nursery is None:
+            await engine.start()
+        else:
+            await self._nursery.start(engine.run)
 
     @property
     def base(self) -> DockerIsol8:
@@ -136,8 +151,9 @@ class EngineSet:
             entry = self._make(key, msgspec.structs.replace(options, pool_size=self.extra_pool_size))
         if not entry.started:
             async with entry.lock:  # one start, even when many requests arrive for a new engine at once
-                await entry.engine.start()
-                entry.started = True
+                if not entry.started:
+                    await self._start(entry.engine)
+                    entry.started = True
         return entry
 
     async def _evict_one(self) -> None:

@@ -9,20 +9,13 @@ import msgspec
 
 from .._version import __version__
 from ..types import ExecutionResult, Isol8Options, StreamEvent
-from . import _wire
+from ..wire import api, errors
 
 _REF = "#/components/schemas/{name}"
-_ERRORS = {
-    "400": "Malformed request or invalid field",
-    "401": "Missing Authorization header",
-    "403": "Invalid API key, or an option above the server's limits",
-    "404": "No such session, file or route",
-    "409": "Session conflict (another runtime, other options)",
-    "413": "Request body too large",
-    "429": "Rate, concurrency or session limit reached (see Retry-After)",
-    "500": "Sandbox failure",
-    "503": "Container engine unavailable, or images not built",
-}
+#: The error answers every route may give, each described by the kinds it carries (wire/errors.py).
+_ERRORS = {str(status): "; ".join(f"`{kind}`: {when}" for kind, (kind_status, when) in errors.KINDS.items()
+                                  if kind_status == status)
+           for status in (400, 401, 403, 404, 409, 413, 429, 500, 503)}
 
 
 def _json(ref: str) -> dict:
@@ -44,16 +37,22 @@ def _body(ref: str, required: bool = True) -> dict:
 @functools.lru_cache(maxsize=1)
 def document() -> bytes:
     """The document, encoded once."""
-    types = [_wire.ExecuteBody, _wire.ErrorBody, _wire.OkBody, _wire.HealthBody, _wire.FileUpload,
-             _wire.FileContent, _wire.SessionsBody, _wire.CleanupRequest, _wire.CleanupBody, _wire.KeyCreate,
-             _wire.KeyCreated, _wire.KeysBody, ExecutionResult, Isol8Options, StreamEvent, _wire.WsExecute,
-             _wire.WsStdin, _wire.WsSignal]
+    types = [api.ExecuteBody, errors.ErrorBody, api.OkBody, api.HealthBody, api.FileUpload,
+             api.FileContent, api.SessionsBody, api.CleanupRequest, api.CleanupBody, api.KeyCreate,
+             api.KeyCreated, api.KeysBody, ExecutionResult, Isol8Options, StreamEvent, api.WsExecute,
+             api.WsStdin, api.WsSignal]
     _, components = msgspec.json.schema_components(types, ref_template=_REF)
     # Options stay raw JSON in the envelope (the policy needs to see which ones a client wrote), but
     # what they may hold is Isol8Options.
     components["ExecuteBody"]["properties"]["options"] = {
         "anyOf": [{"$ref": _REF.format(name="Isol8Options")}, {"type": "null"}]}
     components["WsExecute"]["properties"]["options"] = components["ExecuteBody"]["properties"]["options"]
+    # The server always sends a kind, one of a closed set (a client must still take one it does not know,
+    # from a newer server, by the answer's status).
+    components["ErrorBody"]["properties"]["kind"] = {
+        "type": "string", "enum": list(errors.KINDS),
+        "description": "What went wrong, for programs (`error` is for people): see docs/server.md"}
+    components["ErrorBody"]["required"] = ["error", "kind"]
     session_id = {"name": "sessionId", "in": "query", "required": True, "schema": {"type": "string"}}
     path = {"name": "path", "in": "query", "required": True, "schema": {"type": "string"}}
     doc = {

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from ._http import HTTPError
+from ._http_server import HTTPError
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 

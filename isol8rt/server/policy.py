@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import msgspec
 
-from ..engine.limits import MIN_NANO_CPUS, nano_cpus_of, parse_size
+from ..engine.spec import MIN_NANO_CPUS, nano_cpus_of, parse_size
 from ..engine.plan import check_env, output_file_budget
 from ..errors import InvalidRequest
 from ..types import AuditConfig, ExecutionRequest, Isol8Options, NetworkFilter, PoolSize, RemoteCodeConfig
@@ -250,7 +250,10 @@ _FIELDS = {field.encode_name: field.name for field in msgspec.structs.fields(Iso
 _DEFAULT_STRUCTS: dict[str, Any] = {"audit": AuditConfig(), "remoteCode": RemoteCodeConfig(), "poolSize": PoolSize()}
 
 
-class Policy:
+class OptionsPolicy:
+    """The server's options as a ceiling over what each request asks for (the proxy's ``Policy`` is another
+    thing: which hosts a sandbox may reach)."""
+
     def __init__(self, ceiling: Isol8Options) -> None:
         self.ceiling = ceiling
         self.ceiling_key = options_key(ceiling)

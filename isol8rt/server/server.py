@@ -1,9 +1,10 @@
 """The server process: trio listeners, one task per connection, and the lifecycle around them.
 
 Start: open the key store, bind, remove what dead servers left behind (:mod:`.orphans`), start the
-shared engine and fill its warm pool, then accept. Each connection reads a request's head with
-:class:`~._http.ServerConnection`, lets :class:`~.app.App` admit it (route, browser checks, key, limits),
-and only then reads its body and hands it over. A request still being handled after
+shared engine in the server's own nursery (every engine runs there) and fill its warm pool, then accept.
+Each connection reads a request's head with :class:`~._http_server.ServerConnection`, lets
+:class:`~.app.App` admit it (route, browser checks, key, limits), and only then reads its body and hands it
+over. A request still being handled after
 :data:`WATCH_AFTER_S` gets a watcher that keeps reading the socket: the client closing it cancels the
 handler, so a client that walks away mid-run (plain HTTP, SSE or WebSocket) frees its container at once.
 One :class:`_Watchdog` task starts those watchers, so a quick request costs no task of its own.
@@ -31,13 +32,16 @@ import msgspec
 import trio
 
 from .. import docker
-from . import _http, _websocket, _wire
+from ..errors import Isol8Error
+from ..wire import errors, websocket
+from . import _http_server
 from .app import App, Call, ClientGone
 from .auth import Authenticator
 from .engines import EngineSet
 from .keys import KeyStore
 from .limits import KeyLimits
 from .orphans import InstanceFile, sweep
+from .pieces import Pieces
 from .origins import BrowserGuard
 from .sessions import SessionRegistry
 from .settings import DEFAULT_MAX_FILE_BYTES, ServerConfig, key_runs
@@ -119,28 +123,45 @@ class Server:
                 await self._sweep()
             except docker.DockerError as exc:
                 log.warning("could not look for orphaned containers: %s", exc)
-            await self.engines.start(prewarm=config.prewarm or False)
-            async with trio.open_nursery() as nursery:
-                if config.handle_signals:
-                    nursery.start_soon(self._signals)
-                nursery.start_soon(self._janitor)
-                nursery.start_soon(self._watchdog.run)
-                nursery.start_soon(self._reap_stuck_sends)
-                async with trio.open_nursery() as connections:
-                    accept_scope = trio.CancelScope()
-                    nursery.start_soon(self._accept, listeners, connections, accept_scope)
-                    task_status.started(self.port)
-                    await self._stop.wait()
-                    await self._drain(accept_scope, connections)
-                nursery.cancel_scope.cancel()
+            # The engines' service tasks are children of this nursery: every engine has stopped (and removed
+            # what it made) when it closes.
+            failed: Isol8Error | None = None
+            async with trio.open_nursery() as engines:
+                try:
+                    try:
+                        await self.engines.start(prewarm=config.prewarm or False, nursery=engines)
+                    except Isol8Error as exc:
+                        failed = exc  # raised below, as itself: the CLI says why the server could not start
+                    else:
+                        await self._serve(listeners, task_status)
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await self.engines.stop()
+            if failed is not None:
+                raise failed
         finally:
             with trio.CancelScope(shield=True):
                 for listener in listeners:
                     await listener.aclose()
-                await self.engines.stop()
                 if self.keys is not None:
                     self.keys.close()
                 self.instance.remove()
+
+    async def _serve(self, listeners, task_status) -> None:
+        """Accept and answer requests (and keep house) until stopped, then drain."""
+        async with trio.open_nursery() as nursery:
+            if self.config.handle_signals:
+                nursery.start_soon(self._signals)
+            nursery.start_soon(self._janitor)
+            nursery.start_soon(self._watchdog.run)
+            nursery.start_soon(self._reap_stuck_sends)
+            async with trio.open_nursery() as connections:
+                accept_scope = trio.CancelScope()
+                nursery.start_soon(self._accept, listeners, connections, accept_scope)
+                task_status.started(self.port)
+                await self._stop.wait()
+                await self._drain(accept_scope, connections)
+            nursery.cancel_scope.cancel()
 
     async def _accept(self, listeners, connections: trio.Nursery, scope: trio.CancelScope) -> None:
         with scope:
@@ -232,7 +253,7 @@ class Server:
     async def _requests(self, stream: trio.SocketStream, watchers: trio.Nursery) -> None:
         """Serve one connection's requests in turn, until it ends."""
         config = self.config
-        conn = _http.ServerConnection(config.max_body)
+        conn = _http_server.ServerConnection(config.max_body)
         while not self.draining:
             head = await self._read_head(stream, conn)
             if head is None:
@@ -258,7 +279,7 @@ class Server:
             if exchange.gone or not exchange.started or not conn.start_next_cycle():
                 return
 
-    async def _hear(self, stream: trio.SocketStream, conn: _http.ServerConnection, exchange: _Exchange,
+    async def _hear(self, stream: trio.SocketStream, conn: _http_server.ServerConnection, exchange: _Exchange,
                     call: Call) -> bool:
         """Read an admitted request's body and handle it; False when the connection must end instead."""
         try:
@@ -277,7 +298,7 @@ class Server:
             self.app.release(call)
         return True
 
-    async def _read_head(self, stream: trio.SocketStream, conn: _http.ServerConnection) -> _http.Request | None:
+    async def _read_head(self, stream: trio.SocketStream, conn: _http_server.ServerConnection) -> _http_server.Request | None:
         """The next request's head, or None when the connection should end (closed, idle too long, too
         slow to send its head, draining, or broken HTTP, which has been answered)."""
         idle = trio.CancelScope(deadline=trio.current_time() + self.config.keepalive_s)
@@ -288,13 +309,13 @@ class Server:
                 while True:
                     try:
                         event = conn.next_head()
-                    except _http.ProtocolError as exc:
-                        await _send_quietly(stream, conn.error_response(exc.status, _error_json(exc.message)))
+                    except _http_server.ProtocolError as exc:
+                        await _send_quietly(stream, conn.error_response(exc.status, errors.encode_error(exc.kind, exc.message)))
                         await _linger(stream)
                         return None
-                    if isinstance(event, _http.Request):
+                    if isinstance(event, _http_server.Request):
                         return event
-                    if event is _http.CLOSED:
+                    if event is _http_server.CLOSED:
                         return None
                     data = await stream.receive_some(RECEIVE_SIZE)
                     conn.receive_data(data)
@@ -305,12 +326,12 @@ class Server:
                         idle.deadline = trio.current_time() + self.config.header_timeout_s
             if started and idle.cancelled_caught and not self.draining:
                 message = f"Request timeout: its head took longer than {self.config.header_timeout_s:g} s"
-                await _send_quietly(stream, conn.error_response(408, _error_json(message)))
+                await _send_quietly(stream, conn.error_response(408, errors.encode_error(errors.REQUEST_TIMEOUT, message)))
             return None
         finally:
             self._idle_scopes.discard(idle)
 
-    async def _read_body(self, stream: trio.SocketStream, conn: _http.ServerConnection) -> bytes | None:
+    async def _read_body(self, stream: trio.SocketStream, conn: _http_server.ServerConnection) -> bytes | None:
         """The admitted request's body (its ``100 Continue`` sent first if it waits for one), or None when
         the connection should end (too slow, too large, broken: answered)."""
         try:
@@ -323,11 +344,11 @@ class Server:
                         body = conn.next_body()
                 if not isinstance(body, bytes):
                     message = f"Request timeout: its body took longer than {self.config.body_timeout_s:g} s"
-                    await _send_quietly(stream, conn.error_response(408, _error_json(message)))
+                    await _send_quietly(stream, conn.error_response(408, errors.encode_error(errors.REQUEST_TIMEOUT, message)))
                     return None
             return body
-        except _http.ProtocolError as exc:
-            await _send_quietly(stream, conn.error_response(exc.status, _error_json(exc.message)))
+        except _http_server.ProtocolError as exc:
+            await _send_quietly(stream, conn.error_response(exc.status, errors.encode_error(exc.kind, exc.message)))
             await _linger(stream)
             return None
 
@@ -342,17 +363,14 @@ def _peer_address(stream: trio.SocketStream) -> str:
 async def _turn_away(stream: trio.SocketStream, message: str) -> None:
     """Refuse a connection over a cap: 429 and close, without reading a request (a client over the cap
     gets an answer rather than a connection left waiting in the backlog)."""
-    conn = _http.ServerConnection(0)
-    answer = conn.response(429, _error_json(message), headers=[(b"Retry-After", b"1")], close=True)
+    conn = _http_server.ServerConnection(0)
+    answer = conn.response(429, errors.encode_error(errors.RATE_LIMITED, message), headers=[(b"Retry-After", b"1")],
+                           close=True)
     try:
         await _send_quietly(stream, answer)
         await _linger(stream, limit=64 * 1024, seconds=0.5)
     finally:
         stream.socket.close()
-
-
-def _error_json(message: str) -> bytes:
-    return _wire.encode(_wire.ErrorBody(error=message))
 
 
 async def _linger(stream: trio.SocketStream, limit: int = 1024 * 1024, seconds: float = 1.0) -> None:
@@ -415,7 +433,7 @@ class _Exchange:
     """:class:`~.app.Exchange` over one connection, for one request. ``handler_scope`` is cancelled
     when the client leaves while the request is handled, or stops reading what it is sent."""
 
-    def __init__(self, server: Server, stream: trio.SocketStream, conn: _http.ServerConnection,
+    def __init__(self, server: Server, stream: trio.SocketStream, conn: _http_server.ServerConnection,
                  watchers: trio.Nursery) -> None:
         self._server = server
         self._stream = stream
@@ -491,12 +509,12 @@ class _Exchange:
         self.started = True
         await self._send(self._conn.response(status, body, headers=headers, close=self._close_after()))
 
-    async def respond_pieces(self, status: int, body: _wire.Pieces) -> None:
+    async def respond_pieces(self, status: int, body: Pieces) -> None:
         """An answer of known length sent a piece at a time (each piece is encoded as it goes)."""
         if self.started or self.gone:
             return
         self.started = True
-        await self._send(self._conn.start_body(status, _http.JSON, body.length, close=self._close_after()))
+        await self._send(self._conn.start_body(status, _http_server.JSON, body.length, close=self._close_after()))
         for piece in body.pieces:
             await self._send(self._conn.chunk(piece))
         await self._send(self._conn.end_stream())
@@ -530,7 +548,7 @@ class _ServerWebSocket:
     def __init__(self, exchange: _Exchange, stream: trio.SocketStream, trailing: bytes, max_message: int) -> None:
         self._exchange = exchange
         self._stream = stream
-        self._ws = _websocket.MessageConnection(client=False, trailing=trailing, max_message=max_message)
+        self._ws = websocket.MessageConnection(client=False, trailing=trailing, max_message=max_message)
         self._pending: deque = deque()
         self._send_lock = trio.Lock()
         self._ended = False
@@ -539,7 +557,7 @@ class _ServerWebSocket:
         while True:
             while self._pending:
                 item = self._pending.popleft()
-                if isinstance(item, _websocket.Message):
+                if isinstance(item, websocket.Message):
                     return item.data
                 self._ended = True
                 if item.reply:
@@ -556,8 +574,8 @@ class _ServerWebSocket:
             self._ws.receive_data(data)
             try:
                 self._pending.extend(self._ws.events())
-            except _websocket.MessageTooBig as exc:
-                await self.close(_websocket.TOO_BIG, str(exc))
+            except websocket.MessageTooBig as exc:
+                await self.close(websocket.TOO_BIG, str(exc))
                 self._ended = True
                 return None
             replies = self._ws.take_replies()
@@ -578,7 +596,7 @@ class _ServerWebSocket:
                     if await self.receive() is None:
                         break
         elif not self._ended:
-            await self.close(_websocket.GOING_AWAY, "Server going away")
+            await self.close(websocket.GOING_AWAY, "Server going away")
 
     async def _send(self, data: bytes) -> None:
         if not data:

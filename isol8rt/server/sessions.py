@@ -24,7 +24,7 @@ import msgspec
 import trio
 
 from ..engine import DockerIsol8
-from ..engine.limits import parse_size
+from ..engine.spec import parse_size
 from ..errors import InvalidRequest, SessionError
 from ..types import SessionInfo
 from .engines import EngineSet

@@ -9,7 +9,8 @@ import struct
 import pytest
 
 from isol8rt.docker import STDERR, STDOUT, DockerError, FrameDemuxer
-from isol8rt.docker._http import NEED_DATA, ClientConnection, Upgraded
+from isol8rt.docker._api import UPGRADE_TCP
+from isol8rt.wire.http_client import NEED_DATA, ClientConnection, Upgraded
 
 
 def frame(stream: int, payload: bytes) -> bytes:
@@ -36,7 +37,7 @@ def feed_in_pieces(data: bytes, cuts: list[int]) -> list[tuple[int, bytes]]:
 def raw_stream_of(recording) -> bytes:
     """The bytes after the 101 head of a recorded attach or exec."""
     http = ClientConnection(b"docker")
-    http.request("POST", "/x", upgrade=True)
+    http.request("POST", "/x", headers=UPGRADE_TCP)
     http.receive_data(recording.response)
     event = http.next_event()
     assert isinstance(event, Upgraded)
@@ -106,7 +107,7 @@ def test_recorded_exec_whose_frames_came_with_the_101(recording):
 def test_recorded_frame_split_across_reads(recording):
     rec = recording("exec_split_frames")
     http = ClientConnection(b"docker")
-    http.request("POST", "/x", upgrade=True)
+    http.request("POST", "/x", headers=UPGRADE_TCP)
     demuxer = FrameDemuxer()
     pairs = []
     upgraded = None

@@ -151,6 +151,14 @@ async def test_a_daemon_that_hangs_up_mid_answer_is_stream_closed(replay_daemon,
             await docker.version()
 
 
+async def test_a_daemon_that_breaks_http_is_a_docker_error_not_stream_closed(replay_daemon):
+    replay_daemon.answer(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+    async with DockerClient(f"unix://{replay_daemon.path}") as docker:
+        with pytest.raises(DockerError, match="malformed HTTP") as caught:
+            await docker.version()
+    assert not isinstance(caught.value, StreamClosed)
+
+
 async def test_a_closed_client_refuses_new_requests(replay_daemon, recording):
     replay_daemon.answer(recording("ping").response)
     docker = DockerClient(f"unix://{replay_daemon.path}")

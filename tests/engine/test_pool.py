@@ -20,7 +20,7 @@ from isol8rt import ExecutionRequest
 from isol8rt.agent import protocol
 from isol8rt.engine.backend import SandboxSpec
 from isol8rt.engine.pool import Pool
-from isol8rt.engine.sandbox import Sandbox
+from isol8rt.engine.container import Container
 from isol8rt.errors import SandboxError
 from isol8rt.runtimes import LABEL_ENGINE
 from isol8rt.testing import AgentScript, MemoryBackend, RunReply, open_memory_backend
@@ -188,18 +188,18 @@ async def memory_pool(script: AgentScript = SCRIPT, **options):
                 nursery.cancel_scope.cancel()  # the pool's shrink timer
 
 
-async def use(pool: Pool, *argv: str, timeout_s: float = 30.0) -> Sandbox:
+async def use(pool: Pool, *argv: str, timeout_s: float = 30.0) -> Container:
     """One run as the engine makes it: take a container, run on it, give it back; the container."""
-    sandbox = await pool.acquire(SPEC, CONFIGURE)
-    assert not sandbox.broken and not sandbox.conversation.awaiting_ready
+    container = await pool.acquire(SPEC, CONFIGURE)
+    assert not container.broken and not container.conversation.awaiting_ready
     try:
-        op_id = sandbox.next_id()
-        async for _ in sandbox.operate([protocol.Run(id=op_id, argv=list(argv or ["sleep", "0"]), env={})], op_id,
+        op_id = container.next_id()
+        async for _ in container.operate([protocol.Run(id=op_id, argv=list(argv or ["sleep", "0"]), env={})], op_id,
                                        timeout_s):
             pass
     finally:
-        await pool.release(sandbox)
-    return sandbox
+        await pool.release(container)
+    return container
 
 
 async def load(pool: Pool, callers: int, seconds: float) -> set[str]:
@@ -250,7 +250,7 @@ async def test_a_quiet_pool_shrinks_back_to_its_size(autojump_clock):
 
 async def test_containers_retire_after_about_max_uses_runs(autojump_clock):
     async with memory_pool(size=1, max_uses=4) as (pool, backend):
-        runs = Counter(sandbox.container_id for sandbox in [await use(pool) for _ in range(40)])
+        runs = Counter(container.container_id for container in [await use(pool) for _ in range(40)])
         await trio.testing.wait_all_tasks_blocked()
         retired = removed(backend)
         assert len(retired) >= 40 // 5
@@ -263,9 +263,9 @@ async def test_containers_retire_after_about_max_age(autojump_clock):
     async with memory_pool(size=1, max_age_s=100) as (pool, backend):
         ages = []
         for _ in range(40):
-            sandbox = await pool.acquire(SPEC, CONFIGURE)
-            ages.append((sandbox.container_id, trio.current_time() - sandbox.created))
-            await pool.release(sandbox)
+            container = await pool.acquire(SPEC, CONFIGURE)
+            ages.append((container.container_id, trio.current_time() - container.created))
+            await pool.release(container)
             await trio.sleep(10)
         assert all(age <= 125 for _, age in ages)  # never handed out past its age (at most 1.25 times)
         assert len({container_id for container_id, _ in ages}) >= 400 // 125
@@ -313,10 +313,10 @@ async def test_secure_containers_serve_once_and_the_next_is_made_ahead(autojump_
         used = []
         for _ in range(5):
             made = len(backend.containers)
-            sandbox = await pool.acquire(SPEC, CONFIGURE)
+            container = await pool.acquire(SPEC, CONFIGURE)
             assert len(backend.containers) == made  # it was ready: nothing made on the caller's path
-            used.append(sandbox.container_id)
-            await pool.release(sandbox)
+            used.append(container.container_id)
+            await pool.release(container)
             await trio.testing.wait_all_tasks_blocked()
         assert len(set(used)) == 5 and set(used) <= removed(backend)
 

@@ -7,7 +7,6 @@ import base64
 import json
 from pathlib import Path
 
-import pytest
 import trio
 
 from isol8rt import __version__
@@ -30,9 +29,9 @@ async def test_health_needs_no_key(live):
 
 async def test_auth_missing_and_wrong_key(live):
     missing = await live.request("POST", "/execute", {"request": {"code": "print(1)"}}, key=None)
-    assert (missing.status, missing.json()) == (401, {"error": "Missing Authorization header"})
+    assert (missing.status, missing.json()) == (401, {"error": "Missing Authorization header", "kind": "unauthorized"})
     wrong = await live.request("POST", "/execute", {"request": {"code": "print(1)"}}, key="nope")
-    assert (wrong.status, wrong.json()) == (403, {"error": "Invalid API key"})
+    assert (wrong.status, wrong.json()) == (403, {"error": "Invalid API key", "kind": "forbidden"})
     for path in ("/sessions", "/file?sessionId=a&path=b"):
         assert (await live.request("GET", path, key=None)).status == 401
         assert (await live.request("GET", path, key=MASTER + "x")).status == 403
@@ -112,11 +111,11 @@ async def test_sessions_files_and_delete(live):
 
 async def test_file_errors(live):
     missing = await live.request("GET", "/file?sessionId=x")
-    assert (missing.status, missing.json()) == (400, {"error": "Missing sessionId or path"})
+    assert (missing.status, missing.json()) == (400, {"error": "Missing sessionId or path", "kind": "invalid_request"})
     unknown = await live.request("GET", "/file?sessionId=nope&path=a.txt")
-    assert (unknown.status, unknown.json()) == (404, {"error": "Session not found"})
+    assert (unknown.status, unknown.json()) == (404, {"error": "Session not found", "kind": "session_not_found"})
     upload = await live.request("POST", "/file", {"sessionId": "nope", "path": "a.txt", "content": "AA=="})
-    assert (upload.status, upload.json()) == (404, {"error": "Session not found"})
+    assert (upload.status, upload.json()) == (404, {"error": "Session not found", "kind": "session_not_found"})
     assert (await live.request("POST", "/file", {"path": "a.txt"})).status == 400
     await live.request("POST", "/execute", {"request": {"code": "1"}, "sessionId": "s"})
     bad = await live.request("POST", "/file", {"sessionId": "s", "path": "a.txt", "content": "%%%"})
@@ -137,7 +136,7 @@ async def test_bad_json_and_bad_shapes_are_400(live):
 
 
 async def test_unknown_route_method_and_runtime_switch(live):
-    assert (await live.request("GET", "/nope")).json() == {"error": "Not found"}
+    assert (await live.request("GET", "/nope")).json() == {"error": "Not found", "kind": "not_found"}
     wrong = await live.request("GET", "/execute")
     assert wrong.status == 405 and wrong.headers[b"allow"] == b"POST"
     await live.request("POST", "/execute", {"request": {"code": "1"}, "sessionId": "py"})
@@ -148,7 +147,7 @@ async def test_unknown_route_method_and_runtime_switch(live):
 async def test_body_limit_is_413(start_server):
     live = await start_server(max_body=1024)
     big = await live.request("POST", "/execute", {"request": {"code": "#" * 2000}})
-    assert (big.status, big.json()) == (413, {"error": "Request body too large (limit 1024 bytes)"})
+    assert (big.status, big.json()) == (413, {"error": "Request body too large (limit 1024 bytes)", "kind": "too_large"})
     # The server still answers afterwards.
     assert (await live.request("GET", "/health")).status == 200
 

@@ -14,7 +14,7 @@ import trio
 
 from isol8rt import DockerIsol8, Isol8Options
 from isol8rt.server import engines as engines_module
-from isol8rt.server._http import Request
+from isol8rt.server._http_server import Request
 from isol8rt.server.app import App
 from isol8rt.server.auth import Authenticator
 from isol8rt.server.engines import EngineSet
@@ -23,6 +23,7 @@ from isol8rt.server.limits import KeyLimits
 from isol8rt.server.sessions import SessionRegistry
 from isol8rt.server.slots import RunSlots
 from isol8rt.testing import AgentScript, MemoryBackend, RunReply, open_memory_backend
+from isol8rt.wire import errors
 
 MASTER = "the-master-key"
 TTL = 600.0
@@ -57,6 +58,9 @@ class Exchange:
 
     async def respond(self, status, body, headers=None) -> None:
         self.answer.status, self.answer.body, self.answer.headers = status, body, headers or []
+        if status >= 400:  # every error answer, whatever route it came from, says what kind it is
+            kind = msgspec.json.decode(body)["kind"]
+            assert errors.KINDS[kind][0] == status or (status, kind) == (431, errors.TOO_LARGE), (status, kind)
 
     async def respond_pieces(self, status, body) -> None:
         self.answer.status, self.answer.body = status, b"".join(body.pieces)
@@ -141,7 +145,7 @@ async def test_health_needs_no_key_and_unknown_routes_are_404_or_405(serve):
         health = await server.call("GET", "/health", key=None)
         assert health.status == 200 and health.json()["status"] == "ok"
         missing = await server.call("GET", "/nowhere")
-        assert (missing.status, missing.json()) == (404, {"error": "Not found"})
+        assert (missing.status, missing.json()) == (404, {"error": "Not found", "kind": "not_found"})
         wrong = await server.call("GET", "/execute")
         assert wrong.status == 405 and (b"Allow", b"POST") in wrong.headers
 
@@ -149,10 +153,10 @@ async def test_health_needs_no_key_and_unknown_routes_are_404_or_405(serve):
 async def test_keys_are_checked(serve):
     async with serve() as server:
         anonymous = await server.call("POST", "/execute", execute("1"), key=None)
-        assert (anonymous.status, anonymous.json()) == (401, {"error": "Missing Authorization header"})
+        assert (anonymous.status, anonymous.json()) == (401, {"error": "Missing Authorization header", "kind": "unauthorized"})
         assert (b"WWW-Authenticate", b"Bearer") in anonymous.headers
         wrong = await server.call("POST", "/execute", execute("1"), key="guess")
-        assert (wrong.status, wrong.json()) == (403, {"error": "Invalid API key"})
+        assert (wrong.status, wrong.json()) == (403, {"error": "Invalid API key", "kind": "forbidden"})
 
 
 async def test_only_the_master_key_manages_keys_and_cleans_up(serve):
@@ -164,7 +168,7 @@ async def test_only_the_master_key_manages_keys_and_cleans_up(serve):
         assert [k["name"] for k in listed.json()["keys"]] == ["ci"] and "key" not in listed.json()["keys"][0]
         for method, path in (("GET", "/auth/keys"), ("POST", "/cleanup")):
             refused = await server.call(method, path, key=key)
-            assert (refused.status, refused.json()) == (403, {"error": "Master key required for this operation"})
+            assert (refused.status, refused.json()) == (403, {"error": "Master key required for this operation", "kind": "forbidden"})
         ran = await server.call("POST", "/execute", execute("print(1)"), key=key)
         assert ran.status == 200
         revoked = await server.call("DELETE", f"/auth/keys/{created.json()['id']}")
@@ -172,17 +176,19 @@ async def test_only_the_master_key_manages_keys_and_cleans_up(serve):
         assert (await server.call("POST", "/execute", execute("1"), key=key)).status == 403
 
 
-@pytest.mark.parametrize(("body", "status", "error"), [
-    (b"{not json", 400, "Invalid JSON"),
-    (b'{"request": {"runtime": "ruby", "code": "1"}}', 400, "Invalid request body"),
-    (b'{"request": {"code": "1", "workdir": "/etc"}}', 400, "workdir: '/etc' resolves to /etc, outside /sandbox"),
-    (b'{"request": {"code": "1"}, "options": {"network": "host"}}', 403, "Option not allowed: network"),
-    (b'{"request": {"code": "1", "timeoutMs": 99999999}}', 403, "timeoutMs"),
+@pytest.mark.parametrize(("body", "status", "kind", "error"), [
+    (b"{not json", 400, "invalid_request", "Invalid JSON"),
+    (b'{"request": {"runtime": "ruby", "code": "1"}}', 400, "invalid_request", "Invalid request body"),
+    (b'{"request": {"code": "1", "workdir": "/etc"}}', 400, "invalid_request",
+     "workdir: '/etc' resolves to /etc, outside /sandbox"),
+    (b'{"request": {"code": "1"}, "options": {"network": "host"}}', 403, "option_not_allowed",
+     "Option not allowed: network"),
+    (b'{"request": {"code": "1", "timeoutMs": 99999999}}', 403, "option_not_allowed", "timeoutMs"),
 ])
-async def test_refusals_are_json_errors(serve, body, status, error):
+async def test_refusals_are_json_errors(serve, body, status, kind, error):
     async with serve() as server:
         answer = await server.call("POST", "/execute", body)
-        assert answer.status == status and error in answer.json()["error"], answer.json()
+        assert (answer.status, answer.json()["kind"]) == (status, kind) and error in answer.json()["error"]
         assert server.backend.containers == {} or all(
             not any(type(m).__name__ == "Run" for m in c.agent.received) for c in server.backend.containers.values())
 
@@ -205,7 +211,8 @@ async def test_execute_answers_the_result(serve):
 async def test_a_container_that_fails_is_a_500_with_its_reason(serve):
     async with serve() as server:
         answer = await server.call("POST", "/execute", execute("crash"))
-        assert answer.status == 500 and "the agent exited" in answer.json()["error"]
+        assert (answer.status, answer.json()["kind"]) == (500, "sandbox_failed")
+        assert "the agent exited" in answer.json()["error"]
         assert (await server.call("POST", "/execute", execute("after"))).json()["stdout"] == "after"
 
 
@@ -221,7 +228,7 @@ async def test_a_bad_streamed_request_is_refused_before_the_stream_starts(serve)
     async with serve() as server:
         answer = await server.call("POST", "/execute/stream", execute("1", request={"cmd": "x", "code": "y"}))
         assert (answer.status, answer.content_type, answer.chunks) == (400, None, [])
-        assert answer.json() == {"error": "give exactly one of code and cmd"}
+        assert answer.json() == {"error": "give exactly one of code and cmd", "kind": "invalid_request"}
 
 
 async def test_a_failure_after_the_stream_started_is_its_last_event(serve):
@@ -246,11 +253,11 @@ async def test_session_files_round_trip_and_sessions_are_listed_and_deleted(serv
         got = await server.call("GET", "/file", query={"sessionId": "work", "path": "/sandbox/data.bin"})
         assert got.json() == {"content": content}
         missing = await server.call("GET", "/file", query={"sessionId": "work", "path": "/sandbox/none"})
-        assert missing.status == 404 and missing.json()["error"].startswith("File not found")
+        assert (missing.status, missing.json()["kind"]) == (404, "file_not_found")
         listed = (await server.call("GET", "/sessions")).json()["sessions"]
         assert [s["id"] for s in listed] == ["work"]
         assert (await server.call("DELETE", "/session/work")).status == 200
-        assert (await server.call("DELETE", "/session/work")).json() == {"error": "Session not found"}
+        assert (await server.call("DELETE", "/session/work")).json() == {"error": "Session not found", "kind": "session_not_found"}
 
 
 async def test_sessions_belong_to_their_owner(serve):
@@ -259,7 +266,7 @@ async def test_sessions_belong_to_their_owner(serve):
         await server.call("POST", "/execute", execute("mine", sessionId="main"))
         for answer in (await server.call("GET", "/file", query={"sessionId": "main", "path": "a"}, key=other),
                        await server.call("DELETE", "/session/main", key=other)):
-            assert answer.status == 404 and answer.json() == {"error": "Session not found"}
+            assert answer.status == 404 and answer.json() == {"error": "Session not found", "kind": "session_not_found"}
         assert (await server.call("GET", "/sessions", key=other)).json()["sessions"] == []
 
 

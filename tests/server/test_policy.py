@@ -8,7 +8,7 @@ import pytest
 
 from isol8rt import ExecutionRequest, InvalidRequest, Isol8Options, NetworkFilter
 from isol8rt.types import SecurityConfig
-from isol8rt.server.policy import Decision, Policy, PolicyViolation
+from isol8rt.server.policy import Decision, OptionsPolicy, PolicyViolation
 
 CEILING = Isol8Options(memory_limit="512m", cpu_limit=1.0, pids_limit=64, timeout_ms=30_000,
                        secrets={"SERVER_TOKEN": "s3cret"})
@@ -40,13 +40,13 @@ ESCALATIONS = [
 @pytest.mark.parametrize(("options", "option"), ESCALATIONS, ids=[o for _, o in ESCALATIONS])
 def test_escalations_are_refused_by_name(options, option):
     with pytest.raises(PolicyViolation) as caught:
-        Policy(CEILING).effective(options)
+        OptionsPolicy(CEILING).effective(options)
     assert caught.value.option == option
     assert str(caught.value).startswith(f"Option not allowed: {option}:")
 
 
 def test_tightening_is_honoured_and_restating_defaults_is_not_a_change():
-    policy = Policy(CEILING)
+    policy = OptionsPolicy(CEILING)
     assert policy.effective(None) == Decision(CEILING)
     same = policy.effective({"network": "none", "memoryLimit": "512m", "mode": "persistent", "debug": True,
                              "poolSize": 99, "readonlyRootFs": True, "security": {"seccomp": "strict"}})
@@ -61,7 +61,7 @@ def test_tightening_is_honoured_and_restating_defaults_is_not_a_change():
 
 
 def test_request_fields_under_the_ceiling():
-    policy = Policy(CEILING)
+    policy = OptionsPolicy(CEILING)
     request = ExecutionRequest(code="1")
     policy.check_request(request, Decision(CEILING, timeout_ms=2000))
     assert request.timeout_ms == 2000
@@ -72,13 +72,13 @@ def test_request_fields_under_the_ceiling():
 
 
 def test_network_filters_only_narrow():
-    host = Policy(Isol8Options(network="host"))
+    host = OptionsPolicy(Isol8Options(network="host"))
     decision = host.effective({"network": "filtered", "networkFilter": {"whitelist": ["^a$"], "blacklist": ["b"]}})
     assert decision.options.network == "filtered"
     assert decision.network_filter.whitelist == ["^a$"] and decision.network_filter.blacklist == ["b"]
     ceiling = Isol8Options(network="filtered", network_filter=NetworkFilter(
         whitelist=["^pypi$"], blacklist=["x"], allow_private=["10.1.0.0/16"], connect_ports=[443]))
-    filtered = Policy(ceiling)
+    filtered = OptionsPolicy(ceiling)
     narrowed = filtered.effective({"networkFilter": {"blacklist": ["y"]}})
     assert narrowed.options == ceiling  # per run: still the shared engine
     assert narrowed.network_filter.whitelist == ["^pypi$"] and narrowed.network_filter.blacklist == ["x", "y"]
@@ -100,11 +100,11 @@ def test_network_filters_only_narrow():
 
 def test_malformed_options_are_400_not_403():
     with pytest.raises(InvalidRequest):
-        Policy(CEILING).effective({"memoryLimit": "lots"})
+        OptionsPolicy(CEILING).effective({"memoryLimit": "lots"})
     with pytest.raises(InvalidRequest):
-        Policy(CEILING).effective({"cpuLimit": "fast"})
+        OptionsPolicy(CEILING).effective({"cpuLimit": "fast"})
     with pytest.raises(InvalidRequest):
-        Policy(CEILING).effective({"pidsLimit": 0})
+        OptionsPolicy(CEILING).effective({"pidsLimit": 0})
 
 
 @pytest.mark.parametrize(("options", "floor"), [
@@ -117,26 +117,26 @@ def test_bounds_hold_after_unit_conversion(options, floor):
     """Tighter than a working sandbox (or than Docker takes: a CPU quota that rounds to 0 NanoCPUs would
     be no limit at all) is a 400 naming the option and the floor."""
     with pytest.raises(InvalidRequest) as caught:
-        Policy(CEILING).effective(options)
+        OptionsPolicy(CEILING).effective(options)
     assert f"options.{next(iter(options))}" in str(caught.value) and floor in str(caught.value)
 
 
 def test_the_floors_themselves_are_fine():
-    decision = Policy(CEILING).effective({"cpuLimit": 0.01, "memoryLimit": "32m", "pidsLimit": 8, "sandboxSize": "1m",
+    decision = OptionsPolicy(CEILING).effective({"cpuLimit": 0.01, "memoryLimit": "32m", "pidsLimit": 8, "sandboxSize": "1m",
                                           "tmpSize": "1m", "maxOutputSize": 1, "maxFileBytes": 0})
     assert (decision.options.cpu_limit, decision.options.memory_limit, decision.options.max_file_bytes) == (0.01, "32m", 0)
 
 
 def test_oci_runtime_and_seccomp_stay_the_servers():
     ceiling = msgspec.structs.replace(CEILING, security=SecurityConfig(seccomp="strict", oci_runtime="runsc"))
-    policy = Policy(ceiling)
+    policy = OptionsPolicy(ceiling)
     # Restating is fine, and keeps the server's runtime (a struct sent without it does not drop it).
     assert policy.effective({"security": {"seccomp": "strict"}}).options.security.oci_runtime == "runsc"
     assert policy.effective({"security": {"ociRuntime": "runsc"}}).options is ceiling
     for asked in ({"ociRuntime": "runc"}, {"ociRuntime": None}, {"ociRuntime": "no-such-runtime"}):
         with pytest.raises(PolicyViolation, match="security.ociRuntime"):
             policy.effective({"security": asked})
-    unconfined = Policy(msgspec.structs.replace(CEILING, security=SecurityConfig(seccomp="unconfined")))
+    unconfined = OptionsPolicy(msgspec.structs.replace(CEILING, security=SecurityConfig(seccomp="unconfined")))
     with pytest.raises(PolicyViolation, match="security.seccomp"):
         unconfined.effective({"security": {"seccomp": "strict"}})
 

@@ -17,7 +17,7 @@ import pytest
 
 from isol8rt import ExecutionRequest, Isol8Options
 from isol8rt.server import policy
-from isol8rt.server.policy import OPTION_RULES, REQUEST_RULES, Policy, PolicyViolation
+from isol8rt.server.policy import OPTION_RULES, REQUEST_RULES, OptionsPolicy, PolicyViolation
 from isol8rt.types import AuditConfig, NetworkFilter, RemoteCodeConfig, SecurityConfig
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "server.md"
@@ -119,31 +119,31 @@ def rule_paths(kind: str) -> list[str]:
 @pytest.mark.parametrize("path", rule_paths(policy.SERVERS))
 def test_servers_fields_are_refused_by_name_and_restating_is_fine(path):
     with pytest.raises(PolicyViolation) as caught:
-        Policy(CEILING).effective(sent(path, OTHER_VALUE[path]))
+        OptionsPolicy(CEILING).effective(sent(path, OTHER_VALUE[path]))
     assert caught.value.option == path
     # The ceiling's own value, written back: no change, the server's own engine.
     own = CEILING
     for part in path.split("."):
         own = getattr(own, next(f.name for f in msgspec.structs.fields(own) if f.encode_name == part))
-    assert Policy(CEILING).effective(sent(path, msgspec.to_builtins(own))).options is CEILING
+    assert OptionsPolicy(CEILING).effective(sent(path, msgspec.to_builtins(own))).options is CEILING
 
 
 @pytest.mark.parametrize("path", rule_paths(policy.AT_MOST))
 def test_at_most_fields_are_capped_floored_and_honoured(path):
     above, below, between = AT_MOST[path]
     with pytest.raises(PolicyViolation) as caught:
-        Policy(CEILING).effective({path: above})
+        OptionsPolicy(CEILING).effective({path: above})
     assert caught.value.option == path
     with pytest.raises(policy.InvalidRequest, match=f"options.{path}"):
-        Policy(CEILING).effective({path: below})
-    tightened = Policy(CEILING).effective({path: between}).options
+        OptionsPolicy(CEILING).effective({path: below})
+    tightened = OptionsPolicy(CEILING).effective({path: between}).options
     name = next(f.name for f in msgspec.structs.fields(Isol8Options) if f.encode_name == path)
     assert getattr(tightened, name) == between
 
 
 @pytest.mark.parametrize("path", rule_paths(policy.IGNORED))
 def test_ignored_fields_change_nothing(path):
-    assert Policy(CEILING).effective(sent(path, IGNORED_VALUE[path])).options is CEILING
+    assert OptionsPolicy(CEILING).effective(sent(path, IGNORED_VALUE[path])).options is CEILING
 
 
 def test_the_remaining_rules():
@@ -154,7 +154,7 @@ def test_the_remaining_rules():
     assert rest == {"network", "networkFilter", "networkFilter.whitelist", "networkFilter.blacklist",
                     "networkFilter.allowPrivate", "networkFilter.connectPorts", "readonlyRootFs", "secrets",
                     "timeoutMs", "logNetwork", "security", "audit", "remoteCode"}, kinds
-    check = Policy(CEILING)
+    check = OptionsPolicy(CEILING)
     with pytest.raises(PolicyViolation, match="network"):
         check.effective({"network": "host"})
     assert check.effective({"network": "none"}).options.network == "none"
@@ -182,7 +182,7 @@ def test_the_remaining_rules():
 
 def test_request_rules():
     """The request's own fields: the timeout under the ceiling, remote code only as the server allows it."""
-    check = Policy(Isol8Options(timeout_ms=10_000))
+    check = OptionsPolicy(Isol8Options(timeout_ms=10_000))
     with pytest.raises(PolicyViolation, match="timeoutMs"):
         check.check_request(ExecutionRequest(code="1", timeout_ms=10_001), check.effective(None))
     with pytest.raises(PolicyViolation, match="codeUrl"):

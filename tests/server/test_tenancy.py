@@ -37,7 +37,7 @@ async def test_key_lifecycle(live, tmp_path):
     assert (await live.request("GET", "/sessions", key=created["key"])).status == 200
     assert (await live.request("DELETE", f"/auth/keys/{created['id']}")).json() == {"ok": True}
     revoked = await live.request("GET", "/sessions", key=created["key"])
-    assert (revoked.status, revoked.json()) == (403, {"error": "Invalid API key"})
+    assert (revoked.status, revoked.json()) == (403, {"error": "Invalid API key", "kind": "forbidden"})
     assert (await live.request("DELETE", f"/auth/keys/{created['id']}")).status == 404
 
 
@@ -47,7 +47,7 @@ async def test_expired_keys_are_refused(live):
     assert (await live.request("GET", "/sessions", key=created["key"])).status == 200
     await trio.sleep(0.4)
     expired = await live.request("GET", "/sessions", key=created["key"])
-    assert (expired.status, expired.json()) == (403, {"error": "API key expired"})
+    assert (expired.status, expired.json()) == (403, {"error": "API key expired", "kind": "forbidden"})
 
 
 async def test_only_the_master_key_manages_keys_and_cleans_up(live):
@@ -55,7 +55,7 @@ async def test_only_the_master_key_manages_keys_and_cleans_up(live):
     for method, path, body in (("POST", "/auth/keys", {"name": "x"}), ("GET", "/auth/keys", None),
                                ("DELETE", "/auth/keys/whatever", None), ("POST", "/cleanup", {})):
         answer = await live.request(method, path, body, key=key)
-        assert (answer.status, answer.json()) == (403, {"error": "Master key required for this operation"})
+        assert (answer.status, answer.json()) == (403, {"error": "Master key required for this operation", "kind": "forbidden"})
     assert (await live.request("POST", "/auth/keys", {"name": ""})).status == 400
 
 
@@ -73,7 +73,7 @@ async def test_sessions_are_invisible_to_other_keys(live):
             ("DELETE", "/session/shared-name", None),
         ):
             answer = await live.request(method, path, body, key=bob)
-            assert (answer.status, answer.json()) == (404, {"error": "Session not found"})
+            assert (answer.status, answer.json()) == (404, {"error": "Session not found", "kind": "session_not_found"})
         # Bob's session of the same name is his own.
         async with live.client(bob, session_id="shared-name") as b:
             result = await b.execute(ExecutionRequest(code="print(globals().get('secret'))"))

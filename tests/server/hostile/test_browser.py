@@ -9,7 +9,7 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, RejectConnection, Request as WsRequest
 
 from isol8rt.server.origins import BrowserGuard, origin_key, safe_host, split_host
-from isol8rt.server._http import HTTPError
+from isol8rt.server._http_server import HTTPError
 
 from ..conftest import raw_request
 from .conftest import connect

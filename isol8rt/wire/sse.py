@@ -28,7 +28,7 @@ class EventParser:
     def feed(self, chunk: bytes) -> list[bytes]:
         """The data of every event that ``chunk`` completes."""
         self._buffer += chunk
-        events = []
+        events: list[bytes] = []
         while True:
             line, sep, rest = self._buffer.partition(b"\n")
             if not sep:

@@ -15,7 +15,7 @@ from isol8rt.agent.protocol import Exit, FileData, GetFile, Output, PutFile, Run
 from isol8rt.engine.backend import SandboxSpec
 from isol8rt.engine.channel import AgentChannel
 from isol8rt.engine.conversation import Conversation, State
-from isol8rt.engine.sandbox import AGENT_GRACE_S, RESET_CHECKS, Sandbox, required_checks
+from isol8rt.engine.container import AGENT_GRACE_S, RESET_CHECKS, Container, required_checks
 from isol8rt.errors import SandboxError
 from isol8rt.testing import AgentScript, RunReply, open_memory_backend
 
@@ -23,121 +23,121 @@ SPEC = SandboxSpec(image="img", labels={}, memory_bytes=2**29, nano_cpus=10**9, 
 
 
 @contextlib.asynccontextmanager
-async def sandbox_of(script: AgentScript | None = None, spec: SandboxSpec = SPEC):
+async def container_of(script: AgentScript | None = None, spec: SandboxSpec = SPEC):
     async with open_memory_backend(script) as backend:
-        sandbox = await Sandbox.create(backend, spec, protocol.Configure())
-        yield sandbox, backend
+        container = await Container.create(backend, spec, protocol.Configure())
+        yield container, backend
 
 
-async def collect(sandbox: Sandbox, messages, timeout_s: float | None = None) -> list:
+async def collect(container: Container, messages, timeout_s: float | None = None) -> list:
     op_id = messages[-1].id
-    return [event async for event in sandbox.operate(messages, op_id, timeout_s)]
+    return [event async for event in container.operate(messages, op_id, timeout_s)]
 
 
-def run(sandbox: Sandbox, **fields) -> list:
-    return [Run(id=sandbox.next_id(), argv=["x"], env={}, **fields)]
+def run(container: Container, **fields) -> list:
+    return [Run(id=container.next_id(), argv=["x"], env={}, **fields)]
 
 
 async def test_a_new_sandbox_is_configured_and_idle():
-    async with sandbox_of() as (sandbox, backend):
-        assert backend.running() == [sandbox.container_id]
-        assert backend.containers[sandbox.container_id].agent.configure == protocol.Configure()
-        assert sandbox.conversation.state is State.IDLE and not sandbox.broken
+    async with container_of() as (container, backend):
+        assert backend.running() == [container.container_id]
+        assert backend.containers[container.container_id].agent.configure == protocol.Configure()
+        assert container.conversation.state is State.IDLE and not container.broken
 
 
 async def test_an_out_of_date_agent_is_refused_and_its_container_removed():
     async with open_memory_backend(AgentScript(version=protocol.PROTOCOL_VERSION + 1)) as backend:
         with pytest.raises(SandboxError, match="the agent in img speaks protocol .* run `isol8rt setup`"):
-            await Sandbox.create(backend, SPEC)
+            await Container.create(backend, SPEC)
         [container] = backend.containers.values()
         assert container.state == "removed"
 
 
 async def test_a_run_yields_its_answers_up_to_its_exit():
-    async with sandbox_of(AgentScript(run=lambda r: RunReply(stdout=b"hi", exit_code=4))) as (sandbox, _):
-        messages = run(sandbox)
-        events = await collect(sandbox, messages)
+    async with container_of(AgentScript(run=lambda r: RunReply(stdout=b"hi", exit_code=4))) as (container, _):
+        messages = run(container)
+        events = await collect(container, messages)
         op_id = messages[-1].id
         assert events == [Output(id=op_id, fd=1, data=b"hi"), Exit(id=op_id, exit_code=4)]
-        assert sandbox.pending_op is None and not sandbox.broken
+        assert container.pending_op is None and not container.broken
 
 
 async def test_files_in_and_out():
-    async with sandbox_of() as (sandbox, _):
-        op_id = sandbox.next_id()
-        events = await collect(sandbox, [PutFile(id=op_id, path="/sandbox/a", data=b"12", last=False),
+    async with container_of() as (container, _):
+        op_id = container.next_id()
+        events = await collect(container, [PutFile(id=op_id, path="/sandbox/a", data=b"12", last=False),
                                          PutFile(id=op_id, path="/sandbox/a", data=b"3", offset=2, ack=True)])
         assert [type(e).__name__ for e in events] == ["Done"]
-        op_id = sandbox.next_id()
-        events = await collect(sandbox, [GetFile(id=op_id, path="/sandbox/a")])
+        op_id = container.next_id()
+        events = await collect(container, [GetFile(id=op_id, path="/sandbox/a")])
         assert events[0] == FileData(id=op_id, path="/sandbox/a", data=b"123")
 
 
 async def test_an_agent_that_stops_answering_breaks_the_sandbox_after_the_runs_timeout_and_grace(autojump_clock):
-    async with sandbox_of(AgentScript(run=lambda r: RunReply(hang=True))) as (sandbox, _):
+    async with container_of(AgentScript(run=lambda r: RunReply(hang=True))) as (container, _):
         started = trio.current_time()
         with pytest.raises(SandboxError, match="stopped answering"):
-            await collect(sandbox, run(sandbox), timeout_s=10)
+            await collect(container, run(container), timeout_s=10)
         assert trio.current_time() - started == 10 + AGENT_GRACE_S
-        assert sandbox.broken and sandbox.pending_op is not None
+        assert container.broken and container.pending_op is not None
 
 
 async def test_an_agent_that_dies_mid_run_breaks_the_sandbox():
-    async with sandbox_of(AgentScript(run=lambda r: RunReply(crash=True))) as (sandbox, _):
+    async with container_of(AgentScript(run=lambda r: RunReply(crash=True))) as (container, _):
         with pytest.raises(SandboxError, match="failed: the agent exited"):
-            await collect(sandbox, run(sandbox))
-        assert sandbox.broken
+            await collect(container, run(container))
+        assert container.broken
 
 
 async def test_a_run_walked_away_from_is_interrupted_and_the_sandbox_survives(autojump_clock):
-    async with sandbox_of(AgentScript(run=lambda r: RunReply(hang=True))) as (sandbox, backend):
-        messages = run(sandbox)
+    async with container_of(AgentScript(run=lambda r: RunReply(hang=True))) as (container, backend):
+        messages = run(container)
         op_id = messages[-1].id
-        async with contextlib.aclosing(sandbox.operate(messages, op_id, None)) as events:
+        async with contextlib.aclosing(container.operate(messages, op_id, None)) as events:
             with trio.move_on_after(1):
                 async for _ in events:
                     pass
-        assert sandbox.broken and sandbox.pending_op == op_id
-        assert await sandbox.interrupt(op_id, gentle=True)
-        assert not sandbox.broken and sandbox.pending_op is None
-        assert backend.containers[sandbox.container_id].agent.received[-1] == Signal(id=op_id, signum=2)
+        assert container.broken and container.pending_op == op_id
+        assert await container.interrupt(op_id, gentle=True)
+        assert not container.broken and container.pending_op is None
+        assert backend.containers[container.container_id].agent.received[-1] == Signal(id=op_id, signum=2)
 
 
 async def test_an_operation_after_one_walked_away_from_drops_its_stragglers(autojump_clock):
-    async with sandbox_of(AgentScript(run=lambda r: RunReply(hang=True))) as (sandbox, _):
-        messages = run(sandbox)
+    async with container_of(AgentScript(run=lambda r: RunReply(hang=True))) as (container, _):
+        messages = run(container)
         old = messages[-1].id
-        async with contextlib.aclosing(sandbox.operate(messages, old, None)) as events:
+        async with contextlib.aclosing(container.operate(messages, old, None)) as events:
             with trio.move_on_after(1):  # walked away before any answer
                 async for _ in events:
                     pass
-        await sandbox.control(Signal(id=old, signum=9))  # its Exit is now on its way...
-        op_id = sandbox.next_id()
-        events = await collect(sandbox, [PutFile(id=op_id, path="f", data=b"", ack=True)])
+        await container.control(Signal(id=old, signum=9))  # its Exit is now on its way...
+        op_id = container.next_id()
+        events = await collect(container, [PutFile(id=op_id, path="f", data=b"", ack=True)])
         assert [(type(e).__name__, e.id) for e in events] == [("Done", op_id)]  # ...and dropped
 
 
 async def test_stdin_and_signals_go_to_the_run_once_it_is_sent(nursery):
-    async with sandbox_of(AgentScript(run=lambda r: RunReply(hang=True))) as (sandbox, backend):
-        messages = run(sandbox, stdin_open=True)
+    async with container_of(AgentScript(run=lambda r: RunReply(hang=True))) as (container, backend):
+        messages = run(container, stdin_open=True)
         op_id = messages[-1].id
 
         async def feed() -> None:
-            await sandbox.control(Stdin(id=op_id, data=b"line\n", eof=True))
-            await sandbox.control(Signal(id=op_id, signum=15))
+            await container.control(Stdin(id=op_id, data=b"line\n", eof=True))
+            await container.control(Signal(id=op_id, signum=15))
 
-        events = [event async for event in sandbox.operate(messages, op_id, None,
+        events = [event async for event in container.operate(messages, op_id, None,
                                                            on_sent=lambda: nursery.start_soon(feed))]
         assert events == [Exit(id=op_id, exit_code=143, signal=15)]
-        assert Stdin(id=op_id, data=b"line\n", eof=True) in backend.containers[sandbox.container_id].agent.received
+        assert Stdin(id=op_id, data=b"line\n", eof=True) in backend.containers[container.container_id].agent.received
 
 
 async def test_a_reset_that_verified_everything_required():
-    async with sandbox_of() as (sandbox, _):
-        await sandbox.begin_reset()
-        assert sandbox.conversation.awaiting_ready
-        await sandbox.settle()
-        assert sandbox.generation == 1 and not sandbox.broken and not sandbox.conversation.awaiting_ready
+    async with container_of() as (container, _):
+        await container.begin_reset()
+        assert container.conversation.awaiting_ready
+        await container.settle()
+        assert container.generation == 1 and not container.broken and not container.conversation.awaiting_ready
 
 
 @pytest.mark.parametrize(("network", "verified", "missing"), [
@@ -148,16 +148,16 @@ async def test_a_reset_that_verified_everything_required():
 ])
 async def test_a_reset_that_did_not_verify_breaks_the_sandbox(network, verified, missing):
     spec = SandboxSpec(image="img", labels={}, memory_bytes=2**29, nano_cpus=10**9, pids_limit=64, network=network)
-    async with sandbox_of(AgentScript(verified=lambda agent: verified), spec) as (sandbox, _):
-        await sandbox.begin_reset()
+    async with container_of(AgentScript(verified=lambda agent: verified), spec) as (container, _):
+        await container.begin_reset()
         with pytest.raises(SandboxError, match=f"could not verify its reset: {missing.replace('[', '.')}"):
-            await sandbox.settle()
-        assert sandbox.broken
+            await container.settle()
+        assert container.broken
 
 
 async def test_a_later_host_adopts_a_running_agent_and_ignores_what_was_meant_for_the_earlier_one(autojump_clock):
     script = AgentScript(run=lambda r: RunReply(stdout=b"late", seconds=float(r.argv[0])))
-    async with sandbox_of(script) as (earlier, backend):
+    async with container_of(script) as (earlier, backend):
         op_id = earlier.next_id()
         await collect(earlier, [PutFile(id=op_id, path="/sandbox/state", data=b"kept", ack=True)])
         slow = [Run(id=earlier.next_id(), argv=["5"], env={})]
@@ -166,7 +166,7 @@ async def test_a_later_host_adopts_a_running_agent_and_ignores_what_was_meant_fo
                 async for _ in events:
                     pass
         await earlier.channel.aclose()  # the earlier host goes away mid-run; the container lives on
-        later = await Sandbox.adopt(backend, SPEC, earlier.container_id)
+        later = await Container.adopt(backend, SPEC, earlier.container_id)
         assert later.conversation.state is State.IDLE and later.next_id() > 1_000_000
         op_id = later.next_id()
         events = await collect(later, [GetFile(id=op_id, path="/sandbox/state")])
@@ -210,15 +210,15 @@ async def test_an_agent_that_breaks_the_protocol_breaks_the_sandbox_for_good():
         conversation = Conversation(RESET_CHECKS)
         conversation.receive_messages([protocol.Ready(version=protocol.PROTOCOL_VERSION)])
         conversation.next_event()
-        sandbox = Sandbox(backend, SPEC, "c" * 64, AgentChannel(_Stream(host)), conversation)
-        messages = run(sandbox)
+        container = Container(backend, SPEC, "c" * 64, AgentChannel(_Stream(host)), conversation)
+        messages = run(container)
         op_id = messages[-1].id
         encoder = protocol.FrameEncoder()
         await agent.send_all(encoder.encode_many([Exit(id=op_id, exit_code=0), Exit(id=op_id, exit_code=0)]))
-        assert await collect(sandbox, messages) == [Exit(id=op_id, exit_code=0)]
+        assert await collect(container, messages) == [Exit(id=op_id, exit_code=0)]
         with pytest.raises(SandboxError, match=f"the agent broke the protocol: sent Exit for operation {op_id}, "
                                                "which is not under way"):
-            await collect(sandbox, run(sandbox))
-        assert sandbox.broken and sandbox.channel.closed
+            await collect(container, run(container))
+        assert container.broken and container.channel.closed
         with pytest.raises(SandboxError, match="broke the protocol earlier"):
-            await collect(sandbox, run(sandbox))
+            await collect(container, run(container))

@@ -1,6 +1,6 @@
-"""One sandbox: a container, the agent inside it, and the conversation with that agent.
+"""One container: a started sandbox container, the agent inside it, and the conversation with that agent.
 
-:class:`Sandbox` is the trio driver of :class:`~.conversation.Conversation`: it carries bytes between the
+:class:`Container` is the trio driver of :class:`~.conversation.Conversation`: it carries bytes between the
 conversation and the container's stream (:class:`~.channel.AgentChannel`) and owns every timeout. The
 protocol's rules (what may be sent when, which answers count, what a reset must verify) are the
 conversation's, which is tested on messages alone.
@@ -56,10 +56,10 @@ def _what_failed(exc: BaseException) -> str:
     return str(exc)
 
 
-class Sandbox:
+class Container:
     """A started container whose agent is ready.
 
-    A sandbox serves one operation at a time; the pool or the session that holds it makes sure of that.
+    A container serves one operation at a time; the pool or the session that holds it makes sure of that.
     """
 
     def __init__(self, backend: ContainerBackend, spec: SandboxSpec, container_id: str, channel: AgentChannel,
@@ -88,7 +88,7 @@ class Sandbox:
 
     @classmethod
     async def create(cls, backend: ContainerBackend, spec: SandboxSpec,
-                     configure: protocol.Configure | None = None) -> Sandbox:
+                     configure: protocol.Configure | None = None) -> Container:
         # Shielded: a create cancelled in flight still makes the container, and then we would never
         # learn its id to remove it. Everything after this point cleans up on cancellation.
         with trio.CancelScope(shield=True):
@@ -98,15 +98,15 @@ class Sandbox:
             stream = await backend.attach(container_id)
             channel = AgentChannel(stream)
             await backend.start(container_id)
-            sandbox = cls(backend, spec, container_id, channel, Conversation(required_checks(spec)))
+            container = cls(backend, spec, container_id, channel, Conversation(required_checks(spec)))
             with trio.fail_after(READY_TIMEOUT_S):
-                await sandbox._receive()  # the greeting: the conversation checks it is our version's Ready
+                await container._receive()  # the greeting: the conversation checks it is our version's Ready
             if configure is not None:
-                await channel.send(sandbox.conversation.configure(configure))
+                await channel.send(container.conversation.configure(configure))
                 # Answered once its prestarted interpreters are warm: a run given to it waits for nothing.
                 with trio.fail_after(READY_TIMEOUT_S):
-                    await sandbox.settle()
-            return sandbox
+                    await container.settle()
+            return container
         except trio.TooSlowError:
             await remove_quietly(backend, container_id)
             raise SandboxError(f"the agent in {spec.image} did not start within {READY_TIMEOUT_S:.0f} s") from None
@@ -121,7 +121,7 @@ class Sandbox:
             raise
 
     @classmethod
-    async def adopt(cls, backend: ContainerBackend, spec: SandboxSpec, container_id: str) -> Sandbox:
+    async def adopt(cls, backend: ContainerBackend, spec: SandboxSpec, container_id: str) -> Container:
         """Attach to a running container whose agent another process talked to before (a detached session).
 
         Whatever the agent says before the answer to our Ping was meant for someone else: the
@@ -131,13 +131,13 @@ class Sandbox:
         # Ids far from any an earlier process used, so none of its stragglers is taken for ours.
         conversation = Conversation(required_checks(spec), reattach=True,
                                     first_id=1_000_000 + int.from_bytes(os.urandom(3), "big"))
-        sandbox = cls(backend, spec, container_id, channel, conversation)
+        container = cls(backend, spec, container_id, channel, conversation)
         try:
-            await channel.send(conversation.begin([protocol.Ping(id=sandbox.next_id())]))
+            await channel.send(conversation.begin([protocol.Ping(id=container.next_id())]))
             with trio.fail_after(READY_TIMEOUT_S):
                 while conversation.outstanding is not None:
-                    await sandbox._receive()
-            return sandbox
+                    await container._receive()
+            return container
         except (trio.TooSlowError, *_AGENT_FAILED) as exc:
             await channel.aclose()
             raise SandboxError(f"the session container {container_id[:12]} does not answer: "
@@ -176,7 +176,7 @@ class Sandbox:
 
     async def settle(self) -> None:
         """Wait until a Configure's or a reset's Ready has come; a reset that failed or did not verify
-        every required check breaks the sandbox."""
+        every required check breaks the container."""
         if not self.conversation.awaiting_ready:
             return
         try:
@@ -205,7 +205,7 @@ class Sandbox:
         ending with its terminal message (Exit, Done or Failed).
 
         Not a single cancel scope spans a yield, so the consumer's own cancellation stays its own. If the
-        consumer leaves early, the run may still be going on: the sandbox is marked broken and its holder
+        consumer leaves early, the run may still be going on: the container is marked broken and its holder
         must discard (or, for a session, :meth:`interrupt`) it.
         """
         conversation = self.conversation
@@ -248,7 +248,7 @@ class Sandbox:
                 self.broken = True
 
     async def control(self, message: protocol.Stdin | protocol.Signal) -> None:
-        """Send stdin or a signal to a run of this sandbox; ChannelBroken when the agent cannot be reached."""
+        """Send stdin or a signal to a run of this container; ChannelBroken when the agent cannot be reached."""
         await self.channel.send(self.conversation.control(message))
 
     async def _failure(self, what: str) -> str:
@@ -260,7 +260,7 @@ class Sandbox:
         return f"container {self.container_id[:12]} failed: {what}"
 
     async def interrupt(self, op_id: int, *, gentle: bool = False) -> bool:
-        """End a run a consumer walked away from and wait for its end; True when the sandbox survived
+        """End a run a consumer walked away from and wait for its end; True when the container survived
         (then it is no longer broken). ``gentle`` tries SIGINT first: in a session's live interpreter a
         KeyboardInterrupt ends the cell and keeps the session's state."""
         signals = (2, 9) if gentle else (9,)

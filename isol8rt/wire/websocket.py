@@ -12,7 +12,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from wsproto.connection import CLIENT, SERVER, Connection, ConnectionState
 from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
@@ -33,7 +35,7 @@ def accept_token(key: bytes) -> bytes:
     return base64.b64encode(hashlib.sha1(key.strip() + _GUID).digest())
 
 
-def handshake_error(headers) -> str | None:
+def handshake_error(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     """Why a request is not a WebSocket opening handshake this server accepts, or None."""
     values = {key: value for key, value in headers}
     if b"upgrade" not in values.get(b"connection", b"").lower():
@@ -49,7 +51,7 @@ def handshake_error(headers) -> str | None:
     return None
 
 
-def accept_headers(headers) -> list[tuple[bytes, bytes]]:
+def accept_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     key = dict(headers)[b"sec-websocket-key"]
     return [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade"), (b"Sec-WebSocket-Accept", accept_token(key))]
 
@@ -91,7 +93,8 @@ class MessageConnection:
     def __init__(self, *, client: bool, trailing: bytes = b"", max_message: int = 16 * 1024 * 1024) -> None:
         self._ws = Connection(CLIENT if client else SERVER)
         self._max_message = max_message
-        self._parts: list = []
+        # The pieces of the message being received: all str (text) or all bytes (binary).
+        self._parts: list[Any] = []
         self._size = 0
         self._binary = False
         #: Bytes the protocol itself must send (pongs); flushed by the I/O layer.

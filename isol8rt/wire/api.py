@@ -1,19 +1,15 @@
-"""The server's own wire types: the envelopes around the library's requests and results, camelCase on the
-wire like :mod:`isol8rt.types`. Encoders and decoders are built once, here.
+"""The API's JSON bodies, both ways: the envelopes around the library's requests and results, the other
+endpoints' bodies and the WebSocket's messages, camelCase on the wire like :mod:`isol8rt.types`.
+Encoders and decoders are built once, here. (Error bodies: :mod:`.errors`.)
 
-``options`` stays raw JSON in the envelopes: the policy needs to know which options a client actually
-wrote (a default filled in by decoding is not a request to loosen anything), so it decodes them itself.
-
-Answers that carry files (a result's ``files``, ``GET /file``'s ``content``) are encoded in pieces
-(:class:`Pieces`): the JSON around them, then their base64 a slice at a time, of a length known in
-advance. The file's bytes are the only whole copy the server holds while it sends them.
+``options`` stays raw JSON in the envelopes: the server's policy needs to know which options a client
+actually wrote (a default filled in by decoding is not a request to loosen anything), so it decodes them
+itself.
 """
 
 from __future__ import annotations
 
-import binascii
-from dataclasses import dataclass
-from typing import Any, Iterator, Union
+from typing import Any, Union
 
 import msgspec
 
@@ -22,10 +18,6 @@ from ..types import ExecutionRequest, ExecutionResult, SessionInfo, StreamEvent
 
 class _Wire(msgspec.Struct, rename="camel", omit_defaults=True):
     pass
-
-
-class ErrorBody(_Wire):
-    error: str
 
 
 class OkBody(_Wire, omit_defaults=False):
@@ -129,8 +121,7 @@ class WsSignal(_Wire, tag="signal", tag_field="type"):
 WsMessage = Union[WsExecute, WsStdin, WsSignal]
 WS_TYPES = ("execute", "stdin", "signal")
 
-ENCODER = msgspec.json.Encoder()
-encode = ENCODER.encode
+encode = msgspec.json.Encoder().encode
 
 decode_execute = msgspec.json.Decoder(ExecuteBody).decode
 decode_file_upload = msgspec.json.Decoder(FileUpload).decode
@@ -142,63 +133,9 @@ decode_ws_message = msgspec.json.Decoder(WsMessage).decode
 # The client's side of the same shapes.
 decode_result = msgspec.json.Decoder(ExecutionResult).decode
 decode_event = msgspec.json.Decoder(StreamEvent).decode
-decode_error = msgspec.json.Decoder(ErrorBody).decode
 decode_health = msgspec.json.Decoder(HealthBody).decode
 decode_sessions = msgspec.json.Decoder(SessionsBody).decode
 decode_file_content = msgspec.json.Decoder(FileContent).decode
 decode_cleanup_body = msgspec.json.Decoder(CleanupBody).decode
 
 OK = encode(OkBody())
-
-#: Raw bytes base64-encoded per piece: a multiple of 3 (no padding until the end), 64 KiB of text.
-_B64_STEP = 48 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Pieces:
-    """A JSON answer of ``length`` bytes, as the pieces that make it up."""
-
-    length: int
-    pieces: Iterator[bytes]
-
-
-def _b64_length(size: int) -> int:
-    return 4 * ((size + 2) // 3)
-
-
-def _b64(data: bytes) -> Iterator[bytes]:
-    view = memoryview(data)
-    for start in range(0, len(view), _B64_STEP):
-        yield binascii.b2a_base64(view[start:start + _B64_STEP], newline=False)
-
-
-def _files_pieces(head: bytes, files: dict[str, bytes]) -> Iterator[bytes]:
-    yield head
-    for index, (path, data) in enumerate(files.items()):
-        yield (b"," if index else b"") + encode(path) + b':"'
-        yield from _b64(data)
-        yield b'"'
-    yield b"}}"
-
-
-def encode_result(result: ExecutionResult) -> bytes | Pieces:
-    """A result's JSON: whole bytes, or :class:`Pieces` when it carries files."""
-    if not result.files:
-        return encode(result)
-    files = result.files
-    # The result without its files ends in "}": reopen it for them.
-    head = encode(msgspec.structs.replace(result, files=None))[:-1] + b',"files":{'
-    length = len(head) + len(files) - 1 + 2 + sum(len(encode(path)) + 3 + _b64_length(len(data))
-                                                   for path, data in files.items())
-    return Pieces(length, _files_pieces(head, files))
-
-
-def _content_pieces(data: bytes) -> Iterator[bytes]:
-    yield b'{"content":"'
-    yield from _b64(data)
-    yield b'"}'
-
-
-def encode_file_content(data: bytes) -> Pieces:
-    """``GET /file``'s answer, ``{"content": base64}``."""
-    return Pieces(len(b'{"content":""}') + _b64_length(len(data)), _content_pieces(data))

@@ -1,5 +1,6 @@
-"""Sans-io HTTP: requests as bytes (checked by a server-side h11 parser and against requests the daemon
-accepted), and recorded daemon answers parsed into events."""
+"""Docker's conventions on the sans-io HTTP connection: requests as bytes (checked by a server-side h11
+parser and against requests the daemon accepted), recorded daemon answers parsed into events, error
+answers into exceptions, progress bodies into their lines."""
 
 from __future__ import annotations
 
@@ -7,38 +8,12 @@ import h11
 import msgspec
 import pytest
 
-from isol8rt.docker import APIError, BuildEvent, Conflict, DockerError, NotFound, StreamClosed, VersionInfo
-from isol8rt.docker._http import (
-    END_OF_BODY,
-    NEED_DATA,
-    Body,
-    ClientConnection,
-    JSONLines,
-    Response,
-    Upgraded,
-    api_error,
-    error_message,
-    quote_path,
-    target,
-)
+from isol8rt.docker import APIError, BuildEvent, Conflict, NotFound, VersionInfo
+from isol8rt.docker._api import UPGRADE_TCP, JSONLines, api_error, error_message, quote_path, target
 from isol8rt.docker._models import Created, WaitResult
+from isol8rt.wire.http_client import END_OF_BODY, NEED_DATA, Body, ClientConnection, PeerClosed, Response, Upgraded
 
-
-def parse_request(data: bytes) -> tuple[h11.Request, bytes]:
-    """Parse request bytes as the daemon would, insisting they form exactly one complete request."""
-    server = h11.Connection(h11.SERVER)
-    server.receive_data(data)
-    request, body = None, b""
-    while (event := server.next_event()) is not h11.PAUSED:
-        assert event is not h11.NEED_DATA, "incomplete request"
-        if isinstance(event, h11.Request):
-            request = event
-        elif isinstance(event, h11.Data):
-            body += event.data
-        elif isinstance(event, h11.EndOfMessage):
-            break
-    assert server.trailing_data == (b"", False), "bytes after the request"
-    return request, body
+from tests.wire.http_support import parse_request
 
 
 def headers_of(request: h11.Request) -> dict[bytes, bytes]:
@@ -77,51 +52,11 @@ def body_of(events) -> bytes:
 # requests
 
 
-def test_get_has_a_host_and_no_body_framing():
-    request, body = parse_request(ClientConnection(b"docker").request("GET", "/v1.41/version"))
-    headers = headers_of(request)
-    assert request.method == b"GET" and request.target == b"/v1.41/version"
-    assert headers[b"host"] == b"docker"
-    assert b"content-length" not in headers and b"transfer-encoding" not in headers
-    assert body == b""
-
-
-def test_an_empty_post_says_content_length_zero():
-    request, _ = parse_request(ClientConnection(b"docker").request("POST", "/v1.41/containers/abc/start"))
-    assert headers_of(request)[b"content-length"] == b"0"
-
-
-def test_a_json_body_carries_its_type_and_length():
-    payload = b'{"Image":"x"}'
-    data = ClientConnection(b"docker").request("POST", "/c", body=payload, content_type="application/json")
-    request, body = parse_request(data)
-    headers = headers_of(request)
-    assert headers[b"content-type"] == b"application/json"
-    assert headers[b"content-length"] == str(len(payload)).encode()
-    assert body == payload
-
-
-def test_a_chunked_body_is_sent_piece_by_piece():
-    http = ClientConnection(b"docker")
-    data = http.request("POST", "/build", chunked=True, content_type="application/x-tar")
-    data += http.chunk(b"first") + http.chunk(b"") + http.chunk(b"second") + http.end()
-    request, body = parse_request(data)
-    headers = headers_of(request)
-    assert headers[b"transfer-encoding"] == b"chunked" and b"content-length" not in headers
-    assert headers[b"content-type"] == b"application/x-tar"
-    # The empty piece must not have ended the body early.
-    assert body == b"firstsecond"
-
-
 def test_a_hijack_request_asks_for_an_upgrade_to_tcp():
-    request, _ = parse_request(ClientConnection(b"docker").request("POST", "/v1.41/containers/c/attach", upgrade=True))
+    request, _ = parse_request(ClientConnection(b"docker").request("POST", "/v1.41/containers/c/attach",
+                                                                   headers=UPGRADE_TCP))
     headers = headers_of(request)
     assert headers[b"connection"] == b"Upgrade" and headers[b"upgrade"] == b"tcp"
-
-
-def test_a_body_is_either_bytes_or_chunked():
-    with pytest.raises(ValueError):
-        ClientConnection(b"docker").request("POST", "/x", body=b"a", chunked=True)
 
 
 @pytest.mark.parametrize("name", ["ping", "version", "create_201", "wait_chunked", "exec_101_merged"])
@@ -134,7 +69,7 @@ def test_requests_the_daemon_accepted_are_still_produced_byte_for_byte(recording
         request.target.decode(),
         body=body or None,
         content_type=headers.get(b"content-type", b"").decode() or None,
-        upgrade=b"upgrade" in headers,
+        headers=UPGRADE_TCP if b"upgrade" in headers else (),
     )
     assert rebuilt == recorded.request
 
@@ -243,7 +178,7 @@ def test_a_half_read_answer_is_not_reusable(recording):
 
 def test_101_hands_over_the_frames_that_came_with_it(recording):
     rec = recording("attach_101_merged")
-    events = exchange(rec, "POST", "/attach", upgrade=True)
+    events = exchange(rec, "POST", "/attach", headers=UPGRADE_TCP)
     assert len(events) == 1
     upgraded = events[0]
     assert isinstance(upgraded, Upgraded) and upgraded.response.status == 101
@@ -255,7 +190,7 @@ def test_101_hands_over_the_frames_that_came_with_it(recording):
 
 def test_101_notes_a_daemon_that_already_hung_up(recording):
     http = ClientConnection(b"docker")
-    http.request("POST", "/exec/x/start", body=b"{}", upgrade=True)
+    http.request("POST", "/exec/x/start", body=b"{}", headers=UPGRADE_TCP)
     http.receive_data(recording("exec_101_merged").response)
     http.receive_data(b"")
     upgraded = http.next_event()
@@ -263,30 +198,14 @@ def test_101_notes_a_daemon_that_already_hung_up(recording):
     assert b"out\n" in upgraded.trailing and b"err\n" in upgraded.trailing
 
 
-def test_eof_in_the_middle_of_an_answer_is_stream_closed(recording):
+def test_eof_in_the_middle_of_an_answer_is_the_peer_closing(recording):
+    """The transport makes it StreamClosed (test_transport.py)."""
     http = ClientConnection(b"docker")
     http.request("POST", "/w")
     http.receive_data(recording("wait_chunked").response[:-7])
     http.receive_data(b"")
-    with pytest.raises(StreamClosed):
+    with pytest.raises(PeerClosed):
         drain(http)
-
-
-def test_eof_before_any_answer_is_stream_closed():
-    http = ClientConnection(b"docker")
-    http.request("GET", "/x")
-    http.receive_data(b"")
-    with pytest.raises(StreamClosed):
-        http.next_event()
-
-
-def test_garbage_is_a_docker_error_not_an_h11_one():
-    http = ClientConnection(b"docker")
-    http.request("GET", "/x")
-    http.receive_data(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
-    with pytest.raises(DockerError) as caught:
-        http.next_event()
-    assert not isinstance(caught.value, StreamClosed) and "malformed" in str(caught.value)
 
 
 # --------------------------------------------------------------------------------------------------

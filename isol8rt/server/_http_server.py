@@ -5,7 +5,7 @@
 (:meth:`~ServerConnection.next_body`, capped); answers become bytes. The split is what lets the server
 authenticate a request before it reads a byte of the body, and send ``100 Continue`` only then. No I/O
 happens here; ``server.py`` moves the bytes. h11's exceptions stop here: a client that breaks HTTP
-becomes a :class:`ProtocolError` carrying the status to answer with.
+becomes a :class:`ProtocolError` carrying the status (and error kind) to answer with.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from urllib.parse import parse_qsl, unquote
 
 import h11
 
+from ..wire.errors import kind_of_status
+
 SERVER_HEADER = b"isol8rt"
 JSON = b"application/json"
 
@@ -23,13 +25,16 @@ MAX_HEAD = 16 * 1024
 
 
 class HTTPError(Exception):
-    """A request answered with ``status`` and ``{"error": message}`` (plus ``headers``)."""
+    """A request answered with ``status`` and ``{"error": message, "kind": kind}`` (plus ``headers``);
+    ``kind`` is the status's own (:func:`~isol8rt.wire.errors.kind_of_status`) unless one is given."""
 
-    def __init__(self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    def __init__(self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None, *,
+                 kind: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or []
+        self.kind = kind or kind_of_status(status)
 
 
 class ProtocolError(HTTPError):
@@ -52,11 +57,6 @@ class Request:
             if key == name:
                 return value
         return None
-
-    @property
-    def wants_websocket(self) -> bool:
-        upgrade = self.header(b"upgrade")
-        return upgrade is not None and upgrade.lower() == b"websocket"
 
 
 class NeedData:
