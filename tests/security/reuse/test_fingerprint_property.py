@@ -181,8 +181,10 @@ def body(ready):
     held = []
     for path in ('/tmp/lock{key}', '/dev/shm/lock{key}'):
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        fcntl.lockf(fd, fcntl.LOCK_EX)
+        # Not blocking: a run may draw this action twice with the same key, and the second leftover would
+        # wait forever for the first one's lock (the attack run then timed out, a flake of the test itself).
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         held.append(fd)
     ready()
     forever()
@@ -335,6 +337,8 @@ def test_a_reset_container_is_indistinguishable_from_a_fresh_one(strategy, netwo
     @hypothesis.settings(max_examples=EXAMPLES, deadline=None, database=None,
                          suppress_health_check=[hypothesis.HealthCheck.too_slow])
     @hypothesis.given(_sequences(network == "filtered"))
+    # Drawn rarely, and once a flake of the test itself: the same lock taken by two leftovers of one run.
+    @hypothesis.example([[_SOCKETS["locks"].format(key=1)] * 2])
     def check(runs):
         engine.run(_check, engine, runs)
 
