@@ -75,6 +75,13 @@ async def make_key(port: int, name: str) -> str:
     return answer.json()["key"]
 
 
+def _wait_for_line(stream, wanted: bytes) -> None:
+    for line in iter(stream.readline, b""):
+        if line.strip() == wanted:
+            return
+    raise AssertionError(f"the attackers ended before saying {wanted!r}")
+
+
 @pytest.mark.load
 async def test_hostile_load(spawn_server):
     server = spawn_server(
@@ -112,6 +119,9 @@ async def test_hostile_load(spawn_server):
                 # before measuring: the well-behaved clients' first phase is the attack's ramp-up.
                 await good_phase(server.url, keys["good"])
                 under_attack = await good_phase(server.url, keys["good"])
+                # On a slow machine the file attack may not have had all its answers yet: wait for them
+                # (bounded by the fail_after above) rather than for a time.
+                await trio.to_thread.run_sync(_wait_for_line, attackers.stderr, b"files-answered")
                 sessions = [s for s in msgspec.json.decode(
                     (await raw_request(server.port, "GET", "/sessions", key=keys["sessions"])).body)["sessions"]]
                 stop_sampling.set()
