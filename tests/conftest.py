@@ -18,7 +18,6 @@ Both halves of the rule are enforced here, not trusted:
 from __future__ import annotations
 
 import functools
-import socket
 from typing import Callable, TypeVar
 
 import pytest
@@ -53,26 +52,19 @@ def pytest_collection_modifyitems(config, items):
 @functools.cache
 def _daemon_problem() -> str | None:
     """Why the Docker daemon cannot be used, or None when it answers a ping (asked once per session)."""
-    from isol8rt.docker import DockerError
-    from isol8rt.docker._transport import parse_docker_host
+    import trio
+
+    from isol8rt.docker import DockerClient, DockerError
+
+    async def ping() -> None:
+        async with DockerClient(timeout=10) as client:
+            await client.ping()
 
     try:
-        endpoint = parse_docker_host()
+        trio.run(ping)
     except DockerError as exc:
         return str(exc)
-    try:
-        if endpoint.unix_path is not None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(10)
-            sock.connect(endpoint.unix_path)
-        else:
-            sock = socket.create_connection((endpoint.tcp_host, endpoint.tcp_port), timeout=10)
-        with sock:
-            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
-            status = sock.recv(64).split(b" ", 2)[1:2]
-    except OSError as exc:
-        return f"no answer on {endpoint.where}: {exc}"
-    return None if status == [b"200"] else f"{endpoint.where} answered its ping with {status!r}"
+    return None
 
 
 @pytest.fixture(autouse=True)

@@ -7,8 +7,10 @@ Layers, bottom up, each in its own private module:
 - ``_frames``: sans-io demuxer of the stdout/stderr stream of attach and exec;
 - ``_api``: sans-io Docker conventions (request targets, the hijack headers, error answers to exceptions,
   progress lines);
-- ``_transport``: trio I/O: endpoints, the keep-alive connection pool, hijacked streams; where trio's and
-  the HTTP connection's exceptions become this package's;
+- ``_endpoint``: where the daemon is, read as the docker CLI reads it (``DOCKER_HOST``, TLS settings,
+  docker contexts, ``ssh://``);
+- ``_transport``: trio I/O: links (socket, TLS, ssh stdio), the keep-alive connection pool, hijacked
+  streams; where trio's and the HTTP connection's exceptions become this package's;
 - ``_models``: the msgspec wire types; ``_tar``: the build-context writer;
 - ``_client``: :class:`DockerClient`, one method per endpoint.
 
@@ -21,6 +23,7 @@ from ._errors import (
     BuildError,
     Conflict,
     DaemonNotRunning,
+    DaemonRefused,
     DaemonTimeout,
     DockerError,
     NotFound,
@@ -55,6 +58,7 @@ __all__ = [
     "ContainerState",
     "ContainerSummary",
     "DaemonNotRunning",
+    "DaemonRefused",
     "DaemonTimeout",
     "DockerClient",
     "DockerError",

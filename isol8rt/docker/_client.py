@@ -34,7 +34,8 @@ from ._models import (
     VersionInfo,
     WaitResult,
 )
-from ._transport import Connection, ConnectionPool, HijackedStream, RequestBody, parse_docker_host
+from ._endpoint import parse_docker_host
+from ._transport import Connection, ConnectionPool, HijackedStream, RequestBody
 
 T = TypeVar("T")
 
@@ -353,7 +354,7 @@ class DockerClient(trio.abc.AsyncResource):
                     upgrade=True,
                 )
                 if isinstance(head, Upgraded):
-                    return HijackedStream(conn.stream, head.trailing)
+                    return HijackedStream(conn.link, head.trailing)
                 data = await conn.read_body()
         except BaseException:
             conn.close()

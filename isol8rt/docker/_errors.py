@@ -11,8 +11,8 @@ from __future__ import annotations
 class DockerError(Exception):
     """Base of every error this package raises on purpose.
 
-    Raised as such when no subclass fits: a ``DOCKER_HOST`` this client cannot speak to (``ssh://``,
-    TLS), an answer from the daemon that is not valid HTTP or not the JSON expected, a multiplexed stream
+    Raised as such when no subclass fits: a ``DOCKER_HOST`` this client cannot speak to (a named pipe),
+    a docker context that does not exist, TLS files that are missing, an answer from the daemon that is not valid HTTP or not the JSON expected, a multiplexed stream
     whose frame headers are garbage (a container created with ``Tty=True``), or a call on a closed
     :class:`DockerClient`.
     """
@@ -24,6 +24,12 @@ class DaemonNotRunning(DockerError):
 
     The message is one line that says how to fix it.
     """
+
+
+class DaemonRefused(DaemonNotRunning):
+    """The daemon, or what stands before it, refused this client: its TLS certificate is not trusted,
+    or it refused this client's certificate, or ssh to its host failed (ssh's own words are in the
+    message). A :class:`DaemonNotRunning` for callers that only ask whether Docker can be used."""
 
 
 class DaemonTimeout(DockerError):

@@ -1,20 +1,21 @@
-"""Trio I/O under the sans-io HTTP connection (:mod:`isol8rt.wire.http_client`): where the daemon is,
-connections to it, a keep-alive pool, and the hijacked streams of attach and exec.
+"""Trio I/O under the sans-io HTTP connection (:mod:`isol8rt.wire.http_client`): links to the daemon
+(a unix or TCP socket, TLS, or an ssh command's stdio; where it is comes from :mod:`._endpoint`), a
+keep-alive pool, and the hijacked streams of attach and exec.
 
 This is the Docker client's one I/O boundary, and its exceptions are mapped here, once: a failed connect
-becomes :class:`DaemonNotRunning`; a connection that breaks once open, or a daemon that hangs up before
-its answer is complete, :class:`StreamClosed`; a daemon that breaks HTTP :class:`DockerError`.
+becomes :class:`DaemonNotRunning`; TLS refused either way, or an ssh that fails, :class:`DaemonRefused`;
+a connection that breaks once open, or a daemon that hangs up before its answer is complete,
+:class:`StreamClosed`; a daemon that breaks HTTP :class:`DockerError`.
 """
 
 from __future__ import annotations
 
 import errno
-import os
 import select
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+import ssl
+import subprocess
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import trio
 
@@ -30,11 +31,9 @@ from ..wire.http_client import (
     Upgraded,
 )
 from ._api import UPGRADE_TCP
-from ._errors import DaemonNotRunning, DockerError, StreamClosed
+from ._endpoint import Endpoint
+from ._errors import DaemonNotRunning, DaemonRefused, DockerError, StreamClosed
 from ._frames import FrameDemuxer
-
-DEFAULT_HOST = "unix:///var/run/docker.sock"
-DEFAULT_TCP_PORT = 2375
 
 #: One read of a hijacked stream. Large enough that a run's whole output usually comes in one go.
 RECEIVE_SIZE = 64 * 1024
@@ -42,67 +41,127 @@ RECEIVE_SIZE = 64 * 1024
 _FIX = "run `isol8rt setup` to install and start it, or start your Docker daemon"
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """Where the daemon listens: a unix socket path, or a TCP host and port."""
+class Link:
+    """An open byte stream to the daemon, whatever carries it: a unix or TCP socket, TLS over TCP, or
+    the stdio of an ssh command. ``stream`` is what HTTP and hijacked streams read and write."""
 
-    url: str
-    unix_path: str | None = None
-    tcp_host: str | None = None
-    tcp_port: int = DEFAULT_TCP_PORT
+    __slots__ = ("stream", "endpoint", "_fd", "_process")
 
-    @property
-    def host_header(self) -> bytes:
-        # HTTP/1.1 needs a Host; on a unix socket any name does, and "docker" is what the CLI sent
-        # for years.
-        if self.unix_path is not None:
-            return b"docker"
-        return f"{self.tcp_host}:{self.tcp_port}".encode("idna")
+    def __init__(self, stream: trio.abc.Stream, endpoint: Endpoint, fd: int,
+                 process: trio.Process | None = None) -> None:
+        self.stream = stream
+        self.endpoint = endpoint
+        self._fd = fd
+        self._process = process
 
-    @property
-    def where(self) -> str:
-        """How error messages name the endpoint."""
-        return self.unix_path if self.unix_path is not None else self.url
+    def close(self) -> None:
+        # Synchronous on purpose: it runs while unwinding from a cancellation, where an await would
+        # raise Cancelled again instead of closing.
+        if self._process is None:
+            _socket_of(self.stream).close()
+            return
+        self._process.kill()
+        for pipe in (self._process.stdin, self._process.stdout, self._process.stderr):
+            if pipe is not None:
+                pipe.close()  # type: ignore[union-attr]  # trio's FdStream closes synchronously
+        _reap_later(self._process)
+
+    def readable(self) -> bool:
+        """True when the stream has something to read (or its end): for an idle connection, that the
+        daemon closed it or sent what no request asked for."""
+        poller = select.poll()
+        poller.register(self._fd, select.POLLIN)
+        return bool(poller.poll(0))
+
+    async def send_eof(self) -> None:
+        if isinstance(self.stream, trio.SSLStream):
+            # TLS has a close_notify, but trio sends it only with a full shutdown that waits for the
+            # daemon's own: no half-close that leaves the output readable.
+            raise DockerError(f"cannot close a container's stdin over TLS ({self.endpoint.where})")
+        await self.stream.send_eof()  # type: ignore[attr-defined]
+
+    def broken(self, exc: BaseException, what: str) -> DockerError:
+        """The exception for ``exc``, a stream that broke while ``what``: a TLS alert is the daemon
+        refusing this client (a TLS 1.3 server checks the client's certificate after the client's
+        handshake is over, so its verdict arrives on the first read)."""
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, ssl.SSLError):
+            return _tls_refused(self.endpoint, cause)
+        return StreamClosed(f"{what} broke: {exc}")
+
+    async def explain_end(self) -> DockerError | None:
+        """Why an ssh link ended before the daemon's answer: ssh's own words, when it failed."""
+        if self._process is None:
+            return None
+        with trio.move_on_after(5):
+            await self._process.wait()
+        if self._process.returncode in (None, 0):
+            return None
+        said = b""
+        if self._process.stderr is not None:
+            with trio.move_on_after(1):
+                said = bytes(await self._process.stderr.receive_some(65536))
+        line = said.decode(errors="replace").strip().splitlines()
+        why = line[-1] if line else f"ssh exited with status {self._process.returncode}"
+        return DaemonRefused(f"cannot reach Docker at {self.endpoint.where} over ssh: {why}")
 
 
-def parse_docker_host(host: str | None = None, environ: Mapping[str, str] | None = None) -> Endpoint:
-    """The endpoint for ``host``, or ``$DOCKER_HOST``, or Docker's default socket.
+def _socket_of(stream: trio.abc.Stream) -> trio.socket.SocketType:
+    if isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    return stream.socket  # type: ignore[attr-defined,no-any-return]
 
-    Raises :class:`DockerError` for what this client cannot speak: ``ssh://``, TLS
-    (``DOCKER_TLS_VERIFY``), named pipes, or anything that is not a URL it knows.
-    """
-    environ = os.environ if environ is None else environ
-    url = host or environ.get("DOCKER_HOST") or DEFAULT_HOST
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        path = parts.netloc + parts.path
-        if not path:
-            raise DockerError(f"DOCKER_HOST {url!r} names no socket path (expected unix:///path/to/docker.sock)")
-        return Endpoint(url, unix_path=path)
-    if parts.scheme in ("tcp", "http"):
-        if environ.get("DOCKER_TLS_VERIFY"):
-            raise DockerError(
-                f"Docker over TLS (DOCKER_TLS_VERIFY is set, DOCKER_HOST={url}) is not supported yet: "
-                "use the daemon's unix socket, or a plain tcp:// host on a trusted network"
-            )
-        if not parts.hostname:
-            raise DockerError(f"DOCKER_HOST {url!r} names no host (expected tcp://host:port)")
-        return Endpoint(url, tcp_host=parts.hostname, tcp_port=parts.port or DEFAULT_TCP_PORT)
-    if parts.scheme in ("ssh", "https", "npipe"):
-        raise DockerError(
-            f"DOCKER_HOST={url} is not supported yet: isol8rt talks to Docker over a unix socket "
-            "(unix:///var/run/docker.sock) or plain tcp://host:port"
+
+#: Killed ssh processes not yet waited for. Reaped on the next dial (a zombie each until then).
+_killed: list[trio.Process] = []
+
+
+def _reap_later(process: trio.Process) -> None:
+    _killed.append(process)
+
+
+def _reap_killed() -> None:
+    _killed[:] = [process for process in _killed if process.poll() is None]
+
+
+def _tls_refused(endpoint: Endpoint, exc: ssl.SSLError) -> DockerError:
+    reason = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return DaemonRefused(
+            f"Docker at {endpoint.where}: the daemon's TLS certificate is not trusted ({reason}): "
+            "check ca.pem in DOCKER_CERT_PATH and the host name"
         )
-    raise DockerError(f"DOCKER_HOST {url!r} is not a Docker host URL (expected unix:///path or tcp://host:port)")
+    return DaemonRefused(
+        f"Docker at {endpoint.where} refused the TLS connection ({reason}): "
+        "check the client certificate (cert.pem, key.pem) in DOCKER_CERT_PATH"
+    )
 
 
-async def connect(endpoint: Endpoint, timeout: float) -> trio.SocketStream:
-    """Open a stream to the daemon; :class:`DaemonNotRunning` when nothing answers within ``timeout``."""
+async def connect(endpoint: Endpoint, timeout: float) -> Link:
+    """Open a stream to the daemon. :class:`DaemonNotRunning` when nothing answers within ``timeout``;
+    :class:`DaemonRefused` when TLS fails (an untrusted daemon, a refused client certificate)."""
     try:
         with trio.fail_after(timeout):
+            if endpoint.ssh_argv is not None:
+                return await _open_ssh(endpoint)
             if endpoint.unix_path is not None:
-                return await trio.open_unix_socket(endpoint.unix_path)
-            return await trio.open_tcp_stream(endpoint.tcp_host, endpoint.tcp_port)
+                sock = await trio.open_unix_socket(endpoint.unix_path)
+                return Link(sock, endpoint, sock.socket.fileno())
+            assert endpoint.tcp_host is not None
+            sock = await trio.open_tcp_stream(endpoint.tcp_host, endpoint.tcp_port)
+            if endpoint.tls is None:
+                return Link(sock, endpoint, sock.socket.fileno())
+            tls = trio.SSLStream(sock, endpoint.tls.context(), server_hostname=endpoint.tcp_host,
+                                 https_compatible=True)
+            try:
+                await tls.do_handshake()
+            except trio.BrokenResourceError as exc:
+                sock.socket.close()
+                cause = exc.__cause__
+                if isinstance(cause, ssl.SSLError):
+                    raise _tls_refused(endpoint, cause) from None
+                raise DaemonNotRunning(f"Docker at {endpoint.where} hung up during the TLS handshake") from None
+            return Link(tls, endpoint, sock.socket.fileno())
     except trio.TooSlowError:
         where = f"no answer on {endpoint.where} within {timeout:g} s"
         raise DaemonNotRunning(f"Docker is not running ({where}): {_FIX}") from None
@@ -112,8 +171,33 @@ async def connect(endpoint: Endpoint, timeout: float) -> trio.SocketStream:
             "add the user to the `docker` group, or run as root"
         ) from None
     except OSError as exc:
+        if endpoint.unix_path is None:
+            raise DaemonNotRunning(f"cannot reach Docker at {endpoint.where}: {_why(exc)}") from None
         what = "no socket at" if exc.errno == errno.ENOENT else "no answer on"
         raise DaemonNotRunning(f"Docker is not running ({what} {endpoint.where}): {_FIX}") from None
+
+
+def _why(exc: OSError) -> str:
+    # trio's "all attempts to connect ... failed" carries each attempt's error as its cause.
+    causes = getattr(exc.__cause__, "exceptions", None) or [exc]
+    reasons = dict.fromkeys(cause.strerror or str(cause) for cause in causes)
+    return "; ".join(reasons)
+
+
+async def _open_ssh(endpoint: Endpoint) -> Link:
+    assert endpoint.ssh_argv is not None
+    _reap_killed()
+    try:
+        process = await trio.lowlevel.open_process(
+            list(endpoint.ssh_argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+    except FileNotFoundError:
+        raise DaemonNotRunning(
+            f"cannot reach Docker at {endpoint.where}: {endpoint.ssh_argv[0]!r} is not installed"
+        ) from None
+    assert process.stdin is not None and process.stdout is not None
+    stream = trio.StapledStream(process.stdin, process.stdout)
+    return Link(stream, endpoint, process.stdout.fileno(), process)  # type: ignore[attr-defined]
 
 
 #: A request body: bytes (sent with a Content-Length) or an iterable of chunks (sent chunked).
@@ -123,10 +207,11 @@ RequestBody = bytes | AsyncIterable[bytes] | Iterable[bytes] | None
 class Connection:
     """One HTTP connection to the daemon: a socket plus its h11 state machine."""
 
-    __slots__ = ("stream", "http", "closed")
+    __slots__ = ("link", "stream", "http", "closed")
 
-    def __init__(self, stream: trio.SocketStream, http: ClientConnection) -> None:
-        self.stream = stream
+    def __init__(self, link: Link, http: ClientConnection) -> None:
+        self.link = link
+        self.stream = link.stream
         self.http = http
         self.closed = False
 
@@ -196,10 +281,11 @@ class Connection:
                 try:
                     data = await self.stream.receive_some(RECEIVE_SIZE)
                 except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                    raise StreamClosed(f"the connection to the Docker daemon broke: {exc}") from None
+                    raise self.link.broken(exc, "the connection to the Docker daemon") from None
                 self.http.receive_data(data)
         except PeerClosed:
-            raise StreamClosed("the Docker daemon closed the connection before its answer was complete") from None
+            raise (await self.link.explain_end()) or StreamClosed(
+                "the Docker daemon closed the connection before its answer was complete") from None
         except RemoteProtocolError as exc:
             raise DockerError(f"the Docker daemon sent {exc}") from None
         return event
@@ -210,21 +296,19 @@ class Connection:
         try:
             await self.stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise StreamClosed(f"the connection to the Docker daemon broke: {exc}") from None
+            raise self.link.broken(exc, "the connection to the Docker daemon") from None
 
     def close(self) -> None:
         # Synchronous on purpose: it runs while unwinding from a cancellation, where an await would
         # raise Cancelled again instead of closing.
         if not self.closed:
             self.closed = True
-            self.stream.socket.close()
+            self.link.close()
 
     def has_unread_data(self) -> bool:
         """True when an idle connection is readable, which means the daemon closed it (EOF) or sent
         something no request asked for: either way it cannot carry another request."""
-        poller = select.poll()
-        poller.register(self.stream.socket.fileno(), select.POLLIN)
-        return bool(poller.poll(0))
+        return self.link.readable()
 
 
 class ConnectionPool:
@@ -249,9 +333,9 @@ class ConnectionPool:
         """A new connection, not taken from the pool."""
         if self._closed:
             raise DockerError("this DockerClient is closed")
-        stream = await connect(self.endpoint, self.connect_timeout)
+        link = await connect(self.endpoint, self.connect_timeout)
         self.connections_opened += 1
-        return Connection(stream, ClientConnection(self.endpoint.host_header))
+        return Connection(link, ClientConnection(self.endpoint.host_header))
 
     async def acquire(self) -> Connection:
         """An idle connection, or a new one. Hand it back with :meth:`release` (or close it)."""
@@ -303,10 +387,11 @@ class HijackedStream(trio.abc.AsyncResource):
     must be called from one task at a time (trio raises ``BusyResourceError`` otherwise).
     """
 
-    __slots__ = ("_stream", "_demuxer", "_initial", "_send_lock")
+    __slots__ = ("_link", "_stream", "_demuxer", "_initial", "_send_lock")
 
-    def __init__(self, stream: trio.SocketStream, initial: bytes = b"") -> None:
-        self._stream = stream
+    def __init__(self, link: Link, initial: bytes = b"") -> None:
+        self._link = link
+        self._stream = link.stream
         self._demuxer = FrameDemuxer()
         # Bytes that came in the same read as the 101 head: the first frames, sometimes.
         self._initial = initial
@@ -322,7 +407,7 @@ class HijackedStream(trio.abc.AsyncResource):
         For an attach, the container must have been created with ``StdinOnce=True`` for the daemon to
         pass the EOF on to its stdin.
         """
-        await self._locked_send(self._stream.send_eof)
+        await self._locked_send(self._link.send_eof)
 
     async def receive(self) -> list[tuple[int, bytes]]:
         """The ``(stream, payload)`` pairs of the next read (stream 1 = stdout, 2 = stderr).
@@ -340,7 +425,7 @@ class HijackedStream(trio.abc.AsyncResource):
             try:
                 data = await self._stream.receive_some(RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                raise StreamClosed(f"the attached stream broke: {exc}") from None
+                raise self._link.broken(exc, "the attached stream") from None
             if not data:
                 if self._demuxer.mid_frame:
                     raise StreamClosed("the Docker daemon closed the attached stream in the middle of a frame")
@@ -364,6 +449,6 @@ class HijackedStream(trio.abc.AsyncResource):
         try:
             await send(*args)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise StreamClosed(f"the attached stream broke: {exc}") from None
+            raise self._link.broken(exc, "the attached stream") from None
         finally:
             self._send_lock.release()

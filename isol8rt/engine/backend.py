@@ -113,7 +113,12 @@ class DockerBackend:
     """:class:`ContainerBackend` on a Docker Engine, through :class:`isol8rt.docker.DockerClient`."""
 
     def __init__(self, client: docker.DockerClient | None = None) -> None:
-        self.client = client or docker.DockerClient()
+        if client is None:
+            try:
+                client = docker.DockerClient()
+            except docker.DockerError as exc:   # where the daemon is, misconfigured (a context, TLS files)
+                raise EngineUnavailable(str(exc)) from None
+        self.client = client
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -1,0 +1,101 @@
+"""The Docker client over TLS, as a remote ``DOCKER_HOST=tcp://...:2376`` with ``DOCKER_TLS_VERIFY``: the
+daemon is this machine's, behind a mutual-TLS front (tls.py). Attach-before-start (the engine's every
+run) must work over it, and each way TLS can fail must be one clear line that names the endpoint."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from isol8rt import DockerIsol8, ExecutionRequest, Isol8Options
+from isol8rt.docker import DaemonNotRunning, DaemonRefused, DockerClient
+
+from .tls import make_certificates, serve_tls_front
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory):
+    return make_certificates(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+async def front(nursery, certificates):
+    port = await nursery.start(serve_tls_front, certificates)
+    return f"tcp://127.0.0.1:{port}"
+
+
+def _tls_environment(monkeypatch, host: str, cert_path) -> None:
+    monkeypatch.setenv("DOCKER_HOST", host)
+    monkeypatch.setenv("DOCKER_TLS_VERIFY", "1")
+    monkeypatch.setenv("DOCKER_CERT_PATH", str(cert_path))
+
+
+async def test_the_client_speaks_to_a_tls_daemon(front, certificates, monkeypatch):
+    _tls_environment(monkeypatch, front, certificates.client)
+    with trio.fail_after(30):
+        async with DockerClient() as docker:
+            await docker.ping()
+            assert (await docker.version()).os == "linux"
+            await docker.ping()   # a kept-alive TLS connection carries the next request
+            assert docker._pool.connections_opened == 1
+
+
+async def test_an_engine_runs_code_through_a_tls_daemon(front, certificates, monkeypatch):
+    # Every run of the engine attaches before start and keeps that hijacked stream: over TLS here.
+    _tls_environment(monkeypatch, front, certificates.client)
+    with trio.fail_after(120):
+        async with DockerIsol8(Isol8Options(pool_size=0)) as engine:
+            first = await engine.execute(ExecutionRequest(code="print(6 * 7)"))
+            second = await engine.execute(ExecutionRequest(code="import sys; print(sys.stdin.read())",
+                                                           stdin="through TLS"))
+    assert (first.exit_code, first.stdout) == (0, "42\n"), first.stderr
+    assert second.stdout == "through TLS\n", second.stderr
+
+
+async def test_a_client_certificate_the_daemon_does_not_trust_is_one_clear_line(front, certificates,
+                                                                                monkeypatch):
+    _tls_environment(monkeypatch, front, certificates.stranger)
+    with trio.fail_after(30):
+        async with DockerClient() as docker:
+            with pytest.raises(DaemonRefused) as caught:
+                await docker.ping()
+    message = str(caught.value)
+    assert "\n" not in message and front in message and "client certificate" in message
+
+
+async def test_a_daemon_certificate_this_client_does_not_trust_is_one_clear_line(front, certificates,
+                                                                                  monkeypatch):
+    _tls_environment(monkeypatch, front, certificates.doubter)
+    with trio.fail_after(30):
+        async with DockerClient() as docker:
+            with pytest.raises(DaemonRefused) as caught:
+                await docker.ping()
+    message = str(caught.value)
+    assert "\n" not in message and front in message and "not trusted" in message and "ca.pem" in message
+
+
+async def test_an_engine_with_a_wrong_certificate_fails_with_one_line(front, certificates, monkeypatch):
+    _tls_environment(monkeypatch, front, certificates.stranger)
+    with trio.fail_after(60):
+        with pytest.raises(Exception) as caught:
+            async with DockerIsol8(Isol8Options(pool_size=0)) as engine:
+                await engine.execute(ExecutionRequest(code="print(1)"))
+    message = str(caught.value)
+    assert "\n" not in message.strip() and "client certificate" in message, repr(message)
+
+
+async def test_a_tls_host_that_does_not_answer_says_where(certificates, monkeypatch):
+    import socket
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))   # reserved, never listening
+    host = f"tcp://127.0.0.1:{closed.getsockname()[1]}"
+    try:
+        _tls_environment(monkeypatch, host, certificates.client)
+        async with DockerClient() as docker:
+            with pytest.raises(DaemonNotRunning, match=f"cannot reach Docker at {host}"):
+                await docker.ping()
+    finally:
+        closed.close()
