@@ -5,12 +5,12 @@
         async for event in engine.execute_stream(code="echo hi", runtime="bash"):
             print(event.type, event.data)
 
-The engine (a :class:`~isol8rt.DockerIsol8`) runs in a trio run on a thread of its own; the event loop only
-ever awaits futures, so it never blocks. Cancellation goes both ways: cancelling the awaiting task (directly,
-by ``asyncio.timeout``, by a TaskGroup failing) cancels the run as a trio cancel scope would: the
-CancelledError moves on once the engine has let go of the run (its container discarded, or its session's
-program interrupted), and the program is dead a fraction of a second later. A failure on the engine's side
-is raised by the awaitable.
+The engine (a :class:`~isol8rt.DockerIsol8`, or a :class:`~isol8rt.RemoteIsol8` with ``remote=``) runs in a
+trio run on a thread of its own; the event loop only ever awaits futures, so it never blocks. Cancellation
+goes both ways: cancelling the awaiting task (directly, by ``asyncio.timeout``, by a TaskGroup failing)
+cancels the run as a trio cancel scope would: the CancelledError moves on once the engine has let go of the
+run (its container discarded, or its session's program interrupted), and the program is dead a fraction of a
+second later. A failure on the engine's side is raised by the awaitable.
 """
 
 from __future__ import annotations
@@ -78,12 +78,13 @@ async def _call(portal: Portal, fn: Callable[[], Awaitable[T]], cancel_after: fl
 
 
 class Isol8:
-    """A local engine with asyncio methods. Use ``async with Isol8(...) as engine:`` or :meth:`start` /
+    """An engine with asyncio methods. Use ``async with Isol8(...) as engine:`` or :meth:`start` /
     :meth:`stop`.
 
     Takes an :class:`~isol8rt.Isol8Options` or its fields as keywords; ``prewarm`` (True or a list of
-    runtimes) fills the warm pool at start; ``engine`` is an alternative to options: a
-    :class:`~isol8rt.DockerIsol8` not started yet.
+    runtimes) fills the warm pool at start; ``remote`` (a server's URL, with ``api_key``) runs everything
+    on an isol8rt server instead, with the same methods; ``engine`` is an alternative to both: a
+    :class:`~isol8rt.DockerIsol8` or :class:`~isol8rt.RemoteIsol8` not started yet.
     """
 
     def __init__(self, options: Isol8Options | None = None, /, *, prewarm: bool | list[str] = False,

@@ -5,12 +5,12 @@
         for event in sb.execute_stream(code="echo hi", runtime="bash"):
             print(event.type, event.data)
 
-The engine (a :class:`~isol8rt.DockerIsol8`) runs in a trio run on a thread of its own; each call is handed
-to it and waited for. Anything that interrupts the wait (Ctrl-C's KeyboardInterrupt, an exception raised by
-a signal handler, ``cancel_after`` running out, leaving a ``for`` loop over a stream) cancels the run as a
-trio cancel scope would: the exception moves on once the engine has let go of the run (its container
-discarded, or its session's program interrupted), and the program is dead a fraction of a second later.
-Calls may be made from several threads at once.
+The engine (a :class:`~isol8rt.DockerIsol8`, or a :class:`~isol8rt.RemoteIsol8` with ``remote=``) runs in a
+trio run on a thread of its own; each call is handed to it and waited for. Anything that interrupts the wait
+(Ctrl-C's KeyboardInterrupt, an exception raised by a signal handler, ``cancel_after`` running out, leaving a
+``for`` loop over a stream) cancels the run as a trio cancel scope would: the exception moves on once the
+engine has let go of the run (its container discarded, or its session's program interrupted), and the program
+is dead a fraction of a second later. Calls may be made from several threads at once.
 """
 
 from __future__ import annotations
@@ -34,11 +34,13 @@ _END = object()
 
 
 class Sandbox:
-    """A local engine with blocking methods. Use ``with Sandbox(...) as sb:`` or :meth:`start` / :meth:`stop`.
+    """An engine with blocking methods. Use ``with Sandbox(...) as sb:`` or :meth:`start` / :meth:`stop`.
 
     Takes an :class:`~isol8rt.Isol8Options` or its fields as keywords (``Sandbox(network="none",
-    memory_limit="1g")``); ``prewarm`` (True or a list of runtimes) fills the warm pool at start. ``engine``
-    is an alternative to options: a :class:`~isol8rt.DockerIsol8` not started yet, which this face starts,
+    memory_limit="1g")``); ``prewarm`` (True or a list of runtimes) fills the warm pool at start. ``remote``
+    (a server's URL, with ``api_key``) runs everything on an isol8rt server instead, with the same methods;
+    the options given are sent with each request. ``engine`` is an alternative to both: a
+    :class:`~isol8rt.DockerIsol8` or :class:`~isol8rt.RemoteIsol8` not started yet, which this face starts,
     drives and stops.
     """
 
