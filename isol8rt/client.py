@@ -94,6 +94,14 @@ def error_for(status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] |
     return _EXCEPTIONS[kind](message)
 
 
+def _kind(body: bytes) -> str | None:
+    """The error kind a server's answer names, if any (the reference server names none)."""
+    try:
+        return errors.decode_error(body).kind
+    except msgspec.MsgspecError:
+        return None
+
+
 class _Connection:
     """One HTTP/1.1 connection to the server: a socket under a sans-io :class:`ClientConnection`.
 
@@ -226,6 +234,9 @@ class RemoteIsol8:
         self._idle: list[_Connection] = []
         #: Sessions named per call (session_id=...), ended by stop() as a local engine ends its own.
         self._named_sessions: set[str] = set()
+        #: Files put into a session the server has not made yet (it makes one at its first run): they go
+        #: with that run, as a local engine stages them, so put_file-then-execute works on either.
+        self._staged: dict[str, dict[str, bytes]] = {}
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -279,10 +290,14 @@ class RemoteIsol8:
         options = self.options
         if isinstance(options, Isol8Options):
             options = msgspec.json.decode(api.encode(options))
+        session = self._session(session_id)
+        staged = self._staged.pop(session, None) if session is not None else None
+        if staged:
+            request = msgspec.structs.replace(request, files={**staged, **request.files})
         if request.files and any(isinstance(content, (bytes, bytearray, memoryview))
                                  for content in request.files.values()):
             request = msgspec.structs.replace(request, files=_wire_files(request.files))
-        return kind(request=request, options=options or None, session_id=self._session(session_id))
+        return kind(request=request, options=options or None, session_id=session)
 
     async def execute(self, request: ExecutionRequest, *, session_id: str | None = None) -> ExecutionResult:
         """Run ``request`` on the server to its end (in ``session_id``, or the client's own session)."""
@@ -381,12 +396,21 @@ class RemoteIsol8:
         if not isinstance(content, (str, bytes, bytearray, memoryview)):
             raise InvalidRequest(f"put_file: content must be str or bytes, not {type(content).__name__}")
         data = content.encode() if isinstance(content, str) else bytes(content)
-        upload = api.FileUpload(session_id=self._need_session("put_file", session_id), path=path,
-                                  content=base64.b64encode(data).decode("ascii"))
-        await self._json("POST", "/file", upload)
+        session = self._need_session("put_file", session_id)
+        upload = api.FileUpload(session_id=session, path=path, content=base64.b64encode(data).decode("ascii"))
+        status, headers, body = await self._call("POST", "/file", api.encode(upload))
+        if status == 404 and _kind(body) in (errors.SESSION_NOT_FOUND, None):
+            # No such session yet: staged, to go with its first run (see _staged).
+            self._staged.setdefault(session, {})[path] = data
+        elif status >= 300:
+            raise error_for(status, body, headers)
 
     async def get_file(self, path: str, *, session_id: str | None = None) -> bytes:
-        query = urlencode({"sessionId": self._need_session("get_file", session_id), "path": path}, quote_via=quote)
+        session = self._need_session("get_file", session_id)
+        staged = self._staged.get(session, {})
+        if path in staged:
+            return staged[path]
+        query = urlencode({"sessionId": session, "path": path}, quote_via=quote)
         body = await self._json("GET", f"/file?{query}")
         return base64.b64decode(api.decode_file_content(body).content)
 
@@ -398,7 +422,8 @@ class RemoteIsol8:
         """End a session on the server; False when there was none: :meth:`delete_session` by the name
         :class:`~isol8rt.DockerIsol8` gives it."""
         self._named_sessions.discard(session_id)
-        return await self.delete_session(session_id)
+        staged = self._staged.pop(session_id, None)
+        return await self.delete_session(session_id) or bool(staged)
 
     async def delete_session(self, session_id: str) -> bool:
         """End a session on the server; False when it has no such session (for this key)."""

@@ -167,6 +167,22 @@ def test_a_session_keeps_state_and_files(face):
     run(scenario, face)
 
 
+def test_files_put_before_a_session_s_first_run_are_there_for_it(face):
+    """The local engine stages them; a server makes a session at its first run, so the client stages them
+    and sends them with that run."""
+    async def scenario(face: Any) -> None:
+        session = face.session(fresh_id())
+        await value(session.put_file("early.txt", "staged"))
+        assert await value(session.get_file("early.txt")) == b"staged"
+        result = await value(session.execute(code="cat early.txt; echo; cat /sandbox/given.txt", runtime="bash",
+                                             files={"given.txt": "given"}))
+        assert result.stdout == "staged\ngiven"
+        assert await value(session.get_file("early.txt")) == b"staged"
+        assert await value(session.close()) is True
+
+    run(scenario, face)
+
+
 def test_errors_are_the_library_s(face):
     async def scenario(face: Any) -> None:
         with pytest.raises(InvalidRequest):
