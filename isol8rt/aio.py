@@ -5,12 +5,12 @@
         async for event in engine.execute_stream(code="echo hi", runtime="bash"):
             print(event.type, event.data)
 
-The engine (a :class:`~isol8rt.DockerIsol8`) runs in a trio run on a thread of its own; the event loop only
-ever awaits futures, so it never blocks. Cancellation goes both ways: cancelling the awaiting task (directly,
-by ``asyncio.timeout``, by a TaskGroup failing) cancels the run as a trio cancel scope would: the
-CancelledError moves on once the engine has let go of the run (its container discarded, or its session's
-program interrupted), and the program is dead a fraction of a second later. A failure on the engine's side
-is raised by the awaitable.
+The engine (a :class:`~isol8rt.DockerIsol8`, or a :class:`~isol8rt.RemoteIsol8` with ``remote=``) runs in a
+trio run on a thread of its own; the event loop only ever awaits futures, so it never blocks. Cancellation
+goes both ways: cancelling the awaiting task (directly, by ``asyncio.timeout``, by a TaskGroup failing)
+cancels the run as a trio cancel scope would: the CancelledError moves on once the engine has let go of the
+run (its container discarded, or its session's program interrupted), and the program is dead a fraction of a
+second later. A failure on the engine's side is raised by the awaitable.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import uuid
 import weakref
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar, Unpack
 
-from .engine import DockerIsol8, RunControl
 from .errors import InvalidRequest
 from .faces.portal import CANCEL_GRACE_S, Call, Portal
-from .faces.shortcuts import OptionFields, RequestFields, make_engine, make_request
+from .faces.engines import Control, Engine, list_sessions, make_engine, new_control, open_stream
+from .faces.shortcuts import OptionFields, RequestFields, make_request
 from .types import ExecutionRequest, ExecutionResult, Isol8Options, SessionInfo, StreamEvent
 
 __all__ = ["Isol8", "RunStream", "Isol8Session", "Session"]
@@ -78,24 +78,27 @@ async def _call(portal: Portal, fn: Callable[[], Awaitable[T]], cancel_after: fl
 
 
 class Isol8:
-    """A local engine with asyncio methods. Use ``async with Isol8(...) as engine:`` or :meth:`start` /
+    """An engine with asyncio methods. Use ``async with Isol8(...) as engine:`` or :meth:`start` /
     :meth:`stop`.
 
     Takes an :class:`~isol8rt.Isol8Options` or its fields as keywords; ``prewarm`` (True or a list of
-    runtimes) fills the warm pool at start; ``engine`` is an alternative to options: a
-    :class:`~isol8rt.DockerIsol8` not started yet.
+    runtimes) fills the warm pool at start; ``remote`` (a server's URL, with ``api_key``) runs everything
+    on an isol8rt server instead, with the same methods; ``engine`` is an alternative to both: a
+    :class:`~isol8rt.DockerIsol8` or :class:`~isol8rt.RemoteIsol8` not started yet.
     """
 
     def __init__(self, options: Isol8Options | None = None, /, *, prewarm: bool | list[str] = False,
-                 engine: DockerIsol8 | None = None, **option_fields: Unpack[OptionFields]) -> None:
-        self.engine = make_engine(options, engine, option_fields)
+                 engine: Engine | None = None, remote: str | None = None, api_key: str | None = None,
+                 **option_fields: Unpack[OptionFields]) -> None:
+        self.engine: Engine = make_engine(options, engine, option_fields, remote=remote, api_key=api_key)
         self._portal = Portal(self.engine, prewarm, name="isol8rt-aio")
         # A fallback for an engine never stopped: stopped when collected, or at exit (blocking, so
         # `async with` or stop() is the way).
         self._finalizer = weakref.finalize(self, self._portal.stop)
 
     @property
-    def options(self) -> Isol8Options:
+    def options(self) -> Isol8Options | dict[str, Any] | None:
+        """The engine's options (for a server: those sent with each request, if any)."""
         return self.engine.options
 
     async def start(self) -> None:
@@ -158,7 +161,7 @@ class Isol8:
         engine = self.engine
 
         async def sessions() -> list[SessionInfo]:
-            return engine.sessions()
+            return await list_sessions(engine)
 
         return await _call(self._portal, sessions)
 
@@ -217,11 +220,11 @@ class RunStream(AsyncIterator[StreamEvent]):
         self._events: asyncio.Queue[object] = asyncio.Queue()
         self._done: asyncio.Future[None] = loop.create_future()
         self._finished = False
-        self._control = RunControl() if interactive else None
+        self._control = new_control(portal.engine) if interactive else None
         engine, events, control, done = portal.engine, self._events, self._control, self._done
 
         async def pump() -> None:
-            stream = engine.execute_stream(request, session_id=session_id, control=control)
+            stream = open_stream(engine, request, session_id, control)
             async with contextlib.aclosing(stream):
                 async for event in stream:
                     loop.call_soon_threadsafe(events.put_nowait, event)
@@ -273,7 +276,7 @@ class RunStream(AsyncIterator[StreamEvent]):
 
     # ------------------------------------------------------------------------------------ interactive runs
 
-    def _need_control(self) -> RunControl:
+    def _need_control(self) -> Control:
         if self._control is None:
             raise InvalidRequest("stdin and signals need a stream started with interactive=True")
         return self._control

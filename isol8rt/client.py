@@ -94,6 +94,14 @@ def error_for(status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] |
     return _EXCEPTIONS[kind](message)
 
 
+def _kind(body: bytes) -> str | None:
+    """The error kind a server's answer names, if any (the reference server names none)."""
+    try:
+        return errors.decode_error(body).kind
+    except msgspec.MsgspecError:
+        return None
+
+
 class _Connection:
     """One HTTP/1.1 connection to the server: a socket under a sans-io :class:`ClientConnection`.
 
@@ -198,6 +206,11 @@ class RemoteIsol8:
     ``session_id`` makes every run, and the file calls, happen in that persistent session on the server;
     :meth:`stop` ends it. ``options`` go with every request (the server may tighten but never loosen
     its own limits, and refuses options above them with :class:`AccessDenied`).
+
+    The methods take the same arguments as :class:`~isol8rt.DockerIsol8`'s (a ``session_id=`` per call
+    included, ``close_session``, ``sessions``), so the sync and asyncio faces drive either one:
+    ``isol8rt.Sandbox(remote="http://host:3000", api_key=...)``. Sessions named per call are ended by
+    :meth:`stop` too, as a local engine ends its own.
     """
 
     def __init__(self, host: str, api_key: str | None = None, session_id: str | None = None,
@@ -219,6 +232,11 @@ class RemoteIsol8:
         self._auth = [(b"Authorization", f"Bearer {api_key}".encode())] if api_key else []
         self._connect_timeout = connect_timeout
         self._idle: list[_Connection] = []
+        #: Sessions named per call (session_id=...), ended by stop() as a local engine ends its own.
+        self._named_sessions: set[str] = set()
+        #: Files put into a session the server has not made yet (it makes one at its first run): they go
+        #: with that run, as a local engine stages them, so put_file-then-execute works on either.
+        self._staged: dict[str, dict[str, bytes]] = {}
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -236,11 +254,17 @@ class RemoteIsol8:
             raise EngineUnavailable(f"the isol8rt server at {self.host} is not healthy (HTTP {status})")
 
     async def stop(self) -> None:
-        """End this client's session on the server (if it has one) and close its connections."""
+        """End this client's sessions on the server (the one it was made with, and those named per call)
+        and close its connections. ``keep_session`` leaves them all."""
         try:
-            if self.session_id is not None and not self.keep_session:
+            ended = set(self._named_sessions)
+            if self.session_id is not None:
+                ended.add(self.session_id)
+            self._named_sessions.clear()
+            if ended and not self.keep_session:
                 with trio.CancelScope(shield=True), trio.move_on_after(30):
-                    await self.delete_session(self.session_id)
+                    for session_id in sorted(ended):
+                        await self.delete_session(session_id)
         finally:
             idle, self._idle = self._idle, []
             for conn in idle:
@@ -248,45 +272,62 @@ class RemoteIsol8:
 
     # ------------------------------------------------------------------------------------ runs
 
+    def _session(self, session_id: str | None) -> str | None:
+        """The session a call runs in: the one named for it, else the client's own (or none)."""
+        if session_id is None:
+            return self.session_id
+        if not isinstance(session_id, str) or not session_id or len(session_id) > 256:
+            raise InvalidRequest("sessionId: must be a non-empty string of at most 256 characters")
+        if session_id != self.session_id:
+            self._named_sessions.add(session_id)
+        return session_id
+
     def _envelope(self, request: ExecutionRequest,
                   kind: type[api.ExecuteBody] | type[api.WsExecute] = api.ExecuteBody,
-                  ) -> api.ExecuteBody | api.WsExecute:
+                  session_id: str | None = None) -> api.ExecuteBody | api.WsExecute:
         if not isinstance(request, ExecutionRequest):
             raise InvalidRequest(f"expected an ExecutionRequest, got {type(request).__name__}")
         options = self.options
         if isinstance(options, Isol8Options):
             options = msgspec.json.decode(api.encode(options))
+        session = self._session(session_id)
+        staged = self._staged.pop(session, None) if session is not None else None
+        if staged:
+            request = msgspec.structs.replace(request, files={**staged, **request.files})
         if request.files and any(isinstance(content, (bytes, bytearray, memoryview))
                                  for content in request.files.values()):
             request = msgspec.structs.replace(request, files=_wire_files(request.files))
-        return kind(request=request, options=options or None, session_id=self.session_id)
+        return kind(request=request, options=options or None, session_id=session)
 
-    async def execute(self, request: ExecutionRequest) -> ExecutionResult:
-        """Run ``request`` on the server to its end."""
-        body = await self._json("POST", "/execute", self._envelope(request))
+    async def execute(self, request: ExecutionRequest, *, session_id: str | None = None) -> ExecutionResult:
+        """Run ``request`` on the server to its end (in ``session_id``, or the client's own session)."""
+        body = await self._json("POST", "/execute", self._envelope(request, session_id=session_id))
         return api.decode_result(body)
 
-    async def execute_stream(self, request: ExecutionRequest, *, transport: str | None = None,
+    async def execute_stream(self, request: ExecutionRequest, *, session_id: str | None = None,
+                             transport: str | None = None,
                              control: RemoteControl | None = None) -> AsyncGenerator[StreamEvent, None]:
         """Stream a run's events: server-sent events by default, or a WebSocket (``transport="ws"``, and
         always with a ``control``). Leaving the loop early ends the run on the server."""
         transport = transport or ("ws" if control is not None else "sse")
         if transport == "ws":
-            events = self._ws_events(request, control)
+            events = self._ws_events(request, control, session_id)
         elif transport == "sse":
             if control is not None:
                 raise InvalidRequest("a control (stdin, signals) needs transport='ws'")
-            events = self._sse_events(request)
+            events = self._sse_events(request, session_id)
         else:
             raise InvalidRequest(f"transport: {transport!r} must be 'sse' or 'ws'")
         async with contextlib.aclosing(events) as stream:
             async for event in stream:
                 yield event
 
-    async def _sse_events(self, request: ExecutionRequest) -> AsyncGenerator[StreamEvent, None]:
+    async def _sse_events(self, request: ExecutionRequest,
+                          session_id: str | None) -> AsyncGenerator[StreamEvent, None]:
+        envelope = api.encode(self._envelope(request, session_id=session_id))
         conn = await self._connect()
         try:
-            await conn.send(self._request(conn, "POST", "/execute/stream", api.encode(self._envelope(request))))
+            await conn.send(self._request(conn, "POST", "/execute/stream", envelope))
             head = await conn.head()
             if not isinstance(head, Response) or head.status != 200:
                 raise await self._refusal(conn, head)
@@ -297,8 +338,9 @@ class RemoteIsol8:
         finally:
             conn.close()
 
-    async def _ws_events(self, request: ExecutionRequest,
-                         control: RemoteControl | None) -> AsyncGenerator[StreamEvent, None]:
+    async def _ws_events(self, request: ExecutionRequest, control: RemoteControl | None,
+                         session_id: str | None) -> AsyncGenerator[StreamEvent, None]:
+        envelope = api.encode(self._envelope(request, api.WsExecute, session_id)).decode()
         conn = await self._connect()
         lock = trio.Lock()
         ws: websocket.MessageConnection | None = None
@@ -318,7 +360,7 @@ class RemoteIsol8:
             if head.response.header(b"sec-websocket-accept") != websocket.accept_token(key):
                 raise SandboxError("the isol8rt server answered the WebSocket handshake wrongly")
             ws = websocket.MessageConnection(client=True, trailing=head.trailing)
-            await send(api.encode(self._envelope(request, api.WsExecute)).decode())
+            await send(envelope)
             if control is not None:
                 control._attach(send)
             while True:
@@ -344,24 +386,44 @@ class RemoteIsol8:
 
     # ------------------------------------------------------------------------------------ files and sessions
 
-    def _need_session(self, what: str) -> str:
-        if self.session_id is None:
-            raise SessionError(f"{what} needs a session: make the RemoteIsol8 with session_id=...")
-        return self.session_id
+    def _need_session(self, what: str, session_id: str | None) -> str:
+        session = self._session(session_id)
+        if session is None:
+            raise SessionError(f"{what} needs a session: pass session_id=..., or make the RemoteIsol8 with one")
+        return session
 
-    async def put_file(self, path: str, content: str | bytes) -> None:
+    async def put_file(self, path: str, content: str | bytes, *, session_id: str | None = None) -> None:
+        if not isinstance(content, (str, bytes, bytearray, memoryview)):
+            raise InvalidRequest(f"put_file: content must be str or bytes, not {type(content).__name__}")
         data = content.encode() if isinstance(content, str) else bytes(content)
-        upload = api.FileUpload(session_id=self._need_session("put_file"), path=path,
-                                  content=base64.b64encode(data).decode("ascii"))
-        await self._json("POST", "/file", upload)
+        session = self._need_session("put_file", session_id)
+        upload = api.FileUpload(session_id=session, path=path, content=base64.b64encode(data).decode("ascii"))
+        status, headers, body = await self._call("POST", "/file", api.encode(upload))
+        if status == 404 and _kind(body) in (errors.SESSION_NOT_FOUND, None):
+            # No such session yet: staged, to go with its first run (see _staged).
+            self._staged.setdefault(session, {})[path] = data
+        elif status >= 300:
+            raise error_for(status, body, headers)
 
-    async def get_file(self, path: str) -> bytes:
-        query = urlencode({"sessionId": self._need_session("get_file"), "path": path}, quote_via=quote)
+    async def get_file(self, path: str, *, session_id: str | None = None) -> bytes:
+        session = self._need_session("get_file", session_id)
+        staged = self._staged.get(session, {})
+        if path in staged:
+            return staged[path]
+        query = urlencode({"sessionId": session, "path": path}, quote_via=quote)
         body = await self._json("GET", f"/file?{query}")
         return base64.b64decode(api.decode_file_content(body).content)
 
     async def list_sessions(self) -> list[SessionInfo]:
+        """The server's sessions for this key (a local engine's ``sessions()``, which needs no await)."""
         return api.decode_sessions(await self._json("GET", "/sessions")).sessions
+
+    async def close_session(self, session_id: str) -> bool:
+        """End a session on the server; False when there was none: :meth:`delete_session` by the name
+        :class:`~isol8rt.DockerIsol8` gives it."""
+        self._named_sessions.discard(session_id)
+        staged = self._staged.pop(session_id, None)
+        return await self.delete_session(session_id) or bool(staged)
 
     async def delete_session(self, session_id: str) -> bool:
         """End a session on the server; False when it has no such session (for this key)."""

@@ -5,12 +5,12 @@
         for event in sb.execute_stream(code="echo hi", runtime="bash"):
             print(event.type, event.data)
 
-The engine (a :class:`~isol8rt.DockerIsol8`) runs in a trio run on a thread of its own; each call is handed
-to it and waited for. Anything that interrupts the wait (Ctrl-C's KeyboardInterrupt, an exception raised by
-a signal handler, ``cancel_after`` running out, leaving a ``for`` loop over a stream) cancels the run as a
-trio cancel scope would: the exception moves on once the engine has let go of the run (its container
-discarded, or its session's program interrupted), and the program is dead a fraction of a second later.
-Calls may be made from several threads at once.
+The engine (a :class:`~isol8rt.DockerIsol8`, or a :class:`~isol8rt.RemoteIsol8` with ``remote=``) runs in a
+trio run on a thread of its own; each call is handed to it and waited for. Anything that interrupts the wait
+(Ctrl-C's KeyboardInterrupt, an exception raised by a signal handler, ``cancel_after`` running out, leaving a
+``for`` loop over a stream) cancels the run as a trio cancel scope would: the exception moves on once the
+engine has let go of the run (its container discarded, or its session's program interrupted), and the program
+is dead a fraction of a second later. Calls may be made from several threads at once.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import queue
 import time
 import uuid
 import weakref
-from typing import Iterator, Unpack
+from typing import Any, Iterator, Unpack
 
-from .engine import DockerIsol8, RunControl
 from .errors import InvalidRequest
 from .faces.portal import CANCEL_GRACE_S, Call, Portal
-from .faces.shortcuts import OptionFields, RequestFields, make_engine, make_request
+from .faces.engines import Control, Engine, list_sessions, make_engine, new_control, open_stream
+from .faces.shortcuts import OptionFields, RequestFields, make_request
 from .types import ExecutionRequest, ExecutionResult, Isol8Options, SessionInfo, StreamEvent
 
 __all__ = ["RunStream", "Sandbox", "SandboxSession", "Session"]
@@ -34,23 +34,27 @@ _END = object()
 
 
 class Sandbox:
-    """A local engine with blocking methods. Use ``with Sandbox(...) as sb:`` or :meth:`start` / :meth:`stop`.
+    """An engine with blocking methods. Use ``with Sandbox(...) as sb:`` or :meth:`start` / :meth:`stop`.
 
     Takes an :class:`~isol8rt.Isol8Options` or its fields as keywords (``Sandbox(network="none",
-    memory_limit="1g")``); ``prewarm`` (True or a list of runtimes) fills the warm pool at start. ``engine``
-    is an alternative to options: a :class:`~isol8rt.DockerIsol8` not started yet, which this face starts,
+    memory_limit="1g")``); ``prewarm`` (True or a list of runtimes) fills the warm pool at start. ``remote``
+    (a server's URL, with ``api_key``) runs everything on an isol8rt server instead, with the same methods;
+    the options given are sent with each request. ``engine`` is an alternative to both: a
+    :class:`~isol8rt.DockerIsol8` or :class:`~isol8rt.RemoteIsol8` not started yet, which this face starts,
     drives and stops.
     """
 
     def __init__(self, options: Isol8Options | None = None, /, *, prewarm: bool | list[str] = False,
-                 engine: DockerIsol8 | None = None, **option_fields: Unpack[OptionFields]) -> None:
-        self.engine = make_engine(options, engine, option_fields)
+                 engine: Engine | None = None, remote: str | None = None, api_key: str | None = None,
+                 **option_fields: Unpack[OptionFields]) -> None:
+        self.engine: Engine = make_engine(options, engine, option_fields, remote=remote, api_key=api_key)
         self._portal = Portal(self.engine, prewarm, name="isol8rt-sync")
         # An engine left unstopped (no `with`, no stop()) is still stopped: when collected, or at exit.
         self._finalizer = weakref.finalize(self, self._portal.stop)
 
     @property
-    def options(self) -> Isol8Options:
+    def options(self) -> Isol8Options | dict[str, Any] | None:
+        """The engine's options (for a server: those sent with each request, if any)."""
         return self.engine.options
 
     def start(self) -> Sandbox:
@@ -104,7 +108,7 @@ class Sandbox:
         engine = self.engine
 
         async def sessions() -> list[SessionInfo]:
-            return engine.sessions()
+            return await list_sessions(engine)
 
         return self._portal.call(sessions)
 
@@ -163,11 +167,11 @@ class RunStream(Iterator[StreamEvent]):
         # Unbounded on purpose: the engine caps a run's output (max_output_size), so this is too.
         self._events: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._finished = False
-        self._control = RunControl() if interactive else None
+        self._control = new_control(portal.engine) if interactive else None
         engine, events, control = portal.engine, self._events, self._control
 
         async def pump() -> None:
-            stream = engine.execute_stream(request, session_id=session_id, control=control)
+            stream = open_stream(engine, request, session_id, control)
             async with contextlib.aclosing(stream):
                 async for event in stream:
                     events.put(event)
@@ -224,7 +228,7 @@ class RunStream(Iterator[StreamEvent]):
 
     # ------------------------------------------------------------------------------------ interactive runs
 
-    def _need_control(self) -> RunControl:
+    def _need_control(self) -> Control:
         if self._control is None:
             raise InvalidRequest("stdin and signals need a stream started with interactive=True")
         return self._control

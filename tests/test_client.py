@@ -96,10 +96,21 @@ async def test_sessions_files_and_stop(live):
             await other.put_file("x.txt", b"x")
 
 
-async def test_put_file_before_any_run_in_an_unknown_session_is_refused(live):
+async def test_put_file_before_a_session_s_first_run_goes_with_that_run(live):
+    """The server makes a session at its first run; a file put before it is staged by the client and sent
+    with that run, as the local engine stages it (so put_file-then-execute works on either)."""
     async with live.client(session_id="never-ran") as remote:
-        with pytest.raises(SessionError, match="Session not found"):
-            await remote.put_file("x.txt", b"x")
+        await remote.put_file("x.txt", b"\x00x")
+        assert await remote.get_file("x.txt") == b"\x00x"
+        assert await remote.list_sessions() == []  # nothing on the server yet
+        result = await remote.execute(ExecutionRequest(code="print(open('x.txt', 'rb').read())"))
+        assert result.stdout == "b'\\x00x'\n"
+        assert [s.id for s in await remote.list_sessions()] == ["never-ran"]
+        assert await remote.get_file("x.txt") == b"\x00x"  # now from the server
+    async with live.client() as remote:
+        await remote.put_file("y.txt", "staged", session_id="dropped")
+        assert await remote.close_session("dropped") is True  # it existed, staged, as a local one would
+        assert await remote.close_session("dropped") is False
 
 
 async def test_refusals_become_errors(live):

@@ -104,3 +104,31 @@ def test_stream_to_terminal_streams_as_the_program_runs(tmp_path):
 def test_every_example_says_how_to_run_it(name):
     text = (EXAMPLES / name).read_text()
     assert f"python examples/{name}" in text
+
+
+@pytest.mark.docker
+def test_openai_tool_call_example_answers_each_call():
+    done = run_example("openai_tool_call.py")
+    assert done.returncode == 0, done.stderr
+    messages = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(m["role"], m["tool_call_id"]) for m in messages] == [("tool", "call_fib"), ("tool", "call_wc")]
+    assert [json.loads(m["content"]) for m in messages] == [
+        {"stdout": "12586269025\n", "stderr": "", "exitCode": 0}, {"stdout": "3\n", "stderr": "", "exitCode": 0}]
+
+
+@pytest.mark.docker
+def test_anthropic_tool_use_example_answers_each_block(tmp_path):
+    done = run_example("anthropic_tool_use.py")
+    assert done.returncode == 0, done.stderr
+    message = json.loads(done.stdout)
+    assert message["role"] == "user"
+    good, bad = message["content"]
+    assert (good["tool_use_id"], json.loads(good["content"])["stdout"]) == ("toolu_sum", "10\n")
+    assert bad["tool_use_id"] == "toolu_bad" and bad["is_error"] is True
+    # A response from a file, as a real model's would come.
+    reply = tmp_path / "response.json"
+    reply.write_text(json.dumps({"content": [{"type": "tool_use", "id": "t1", "name": "execute_code",
+                                              "input": {"code": "echo $((6 * 7))", "runtime": "bash"}}]}))
+    done = run_example("anthropic_tool_use.py", str(reply), "--show-tools")
+    assert done.returncode == 0, done.stderr
+    assert '"input_schema"' in done.stdout and '"stdout\\": \\"42\\\\n\\"' in done.stdout

@@ -167,7 +167,7 @@ def test_option_shortcuts():
 
 #: The public face and the modules of this part, as a user's type checker sees them (py.typed ships them).
 TYPED = ["isol8rt/__init__.py", "isol8rt/sync.py", "isol8rt/aio.py", "isol8rt/faces", "isol8rt/mcp",
-         "isol8rt/cli/mcp.py", "examples"]
+         "isol8rt/client.py", "isol8rt/tools.py", "isol8rt/cli/tools.py", "isol8rt/cli/mcp.py", "examples"]
 
 
 def test_public_modules_are_clean_under_mypy_strict():

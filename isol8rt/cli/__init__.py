@@ -13,7 +13,7 @@ import sys
 from .._version import __version__
 from ..errors import Isol8Error
 
-_COMMANDS = ("run", "session", "setup", "build", "list_custom", "cleanup", "config", "profile", "serve", "mcp", "bench")
+_COMMANDS = ("run", "session", "setup", "build", "list_custom", "cleanup", "config", "profile", "serve", "mcp", "tools", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

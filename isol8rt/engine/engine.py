@@ -173,6 +173,7 @@ class DockerIsol8:
 
     async def _connect(self) -> None:
         """The platform, checked: from state new to starting (back to new if it does not answer)."""
+        seccomp.require_libseccomp()  # first: without it no sandbox can be made, whatever Docker says
         self._state = "starting"
         try:
             if self._backend is None:

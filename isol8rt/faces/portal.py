@@ -17,8 +17,8 @@ from typing import Any, Awaitable, Callable, Generic, TypeVar
 
 import trio
 
-from ..engine import DockerIsol8
 from ..errors import EngineClosed
+from .engines import Engine
 
 T = TypeVar("T")
 
@@ -105,9 +105,10 @@ class Call(Generic[T]):
 
 
 class Portal:
-    """A started :class:`DockerIsol8` living in a trio run on a daemon thread."""
+    """A started engine (a :class:`~isol8rt.DockerIsol8`, or a :class:`~isol8rt.RemoteIsol8` and its
+    connections) living in a trio run on a daemon thread."""
 
-    def __init__(self, engine: DockerIsol8, prewarm: bool | list[str] = False, *, name: str = "isol8rt") -> None:
+    def __init__(self, engine: Engine, prewarm: bool | list[str] = False, *, name: str = "isol8rt") -> None:
         self.engine = engine
         self._prewarm = prewarm
         self._name = name

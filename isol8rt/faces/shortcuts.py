@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from ..engine import DockerIsol8
 from ..runtimes import Runtime
 from ..types import (
     AuditConfig,
@@ -92,15 +91,6 @@ def make_request(request: ExecutionRequest | str | None, fields: RequestFields) 
     if request is not None:
         raise TypeError(f"expected an ExecutionRequest or the program's text, not {type(request).__name__}")
     return ExecutionRequest(**fields)
-
-
-def make_engine(options: Isol8Options | None, engine: DockerIsol8 | None, fields: OptionFields) -> DockerIsol8:
-    """The engine a face drives: the one given (not started yet), or one made from options or keywords."""
-    if engine is None:
-        return DockerIsol8(make_options(options, fields))
-    if options is not None or fields:
-        raise TypeError("pass an engine or options, not both")
-    return engine
 
 
 def make_options(options: Isol8Options | None, fields: OptionFields) -> Isol8Options:

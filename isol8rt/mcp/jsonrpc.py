@@ -114,3 +114,7 @@ def error(request_id: RequestId | None, exc: RpcError) -> bytes:
     if exc.data is not None:
         body["data"] = exc.data
     return _encoder.encode({"jsonrpc": "2.0", "id": request_id, "error": body}) + b"\n"
+
+
+def notification(method: str, params: dict[str, Any]) -> bytes:
+    return _encoder.encode({"jsonrpc": "2.0", "method": method, "params": params}) + b"\n"

@@ -2,7 +2,10 @@
 cancellation, over any pair of trio byte streams (stdio in ``isol8rt mcp``; memory streams in tests).
 
 Each tools/call runs in a task of its own, so a ping or a cancellation is answered while a long run goes on;
-``notifications/cancelled`` cancels that task, which kills the run and frees its container. Every other
+``notifications/cancelled`` cancels that task, which kills the run and frees its container. A call that
+carries a ``progressToken`` (in ``params._meta``) gets a ``notifications/progress`` every
+:data:`PROGRESS_INTERVAL_S` while it runs, so a client can show that a long run is alive (and not time it
+out). Every other
 request is answered in order, at once. When the client closes its end (MCP's stdio shutdown), whatever is
 still running is cancelled the same way.
 """
@@ -34,6 +37,9 @@ PERSISTENT_INSTRUCTIONS = (" State persists between calls in one session (files 
                            "variables); reset_session starts over.")
 
 RECEIVE_SIZE = 64 * 1024
+
+#: Seconds between progress notifications of a running call (none for a call shorter than this).
+PROGRESS_INTERVAL_S = 1.0
 
 
 class McpServer:
@@ -160,6 +166,35 @@ class McpServer:
         version = self.protocol_version or PROTOCOL_VERSIONS[0]
         return version >= STRUCTURED_SINCE  # the versions are ISO dates
 
+    async def _run(self, tool: Tool, args: Any, token: str | int | None) -> msgspec.Struct:
+        """The tool's output; with a progress token, progress notifications while it runs."""
+        if token is None:
+            return await tool.run(self.context, args)
+        output: msgspec.Struct | None = None
+        error: Exception | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._report_progress, token, tool.name)
+            try:
+                output = await tool.run(self.context, args)
+            except Exception as exc:  # noqa: BLE001 - raised again below, outside the nursery's group
+                error = exc
+            finally:
+                nursery.cancel_scope.cancel()
+        if error is not None:
+            raise error
+        assert output is not None
+        return output
+
+    async def _report_progress(self, token: str | int, name: str) -> None:
+        # progress must grow with each notification: it is the seconds the call has been running.
+        started = trio.current_time()
+        while True:
+            await trio.sleep(PROGRESS_INTERVAL_S)
+            elapsed = trio.current_time() - started
+            await self._write(jsonrpc.notification("notifications/progress", {
+                "progressToken": token, "progress": round(elapsed, 1),
+                "message": f"{name}: running for {elapsed:.0f} s"}))
+
     def _describe(self, tool: Tool) -> dict[str, Any]:
         return describe(tool, structured=self.structured, open_world=self.context.engine.options.network != "none")
 
@@ -170,8 +205,12 @@ class McpServer:
             hint = "" if self.context.persistent or name not in {t.name for t in TOOLS} else \
                 " (session tools need the server started with --persistent)"
             raise RpcError(INVALID_PARAMS, f"unknown tool: {name!r}{hint}")
+        meta = params.get("_meta")
+        token = meta.get("progressToken") if isinstance(meta, dict) else None
         try:
-            output = await tool.run(self.context, parse_args(tool, params.get("arguments")))
+            args = parse_args(tool, params.get("arguments"))
+            await self.context.ensure_started()
+            output = await self._run(tool, args, token if isinstance(token, (str, int)) else None)
         except (Isol8Error, FileNotFoundError) as exc:
             # A failure the model can act on is a tool result, not a protocol error.
             return {"content": [{"type": "text", "text": str(exc)}], "isError": True}

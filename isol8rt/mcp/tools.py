@@ -89,6 +89,14 @@ class Context(msgspec.Struct, kw_only=True):
     persistent: bool
     #: The longest run a call may ask for (the engine's timeout).
     max_timeout_ms: int
+    #: Starts the engine (a no-op once it runs), awaited before every tool call: the server answers the
+    #: handshake and tools/list whether or not Docker is up, and a call made while it is down fails with
+    #: the engine's own message (what is wrong, what to run), as a tool result the model can show.
+    start: Callable[[], Awaitable[object]] | None = None
+
+    async def ensure_started(self) -> None:
+        if self.start is not None:
+            await self.start()
 
     @property
     def session_id(self) -> str | None:

@@ -24,13 +24,16 @@ import re
 import textwrap
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, Literal, NamedTuple
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Literal, NamedTuple
 
 import msgspec
-import pyseccomp
 
 from .._resources import data_dir
-from ..errors import InvalidRequest
+from ..errors import EngineUnavailable, InvalidRequest
+
+if TYPE_CHECKING:
+    import pyseccomp
 
 #: The profiles that ship with isol8rt, by name; anything else given to :func:`load_profile` is a path.
 BUILTIN_PROFILES = ("strict", "unconfined", "per-run")
@@ -170,13 +173,13 @@ _PLATFORMS = {
 }
 
 _OPERATORS = {
-    "SCMP_CMP_NE": pyseccomp.NE,
-    "SCMP_CMP_LT": pyseccomp.LT,
-    "SCMP_CMP_LE": pyseccomp.LE,
-    "SCMP_CMP_EQ": pyseccomp.EQ,
-    "SCMP_CMP_GE": pyseccomp.GE,
-    "SCMP_CMP_GT": pyseccomp.GT,
-    "SCMP_CMP_MASKED_EQ": pyseccomp.MASKED_EQ,
+    "SCMP_CMP_NE": "NE",
+    "SCMP_CMP_LT": "LT",
+    "SCMP_CMP_LE": "LE",
+    "SCMP_CMP_EQ": "EQ",
+    "SCMP_CMP_GE": "GE",
+    "SCMP_CMP_GT": "GT",
+    "SCMP_CMP_MASKED_EQ": "MASKED_EQ",
 }
 _OPERATOR_SYMBOLS = {
     "SCMP_CMP_NE": "!=",
@@ -187,14 +190,38 @@ _OPERATOR_SYMBOLS = {
     "SCMP_CMP_GT": ">",
 }
 _FIXED_ACTIONS = {
-    "SCMP_ACT_ALLOW": pyseccomp.ALLOW,
-    "SCMP_ACT_KILL": pyseccomp.KILL,
-    "SCMP_ACT_KILL_THREAD": pyseccomp.KILL_THREAD,
-    "SCMP_ACT_KILL_PROCESS": pyseccomp.KILL_PROCESS,
-    "SCMP_ACT_TRAP": pyseccomp.TRAP,
-    "SCMP_ACT_LOG": pyseccomp.LOG,
+    "SCMP_ACT_ALLOW": "ALLOW",
+    "SCMP_ACT_KILL": "KILL",
+    "SCMP_ACT_KILL_THREAD": "KILL_THREAD",
+    "SCMP_ACT_KILL_PROCESS": "KILL_PROCESS",
+    "SCMP_ACT_TRAP": "TRAP",
+    "SCMP_ACT_LOG": "LOG",
 }
-_ERRNO_ACTIONS = {"SCMP_ACT_ERRNO": pyseccomp.ERRNO, "SCMP_ACT_TRACE": pyseccomp.TRACE}
+_ERRNO_ACTIONS = {"SCMP_ACT_ERRNO": "ERRNO", "SCMP_ACT_TRACE": "TRACE"}
+
+
+#: Said when libseccomp cannot be loaded; exported for the tests and the CLI, which name the remedy too.
+LIBSECCOMP_MISSING = (
+    "libseccomp is needed to run sandboxes on this machine (it compiles their seccomp filters) and cannot be "
+    "loaded: {reason}. Install it (Debian/Ubuntu: apt-get install libseccomp2; Fedora: dnf install "
+    "libseccomp), or use an isol8rt server through RemoteIsol8, which needs none")
+
+
+@functools.cache
+def _lib() -> ModuleType:
+    """pyseccomp, imported on first use: it loads libseccomp when imported, and only a local engine (or a
+    profile being compiled) needs that. A client-only machine, using RemoteIsol8, may not have it."""
+    try:
+        import pyseccomp
+    except (ImportError, OSError, RuntimeError) as exc:  # RuntimeError: pyseccomp's "Unable to find libseccomp"
+        raise EngineUnavailable(LIBSECCOMP_MISSING.format(reason=exc)) from None
+    return pyseccomp
+
+
+def require_libseccomp() -> None:
+    """Raise :class:`~isol8rt.errors.EngineUnavailable`, saying what to install, when libseccomp cannot be
+    loaded. A local engine calls it before it talks to Docker, so the error comes first and plainly."""
+    _lib()
 
 # libseccomp's answer for a name it has never heard of; names it knows for other architectures only
 # resolve to negative "pseudo" numbers below this.
@@ -204,7 +231,8 @@ _NR_SCMP_ERROR = -1
 def _native_number(name: str) -> int:
     """``name``'s number for this machine, a negative "pseudo" number when only other architectures
     have it (libseccomp translates those by name for each filter), or _NR_SCMP_ERROR."""
-    return pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name)
+    lib = _lib()
+    return lib.resolve_syscall(lib.Arch.NATIVE, name)
 
 
 _DECODER = msgspec.json.Decoder(SeccompProfile)
@@ -321,7 +349,7 @@ def _known_names() -> tuple[str, ...]:
         for arch in (platform.arch, platform.compat):
             for number in range(1024):
                 try:
-                    names.add(pyseccomp.resolve_syscall(_arch_token(arch), number).decode())
+                    names.add(_lib().resolve_syscall(_arch_token(arch), number).decode())
                 except ValueError:
                     continue
     return tuple(sorted(names))
@@ -345,7 +373,7 @@ def _platform(arch: str) -> _Platform:
 
 
 def _arch_token(arch: ArchName) -> int:
-    return getattr(pyseccomp.Arch, arch.removeprefix("SCMP_ARCH_"))
+    return getattr(_lib().Arch, arch.removeprefix("SCMP_ARCH_"))
 
 
 def _filter_arches(profile: SeccompProfile, platform: _Platform) -> list[ArchName]:
@@ -410,15 +438,16 @@ def rules_for(profile: SeccompProfile, arch: str = "x86_64", caps: Iterable[str]
 def _action(name: str, errno_ret: int | None) -> int:
     if name in _ERRNO_ACTIONS:
         # runc's choice when a profile gives no errno.
-        return _ERRNO_ACTIONS[name](errno.EPERM if errno_ret is None else errno_ret)
-    return _FIXED_ACTIONS[name]
+        return getattr(_lib(), _ERRNO_ACTIONS[name])(errno.EPERM if errno_ret is None else errno_ret)
+    return getattr(_lib(), _FIXED_ACTIONS[name])
 
 
 def _condition_groups(rule: SyscallRule) -> list[list[pyseccomp.Arg]]:
     """The conditions to add a rule with. libseccomp takes one comparison per argument in a rule; runc
     splits a rule that compares one argument twice into one rule per comparison (any may match), and
     so does this."""
-    conditions = [pyseccomp.Arg(arg.index, _OPERATORS[arg.op], arg.value, arg.value_two) for arg in rule.args or ()]
+    lib = _lib()
+    conditions = [lib.Arg(arg.index, getattr(lib, _OPERATORS[arg.op]), arg.value, arg.value_two) for arg in rule.args or ()]
     indexes = [arg.index for arg in rule.args or ()]
     if len(set(indexes)) < len(indexes):
         return [[condition] for condition in conditions]
@@ -443,12 +472,12 @@ def compile_profile(profile: SeccompProfile, arch: str = "x86_64", caps: Iterabl
 
 def _compile(profile: SeccompProfile, platform: _Platform, caps: tuple[str, ...]) -> bytes:
     default = _action(profile.default_action, profile.default_errno_ret)
-    seccomp_filter = pyseccomp.SyscallFilter(default)
+    seccomp_filter = _lib().SyscallFilter(default)
     wanted = [_arch_token(arch) for arch in _filter_arches(profile, platform)]
     for token in wanted:
         if not seccomp_filter.exist_arch(token):
             seccomp_filter.add_arch(token)
-    native = pyseccomp.system_arch()
+    native = _lib().system_arch()
     if native not in wanted:
         seccomp_filter.remove_arch(native)
     for index, rule in _applicable(profile, platform, caps):

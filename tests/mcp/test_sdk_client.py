@@ -110,3 +110,40 @@ async def test_a_cancelled_call_kills_its_run():
             # The server goes on serving.
             assert (await session.call_tool("execute_code", {"code": "print('ok')"})).structured_content["stdout"] \
                 == "ok\n"
+
+
+async def test_with_docker_down_the_handshake_is_answered_and_calls_say_why():
+    """Docker's socket does not exist: the SDK still connects and lists the tools, and a call fails with
+    a tool error naming the socket and what to run, instead of the server exiting before initialize."""
+    import os
+
+    params = server()
+    params.env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent/isol8rt-test/docker.sock"}
+    with trio.fail_after(60):
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(read, write) as session:
+                assert (await session.initialize()).server_info.name == "isol8rt"
+                assert [tool.name for tool in (await session.list_tools()).tools] == ["execute_code"]
+                result = await session.call_tool("execute_code", {"code": "print(1)"})
+                assert result.is_error
+                message = result.content[0].text
+                assert "/nonexistent/isol8rt-test/docker.sock" in message and "isol8rt setup" in message
+                await session.send_ping()  # still serving
+
+
+@pytest.mark.docker
+async def test_a_long_call_reports_progress():
+    seen: list[tuple[float, str | None]] = []
+
+    async def progress(value: float, total: float | None, message: str | None) -> None:
+        seen.append((value, message))
+
+    async with stdio_client(server()) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            result = await session.call_tool("execute_code", {"code": "import time; time.sleep(2.5); print('done')"},
+                                             progress_callback=progress)
+            assert result.structured_content["stdout"] == "done\n"
+    assert seen, "no progress notification for a run of 2.5 s"
+    assert [value for value, _ in seen] == sorted(value for value, _ in seen)
+    assert all(message and message.startswith("execute_code: running for") for _, message in seen)

@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from isol8rt import DockerIsol8, ExecutionRequest, ExecutionResult, Isol8Options, SessionError
+from isol8rt import DockerIsol8, EngineUnavailable, ExecutionRequest, ExecutionResult, Isol8Options, SessionError
 from isol8rt.mcp import PROTOCOL_VERSIONS, Context, McpServer
 from isol8rt.mcp.jsonrpc import Lines
 
@@ -219,6 +219,54 @@ async def test_closing_stdin_cancels_what_runs(served):
     await peer.send_stream.aclose()
     with trio.fail_after(2):
         await engine.cancelled.wait()
+
+
+async def test_a_call_with_a_progress_token_reports_progress_until_it_ends(served, autojump_clock):
+    peer, engine, _ = await served()
+    await peer.initialize()
+    await peer.send({"jsonrpc": "2.0", "id": "long", "method": "tools/call",
+                     "params": {"name": "execute_code", "arguments": {"code": "hang"},
+                                "_meta": {"progressToken": "tok"}}})
+    notes = [await peer.receive() for _ in range(3)]  # the clock jumps while the run waits
+    assert [note["method"] for note in notes] == ["notifications/progress"] * 3
+    assert [note["params"]["progressToken"] for note in notes] == ["tok"] * 3
+    values = [note["params"]["progress"] for note in notes]
+    assert values == sorted(values) and len(set(values)) == 3
+    await peer.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "long"}})
+    await engine.cancelled.wait()
+    # No more progress once the call is over: the next message is the answer to the next request.
+    assert (await peer.request("ping"))["result"] == {}
+
+
+async def test_a_short_call_with_a_token_is_answered_without_progress(served, autojump_clock):
+    peer, _, _ = await served()
+    await peer.initialize()
+    answer = await peer.request("tools/call", {"name": "execute_code", "arguments": {"code": "quick"},
+                                               "_meta": {"progressToken": 7}})
+    assert answer["result"]["isError"] is False
+
+
+async def test_an_engine_that_cannot_start_fails_calls_not_the_session(nursery):
+    """Docker down: initialize and tools/list are answered; each call is a tool error with the engine's
+    message, and is tried again (Docker may have come up since)."""
+    attempts = []
+
+    async def start() -> None:
+        attempts.append(1)
+        raise EngineUnavailable("Docker is not running (no socket at /x.sock): run `isol8rt setup`")
+
+    server = McpServer(Context(engine=cast(DockerIsol8, FakeEngine()), persistent=False, max_timeout_ms=5000,
+                               start=start))
+    to_server_send, to_server_receive = trio.testing.memory_stream_one_way_pair()
+    to_client_send, to_client_receive = trio.testing.memory_stream_one_way_pair()
+    nursery.start_soon(server.serve, to_server_receive, to_client_send)
+    peer = Peer(to_server_send, to_client_receive)
+    assert "result" in await peer.initialize()
+    assert [tool["name"] for tool in (await peer.request("tools/list"))["result"]["tools"]] == ["execute_code"]
+    for _ in range(2):
+        result = await peer.call("execute_code", {"code": "print(1)"})
+        assert result["isError"] is True and "isol8rt setup" in result["content"][0]["text"]
+    assert len(attempts) == 2
 
 
 def test_lines_split_and_keep_the_rest():

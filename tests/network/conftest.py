@@ -11,6 +11,7 @@ import subprocess
 import threading
 
 import pytest
+from pyroute2 import IPRoute
 
 from isol8rt import DockerIsol8, Isol8Options, NetworkFilter
 
@@ -18,11 +19,12 @@ from ..conftest import needs_docker
 
 
 def bridge_gateway() -> str:
-    """The host's address on Docker's default bridge (docker0), which containers on it can reach."""
-    output = subprocess.run(["ip", "-4", "-o", "addr", "show", "docker0"], capture_output=True, text=True).stdout
-    for field in output.split():
-        if "/" in field and field[0].isdigit():
-            return field.split("/")[0]
+    """The host's address on Docker's default bridge (docker0), which containers on it can reach: asked of
+    the kernel over netlink (pyroute2), not read from `ip`'s text output (nor is iproute2 needed)."""
+    with IPRoute() as netlink:
+        for index in netlink.link_lookup(ifname="docker0"):
+            for address in netlink.get_addr(index=index, family=socket.AF_INET):
+                return str(address.get_attr("IFA_ADDRESS"))
     pytest.fail("no docker0 bridge address: is dockerd running with its default bridge?")
 
 
