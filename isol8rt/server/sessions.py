@@ -25,7 +25,7 @@ import trio
 
 from ..engine import DockerIsol8
 from ..engine.spec import parse_size
-from ..errors import InvalidRequest, SessionError
+from ..errors import InvalidRequest, Isol8Error, SessionError
 from ..types import SessionInfo
 from .engines import EngineSet
 
@@ -41,7 +41,7 @@ class TooManySessions(SessionError):
 
 
 class Record:
-    __slots__ = ("owner", "id", "engine_sid", "engine", "options_key", "last_used", "busy", "memory")
+    __slots__ = ("owner", "id", "engine_sid", "engine", "options_key", "last_used", "busy", "running", "memory")
 
     def __init__(self, owner: str, session_id: str, engine: DockerIsol8, options_key: bytes) -> None:
         self.owner = owner
@@ -50,9 +50,17 @@ class Record:
         self.engine = engine
         self.options_key = options_key
         self.last_used = trio.current_time()
+        #: Requests using it now (runs and file transfers): it is not pruned meanwhile.
         self.busy = 0
+        #: Runs executing in it now: what ``isActive`` says, as the reference means it.
+        self.running = 0
         #: What its container may hold: its memory limit (its /sandbox is a tmpfs charged to it).
         self.memory = parse_size("memoryLimit", engine.options.memory_limit)
+
+
+def _utc_z(stamp: str) -> str:
+    """``2025-06-15T12:34:56.789+00:00`` as the reference writes it: ``2025-06-15T12:34:56.789Z``."""
+    return stamp[:-6] + "Z" if stamp.endswith("+00:00") else stamp
 
 
 def check_id(session_id: object) -> str:
@@ -102,14 +110,17 @@ class SessionRegistry:
         return record
 
     @contextlib.asynccontextmanager
-    async def use(self, record: Record) -> AsyncIterator[Record]:
-        """Mark ``record`` in use (it is not pruned meanwhile) for the body of the ``with``."""
+    async def use(self, record: Record, *, run: bool = False) -> AsyncIterator[Record]:
+        """Mark ``record`` in use (it is not pruned meanwhile) for the body of the ``with``; ``run``: by a
+        run (the session is active meanwhile)."""
         record.busy += 1
+        record.running += run
         record.last_used = trio.current_time()
         try:
             yield record
         finally:
             record.busy -= 1
+            record.running -= run
             record.last_used = trio.current_time()
 
     def list(self, owner: str) -> list[SessionInfo]:
@@ -121,7 +132,10 @@ class SessionRegistry:
         for record in records:
             info = infos.get(record.engine_sid)
             if info is not None:
-                out.append(msgspec.structs.replace(info, id=record.id))
+                # isActive: a run is executing in it now (the engine's own says its container is up).
+                # The time in the reference's form, UTC with a Z.
+                out.append(msgspec.structs.replace(info, id=record.id, is_active=record.running > 0,
+                                                   last_accessed_at=_utc_z(info.last_accessed_at)))
         return out
 
     async def close(self, owner: str, session_id: str) -> bool:
@@ -147,12 +161,18 @@ class SessionRegistry:
                 await self._close(record)
         return len(stale)
 
-    async def close_all(self) -> int:
+    async def close_all(self) -> tuple[int, list[str]]:
+        """Close every session: how many were closed, and why each one that failed did."""
         records = list(self._records.values())
         self._records.clear()
+        closed, errors = 0, []
         for record in records:
-            await self._close(record)
-        return len(records)
+            try:
+                await self._close(record)
+                closed += 1
+            except Isol8Error as exc:  # reported; the others are still closed
+                errors.append(f"{record.id}: {exc}")
+        return closed, errors
 
     def __len__(self) -> int:
         return len(self._records)

@@ -23,7 +23,7 @@ async def test_key_lifecycle(live, tmp_path):
     created = await make_key(live, "ci", tenantId="acme")
     assert set(created) == {"id", "key", "name", "keyPrefix", "tenantId", "expiresAt"}
     assert created["key"].startswith(created["keyPrefix"]) and created["tenantId"] == "acme"
-    assert created["expiresAt"] is None
+    assert created["expiresAt"].endswith("Z")  # the reference's default lifetime: 24 hours
 
     listed = (await live.request("GET", "/auth/keys")).json()["keys"]
     assert [k["id"] for k in listed] == [created["id"]]
@@ -35,7 +35,7 @@ async def test_key_lifecycle(live, tmp_path):
     assert created["key"].encode() not in (tmp_path / "keys.db").read_bytes()
 
     assert (await live.request("GET", "/sessions", key=created["key"])).status == 200
-    assert (await live.request("DELETE", f"/auth/keys/{created['id']}")).json() == {"ok": True}
+    assert (await live.request("DELETE", f"/auth/keys/{created['id']}")).json() == {"ok": True, "id": created["id"]}
     revoked = await live.request("GET", "/sessions", key=created["key"])
     assert (revoked.status, revoked.json()) == (403, {"error": "Invalid API key", "kind": "forbidden"})
     assert (await live.request("DELETE", f"/auth/keys/{created['id']}")).status == 404
@@ -60,8 +60,8 @@ async def test_only_the_master_key_manages_keys_and_cleans_up(live):
 
 
 async def test_sessions_are_invisible_to_other_keys(live):
-    alice = (await make_key(live, "alice"))["key"]
-    bob = (await make_key(live, "bob"))["key"]
+    alice = (await make_key(live, "alice", tenantId="alice"))["key"]
+    bob = (await make_key(live, "bob", tenantId="bob"))["key"]
     async with live.client(alice, session_id="shared-name") as a:
         await a.execute(ExecutionRequest(code="secret = 'alice'"))
         await a.put_file("/sandbox/alice.txt", "alice's file")
@@ -70,10 +70,11 @@ async def test_sessions_are_invisible_to_other_keys(live):
         for method, path, body in (
             ("GET", "/file?sessionId=shared-name&path=/sandbox/alice.txt", None),
             ("POST", "/file", {"sessionId": "shared-name", "path": "x.txt", "content": "AA=="}),
-            ("DELETE", "/session/shared-name", None),
         ):
             answer = await live.request(method, path, body, key=bob)
             assert (answer.status, answer.json()) == (404, {"error": "Session not found", "kind": "session_not_found"})
+        deleted = await live.request("DELETE", "/session/shared-name", key=bob)  # "ok", and nothing removed
+        assert deleted.json() == {"ok": True, "removed": False}
         # Bob's session of the same name is his own.
         async with live.client(bob, session_id="shared-name") as b:
             result = await b.execute(ExecutionRequest(code="print(globals().get('secret'))"))
@@ -96,10 +97,12 @@ async def test_cleanup_ends_every_session(live):
     key = (await make_key(live))["key"]
     await live.request("POST", "/execute", {"request": {"code": "1"}, "sessionId": "a"}, key=key)
     await live.request("POST", "/execute", {"request": {"code": "1"}, "sessionId": "b"})
-    answer = await live.request("POST", "/cleanup", b"")
+    # images: false, always, in tests: the default (true, as the reference) removes the sandbox images.
+    answer = await live.request("POST", "/cleanup", {"images": False})
     assert answer.status == 200
     body = answer.json()
-    assert body["ok"] is True and body["sessions"] == 2 and body["containers"] >= 2 and "images" not in body
+    assert body["ok"] is True and body["sessions"] == {"removed": 2, "failed": 0, "errors": []}
+    assert body["containers"]["removed"] >= 2 and body["containers"]["failed"] == 0 and "images" not in body
     assert (await live.request("GET", "/sessions", key=key)).json() == {"sessions": []}
 
 
