@@ -16,6 +16,7 @@ limits), and a number for the whole server. A new session past any of them is re
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import uuid
 from typing import AsyncIterator
@@ -27,6 +28,7 @@ from ..engine import DockerIsol8
 from ..engine.spec import parse_size
 from ..errors import InvalidRequest, Isol8Error, SessionError
 from ..types import SessionInfo
+from ..wire.api import utc_z
 from .engines import EngineSet
 
 MAX_ID_CHARS = 256
@@ -56,11 +58,6 @@ class Record:
         self.running = 0
         #: What its container may hold: its memory limit (its /sandbox is a tmpfs charged to it).
         self.memory = parse_size("memoryLimit", engine.options.memory_limit)
-
-
-def _utc_z(stamp: str) -> str:
-    """``2025-06-15T12:34:56.789+00:00`` as the reference writes it: ``2025-06-15T12:34:56.789Z``."""
-    return stamp[:-6] + "Z" if stamp.endswith("+00:00") else stamp
 
 
 def check_id(session_id: object) -> str:
@@ -135,7 +132,7 @@ class SessionRegistry:
                 # isActive: a run is executing in it now (the engine's own says its container is up).
                 # The time in the reference's form, UTC with a Z.
                 out.append(msgspec.structs.replace(info, id=record.id, is_active=record.running > 0,
-                                                   last_accessed_at=_utc_z(info.last_accessed_at)))
+                                                   last_accessed_at=utc_z(info.last_accessed_at)))
         return out
 
     async def close(self, owner: str, session_id: str) -> bool:
@@ -161,7 +158,7 @@ class SessionRegistry:
                 await self._close(record)
         return len(stale)
 
-    async def close_all(self) -> tuple[int, list[str]]:
+    async def close_all(self) -> tuple[int, builtins.list[str]]:  # (list: the method above)
         """Close every session: how many were closed, and why each one that failed did."""
         records = list(self._records.values())
         self._records.clear()

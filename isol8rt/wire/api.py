@@ -174,6 +174,12 @@ WS_TYPES = ("execute", "stdin", "signal")
 
 encode = msgspec.json.Encoder().encode
 
+
+def utc_z(stamp: str) -> str:
+    """A UTC time as the reference writes it (JavaScript's toISOString): ``...T12:34:56.789Z``, not
+    ``...+00:00``."""
+    return stamp[:-6] + "Z" if stamp.endswith("+00:00") else stamp
+
 decode_execute = msgspec.json.Decoder(ExecuteBody).decode
 decode_file_upload = msgspec.json.Decoder(FileUpload).decode
 decode_cleanup = msgspec.json.Decoder(CleanupRequest).decode

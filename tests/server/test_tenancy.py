@@ -102,7 +102,8 @@ async def test_cleanup_ends_every_session(live):
     assert answer.status == 200
     body = answer.json()
     assert body["ok"] is True and body["sessions"] == {"removed": 2, "failed": 0, "errors": []}
-    assert body["containers"]["removed"] >= 2 and body["containers"]["failed"] == 0 and "images" not in body
+    # The sessions' containers are counted as sessions; containers are the rest (the warm pool's).
+    assert body["containers"]["failed"] == 0 and body["containers"]["errors"] == [] and "images" not in body
     assert (await live.request("GET", "/sessions", key=key)).json() == {"sessions": []}
 
 
@@ -116,8 +117,17 @@ async def test_rate_limit_answers_429_with_retry_after(start_server):
     assert (await live.request("GET", "/health")).status == 200  # health is never limited
 
 
-async def test_concurrency_limit_answers_429(start_server):
-    live = await start_server(key_concurrency=1)
+async def in_flight(live, key_id: str = "master", count: int = 1) -> None:
+    """Until ``key_id`` has ``count`` requests in flight on the server."""
+    with trio.fail_after(20):
+        while live.server.app.limits._in_flight.get(key_id, 0) < count:
+            await trio.sleep(0.01)
+
+
+async def test_past_the_key_s_places_requests_wait_their_turn(start_server):
+    """One place per key and a queue of one: the second request waits for the first, then runs (as the
+    reference's queue would have it); a third, past the queue, is 429 with Retry-After."""
+    live = await start_server(key_concurrency=1, queue_depth=1)
     slow = {"request": {"code": "import time; time.sleep(1.5)"}}
     answers = []
 
@@ -126,12 +136,32 @@ async def test_concurrency_limit_answers_429(start_server):
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(run)
-        await trio.sleep(0.5)
+        await in_flight(live)
+        nursery.start_soon(run)
+        with trio.fail_after(20):
+            while live.server.app.limits.waiting("master") < 1:
+                await trio.sleep(0.01)
         blocked = await live.request("POST", "/execute", slow)
-    assert blocked.status == 429 and blocked.headers[b"retry-after"] == b"1"
-    assert answers[0].status == 200
+        assert blocked.status == 429 and blocked.headers[b"retry-after"] == b"1"
+        assert "Too many concurrent requests" in blocked.json()["error"]
+    assert [a.status for a in answers] == [200, 200]
     other = await live.request("GET", "/sessions", key=MASTER)
     assert other.status == 200
+
+
+async def test_no_queue_answers_429_at_once(start_server):
+    live = await start_server(key_concurrency=1, queue_depth=0)
+    answers = []
+
+    async def run():
+        answers.append(await live.request("POST", "/execute", {"request": {"code": "import time; time.sleep(1.5)"}}))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run)
+        await in_flight(live)
+        blocked = await live.request("POST", "/execute", {"request": {"code": "1"}})
+    assert blocked.status == 429 and blocked.headers[b"retry-after"] == b"1"
+    assert answers[0].status == 200
 
 
 async def test_idle_sessions_are_pruned(start_server):
