@@ -139,7 +139,7 @@ BUDGETS: tuple[Budget, ...] = (
     Budget("connections from one client address (more: 429, closed)", "max_connections_per_address",
            "--max-connections-per-address", "count"),
     Budget("a request's head, from its first byte (then 408)", "header_timeout_s", "--header-timeout", "s"),
-    Budget("a request's body, once its key is checked (then 408)", "body_timeout_s", "--body-timeout", "s"),
+    Budget("a request's body, once its key is checked and its turn has come (then 408)", "body_timeout_s", "--body-timeout", "s"),
     Budget("an idle keep-alive connection", "keepalive_s", "--keepalive", "s"),
     Budget("a send that makes no progress: SSE, WebSocket or any answer (the run is ended)", "send_timeout_s",
            "--send-timeout", "s"),
