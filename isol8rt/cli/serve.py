@@ -75,8 +75,11 @@ def register(subparsers) -> None:
     server.add_argument("--rate-limit", type=float, default=0, metavar="R",
                         help="requests per second per key (default 0: unlimited)")
     server.add_argument("--key-concurrency", type=int, default=16, metavar="N",
-                        help="requests in flight per key, waiting ones included; more get 429 (default 16; 0: "
-                        "unlimited)")
+                        help="requests in flight per key; more wait in the key's queue (default 16; 0: unlimited)")
+    server.add_argument("--queue-depth", type=int, default=64, metavar="N",
+                        help="requests one key may have waiting for a turn; more get 429 (default 64)")
+    server.add_argument("--queue-wait", type=float, default=120, metavar="S",
+                        help="longest wait for a turn, then 429 (default 120 s; 0: no bound)")
     server.add_argument("--key-runs", type=int, metavar="N",
                         help="runs one key may have executing at once; more wait (default: 3/4 of "
                         "--max-concurrent; all of it with --no-auth)")
@@ -162,6 +165,7 @@ def _config(args):
         host=args.host, port=resolve_port(args.port), api_key=args.key or os.environ.get("ISOL8_API_KEY") or None,
         open_access=args.no_auth, options=options, prewarm=prewarm, max_body=args.max_body,
         rate_limit=args.rate_limit, key_concurrency=args.key_concurrency, key_runs=args.key_runs,
+        queue_depth=args.queue_depth, queue_wait_s=args.queue_wait,
         session_ttl_s=args.session_ttl,
         keys_db=None if args.no_keys_db else Path(args.keys_db) if args.keys_db else default_path(),
         max_connections=args.max_connections, max_connections_per_address=args.max_connections_per_address,

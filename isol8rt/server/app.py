@@ -14,7 +14,10 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import contextvars
 import logging
+import math
+import time
 from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
 import msgspec
@@ -33,7 +36,7 @@ from ._http_server import HTTPError, Request
 from .auth import Authenticator, Principal
 from .engines import EngineSet
 from .keys import KeyStore, iso
-from .limits import KeyLimits, Limited
+from .limits import KeyLimits, Limited, Ticket
 from .origins import BrowserGuard
 from .policy import OptionsPolicy, PolicyViolation, options_key
 from .sessions import SessionRegistry, check_id
@@ -43,6 +46,10 @@ log = logging.getLogger("isol8rt.server")
 
 #: Longest key name or tenant id accepted.
 MAX_NAME = 200
+#: Longest key lifetime accepted.
+MAX_TTL_MS = 100 * 365 * 86400 * 1000
+#: A key's lifetime when it is made without a ttlMs: the reference's (24 hours).
+DEFAULT_KEY_TTL_MS = 86_400_000
 
 
 class ClientGone(Exception):
@@ -101,23 +108,34 @@ def _json_body(decode: Callable[[bytes], Any], body: bytes) -> Any:
 
 class Call:
     """A request :meth:`App.admit` let in: its handler, its caller, and (once the connection has read
-    it) the request with its body."""
+    it) the request with its body. ``ticket``: its place in its key's queue while it waits for a turn
+    (:meth:`App.wait_turn`); ``holding``: it holds one of its key's places (:meth:`App.release`)."""
 
-    __slots__ = ("handler", "argument", "principal", "request")
+    __slots__ = ("handler", "argument", "principal", "request", "ticket", "holding", "deadline")
 
     def __init__(self, handler: Callable, argument: str | None, principal: Principal | None,
-                 request: Request) -> None:
+                 request: Request, ticket: Ticket | None = None, deadline: float = math.inf) -> None:
         self.handler = handler
         self.argument = argument
         self.principal = principal
         self.request = request
+        self.ticket = ticket
+        self.holding = principal is not None and ticket is None
+        #: When its wait for a turn (in the queue, then for a run slot) ends in a 429.
+        self.deadline = deadline
+
+
+#: The deadline of the request being handled (see Call.deadline), for the run slot it may wait for.
+_DEADLINE: contextvars.ContextVar[float] = contextvars.ContextVar("isol8rt_server_deadline", default=math.inf)
 
 
 class App:
     def __init__(self, *, options: Isol8Options, auth: Authenticator, engines: EngineSet, sessions: SessionRegistry,
                  limits: KeyLimits, slots: RunSlots, guard: BrowserGuard | None = None,
                  keys: KeyStore | None = None, cleanup: Callable[[], Awaitable[int]] | None = None,
-                 ws_idle_s: float = 30.0) -> None:
+                 ws_idle_s: float = 30.0, key_ttl_ms: int = DEFAULT_KEY_TTL_MS,
+                 remove_images: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+                 default_tenant: str | None = api.DEFAULT_TENANT) -> None:
         self.policy = OptionsPolicy(options)
         self.auth = auth
         self.engines = engines
@@ -127,6 +145,12 @@ class App:
         self.guard = guard or BrowserGuard(open_access=auth.open_access)
         self.keys = keys
         self.ws_idle_s = ws_idle_s
+        #: The lifetime of a key made without a ttlMs (0: forever).
+        self.key_ttl_ms = key_ttl_ms
+        #: The tenant of a key made without one (None: it stands alone).
+        self.default_tenant = default_tenant
+        #: What ``POST /cleanup`` removes images with (tests stand in for Docker here).
+        self._remove_images = remove_images or DockerIsol8.cleanup_images
         #: Removes containers left by dead servers; ``POST /cleanup`` runs it too.
         self._sweep = cleanup
         self._routes: dict[str, dict[str, Callable]] = {
@@ -137,6 +161,7 @@ class App:
             "/sessions": {"GET": self.list_sessions},
             "/cleanup": {"POST": self.cleanup},
             "/auth/keys": {"POST": self.create_key, "GET": self.list_keys},
+            "/auth/login": {"POST": self.login},
         }
         self._prefixed = (("/session/", {"DELETE": self.delete_session}),
                           ("/auth/keys/", {"DELETE": self.revoke_key}))
@@ -164,11 +189,22 @@ class App:
             raise _not_allowed(method, tuple(handlers))
         self.guard.check(head.header(b"origin"), head.header(b"host"))
         principal = self.auth.authenticate(head.header(b"authorization"))
-        self.limits.enter(principal.id)
-        return Call(handler, argument, principal, head)
+        deadline = self.limits.deadline()
+        ticket = self.limits.enter(principal.id)
+        return Call(handler, argument, principal, head, ticket, deadline)
+
+    async def wait_turn(self, call: Call) -> None:
+        """Wait, if the call is queued, until its key has a place for it (its body is read after this);
+        raises :class:`Limited` when the wait runs out, and then holds nothing."""
+        if call.ticket is not None:
+            assert call.principal is not None  # only a caller's requests are queued
+            await self.limits.wait(call.principal.id, call.ticket)
+            call.ticket, call.holding = None, True
 
     def release(self, call: Call) -> None:
-        if call.principal is not None:
+        if call.holding:
+            assert call.principal is not None
+            call.holding = False
             self.limits.leave(call.principal.id)
 
     async def refuse(self, exc: BaseException, exchange: Exchange) -> None:
@@ -184,6 +220,7 @@ class App:
                 return await call.handler(call.request, exchange)
             # Who the runs of this request are for, for the audit log (read in this task by the engine).
             audit.CALLER.set(principal.caller)
+            _DEADLINE.set(call.deadline)
             if call.argument is None:
                 await call.handler(call.request, exchange, principal)
             else:
@@ -200,6 +237,11 @@ class App:
         await exchange.respond(200, openapi.document())
 
     # ------------------------------------------------------------------------------------ runs
+
+    def _slot(self, principal: Principal, deadline: float | None = None):
+        """One of the run slots, waited for until the request's deadline at the latest (then 429)."""
+        return self.slots.hold(principal.id, _DEADLINE.get() if deadline is None else deadline,
+                               self.limits.queue_wait_s)
 
     def _prepare(self, request: ExecutionRequest, raw_options: dict | None) -> Isol8Options:
         decision = self.policy.effective(raw_options)
@@ -223,14 +265,14 @@ class App:
                 record = self.sessions.get_or_create(principal.owner, session_id, engine, key)
         else:
             self.sessions.get_or_create(principal.owner, session_id, record.engine, key)
-        async with self.sessions.use(record):
+        async with self.sessions.use(record, run=True):
             yield record.engine, record.engine_sid
 
     async def execute(self, request: Request, exchange: Exchange, principal: Principal) -> None:
         body = _json_body(api.decode_execute, request.body)
         options = self._prepare(body.request, body.options)
         # The slot is held until the answer is sent: what the run brought back counts against it.
-        async with self.slots.hold(principal.id):
+        async with self._slot(principal):
             if body.session_id is None:
                 # The hot path, without _engine()'s two context managers (about a tenth of what the server
                 # spends on a request of its own).
@@ -250,7 +292,7 @@ class App:
         # Refuse a bad request with a 400 before the 200 of the event stream goes out (the plan is the
         # engine's own validation: pure, no I/O).
         plan_execution(body.request, options, session=body.session_id is not None)
-        async with self.slots.hold(principal.id):
+        async with self._slot(principal):
             async with self._engine(principal, options, body.session_id) as (engine, session_id):
                 await exchange.start_stream(200, sse.CONTENT_TYPE, sse.HEADERS)
                 events = _events(engine, body.request, session_id, principal.owner)
@@ -283,7 +325,7 @@ class App:
         except (binascii.Error, ValueError):
             raise InvalidRequest("content: not valid base64") from None
         record = self._session(principal, body.session_id)
-        async with self.slots.hold(principal.id), self.sessions.use(record):
+        async with self._slot(principal), self.sessions.use(record):
             await record.engine.put_file(body.path, data, session_id=record.engine_sid)
         await exchange.respond(200, api.OK)
 
@@ -292,7 +334,7 @@ class App:
         if not session_id or not path:
             raise HTTPError(400, "Missing sessionId or path")
         record = self._session(principal, session_id)
-        async with self.slots.hold(principal.id):
+        async with self._slot(principal):
             async with self.sessions.use(record):
                 data = await record.engine.get_file(path, session_id=record.engine_sid)
             # Base64 a slice at a time, straight to the client: the file is the only whole copy held.
@@ -304,22 +346,33 @@ class App:
         await exchange.respond(200, api.encode(api.SessionsBody(sessions=self.sessions.list(principal.owner))))
 
     async def delete_session(self, request: Request, exchange: Exchange, principal: Principal, session_id: str) -> None:
-        if not await self.sessions.close(principal.owner, session_id):
-            raise HTTPError(404, "Session not found", kind=errors.SESSION_NOT_FOUND)
-        await exchange.respond(200, api.OK)
+        # {"ok": true} for a session that is not (or no longer) there too, as the reference answers: the
+        # caller wants it gone, and it is. (Another key's session is left alone: to this key it does not
+        # exist.)
+        removed = await self.sessions.close(principal.owner, session_id)
+        await exchange.respond(200, api.encode(api.SessionDeleted(ok=True, removed=removed)))
 
     async def cleanup(self, request: Request, exchange: Exchange, principal: Principal) -> None:
         _master(principal)
+        # As the reference: images too unless the body says {"images": false} (an empty body is {}).
         body = _json_body(api.decode_cleanup, request.body) if request.body.strip() else api.CleanupRequest()
+        removed, errors_ = await self.sessions.close_all()
+        sessions = api.CleanupReport(removed=removed, failed=len(errors_), errors=errors_)
         before = set(self.engines.containers)
-        sessions = await self.sessions.close_all()
-        await self.engines.prune(force=True)
-        containers = len(before - set(self.engines.containers))
-        if self._sweep is not None:
-            containers += await self._sweep()
+        containers = api.CleanupReport()
+        try:
+            await self.engines.prune(force=True)
+            if self._sweep is not None:
+                containers.removed += await self._sweep()
+        except Isol8Error as exc:  # reported, as the reference does, rather than failing the request
+            containers.failed += 1
+            containers.errors.append(str(exc))
+        containers.removed += len(before - set(self.engines.containers))
         images = None
         if body.images:
-            images = (await DockerIsol8.cleanup_images())["removed"]
+            report = await self._remove_images()
+            images = api.CleanupReport(removed=report["removed"], failed=report["failed"],
+                                       errors=list(report["errors"]))
         answer = api.CleanupBody(ok=True, sessions=sessions, containers=containers, images=images)
         await exchange.respond(200, api.encode(answer))
 
@@ -331,30 +384,54 @@ class App:
             raise HTTPError(404, "API key management is not enabled on this server")
         return self.keys
 
+    def _new_key_fields(self, tenant_id: str | None, ttl_ms: int | None) -> tuple[str | None, int | None]:
+        """The tenant and lifetime of a new key: the reference's defaults when the client names none
+        (tenant "default", the server's key TTL)."""
+        if tenant_id is not None and (not tenant_id or len(tenant_id) > MAX_NAME):
+            raise InvalidRequest(f"tenantId: must be a non-empty string of at most {MAX_NAME} characters")
+        if ttl_ms is not None and not 0 < ttl_ms <= MAX_TTL_MS:
+            raise InvalidRequest("ttlMs: must be a positive number of milliseconds (at most 100 years)")
+        if ttl_ms is None:
+            ttl_ms = self.key_ttl_ms or None  # 0: keys made without a ttlMs never expire
+        return tenant_id if tenant_id is not None else self.default_tenant, ttl_ms
+
     async def create_key(self, request: Request, exchange: Exchange, principal: Principal) -> None:
         store = self._store(principal)
         body = _json_body(api.decode_key_create, request.body)
         if not body.name.strip() or len(body.name) > MAX_NAME:
             raise InvalidRequest(f"name: must be a non-empty string of at most {MAX_NAME} characters")
-        if body.tenant_id is not None and (not body.tenant_id or len(body.tenant_id) > MAX_NAME):
-            raise InvalidRequest(f"tenantId: must be a non-empty string of at most {MAX_NAME} characters")
-        if body.ttl_ms is not None and not 0 < body.ttl_ms <= 100 * 365 * 86400 * 1000:
-            raise InvalidRequest("ttlMs: must be a positive number of milliseconds (at most 100 years)")
-        record, key = await store.create(body.name, body.tenant_id, body.ttl_ms)
+        tenant_id, ttl_ms = self._new_key_fields(body.tenant_id, body.ttl_ms)
+        record, key = await store.create(body.name, tenant_id, ttl_ms)
         created = api.KeyCreated(id=record.id, key=key, name=record.name, key_prefix=record.key_prefix,
                                    tenant_id=record.tenant_id, expires_at=iso(record.expires_at))
         await exchange.respond(201, api.encode(created))
 
+    async def login(self, request: Request, exchange: Exchange, principal: Principal) -> None:
+        """The reference's ``POST /auth/login``: the master key buys a short-lived key (a key like any
+        other: listed, revocable, no master rights)."""
+        store = self._store(principal)
+        body = _json_body(api.decode_login, request.body) if request.body.strip() else api.LoginRequest()
+        name = body.name if body.name is not None else f"login-{iso(time.time())}"
+        if not name.strip() or len(name) > MAX_NAME:
+            raise InvalidRequest(f"name: must be a non-empty string of at most {MAX_NAME} characters")
+        tenant_id, ttl_ms = self._new_key_fields(body.tenant_id, body.ttl_ms)
+        record, key = await store.create(name, tenant_id, ttl_ms)
+        answer = api.LoginBody(token=key, expires_at=iso(record.expires_at), key_id=record.id)
+        await exchange.respond(200, api.encode(answer))
+
     async def list_keys(self, request: Request, exchange: Exchange, principal: Principal) -> None:
         store = self._store(principal)
+        tenant_id = request.query.get("tenantId") or None  # absent or empty: every tenant
         keys = [api.KeyInfo(id=r.id, name=r.name, key_prefix=r.key_prefix, tenant_id=r.tenant_id,
-                              created_at=iso(r.created_at), expires_at=iso(r.expires_at)) for r in store.records()]
+                              created_at=iso(r.created_at), expires_at=iso(r.expires_at),
+                              last_used_at=iso(store.last_used(r.id)))
+                for r in reversed(store.records()) if tenant_id is None or r.tenant_id == tenant_id]
         await exchange.respond(200, api.encode(api.KeysBody(keys=keys)))
 
     async def revoke_key(self, request: Request, exchange: Exchange, principal: Principal, key_id: str) -> None:
         if not await self._store(principal).revoke(key_id):
             raise HTTPError(404, "API key not found")
-        await exchange.respond(200, api.OK)
+        await exchange.respond(200, api.encode(api.KeyRevoked(ok=True, id=key_id)))
 
 
 _HEALTH = api.encode(api.HealthBody(status="ok", version=__version__))
@@ -456,7 +533,7 @@ class _WsRun:
         try:
             options = app._prepare(message.request, message.options)
             plan_execution(message.request, options, session=message.session_id is not None)
-            async with app.slots.hold(self.principal.id), \
+            async with app._slot(self.principal, app.limits.deadline()), \
                     app._engine(self.principal, options, message.session_id) as (engine, session_id):
                 self.control = RunControl()
                 async with trio.open_nursery() as nursery:

@@ -67,5 +67,7 @@ class Authenticator:
             raise AuthError(403, "Invalid API key")
         if record.expired():
             raise AuthError(403, "API key expired")
+        assert self._store is not None  # the record came from it
+        self._store.touch(record.id)
         owner = f"tenant:{record.tenant_id}" if record.tenant_id else f"key:{record.id}"
         return Principal(id=record.id, owner=owner, tenant_id=record.tenant_id)

@@ -79,6 +79,9 @@ class KeyStore:
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._by_hash: dict[bytes, KeyRecord] = {}
+        #: When each key last authenticated a request, since this process opened the store (kept in
+        #: memory only: a write per request is not worth a listing's column).
+        self._last_used: dict[str, float] = {}
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -109,6 +112,13 @@ class KeyStore:
             return record
         return None
 
+    def touch(self, key_id: str) -> None:
+        """``key_id`` has just authenticated a request."""
+        self._last_used[key_id] = time.time()
+
+    def last_used(self, key_id: str) -> float | None:
+        return self._last_used.get(key_id)
+
     def records(self) -> list[KeyRecord]:
         return sorted(self._by_hash.values(), key=lambda record: record.created_at)
 
@@ -134,6 +144,7 @@ class KeyStore:
             return False
         # Out of memory first: from this moment on the key authenticates nothing.
         del self._by_hash[record.key_hash]
+        self._last_used.pop(key_id, None)
         await self._write("UPDATE api_keys SET revoked_at = ? WHERE id = ?", (time.time(), key_id))
         return True
 

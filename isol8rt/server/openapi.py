@@ -39,7 +39,8 @@ def document() -> bytes:
     """The document, encoded once."""
     types = [api.ExecuteBody, errors.ErrorBody, api.OkBody, api.HealthBody, api.FileUpload,
              api.FileContent, api.SessionsBody, api.CleanupRequest, api.CleanupBody, api.KeyCreate,
-             api.KeyCreated, api.KeysBody, ExecutionResult, Isol8Options, StreamEvent, api.WsExecute,
+             api.KeyCreated, api.KeysBody, api.KeyRevoked, api.SessionDeleted, api.LoginRequest, api.LoginBody,
+             ExecutionResult, Isol8Options, StreamEvent, api.WsExecute,
              api.WsStdin, api.WsSignal]
     _, components = msgspec.json.schema_components(types, ref_template=_REF)
     # Options stay raw JSON in the envelope (the policy needs to see which ones a client wrote), but
@@ -89,21 +90,27 @@ def document() -> bytes:
                         "responses": _answers("FileContent")}},
             "/sessions": {"get": {"summary": "This key's sessions", "responses": _answers("SessionsBody")}},
             "/session/{id}": {"delete": {
-                "summary": "End a session and remove its container",
+                "summary": "End a session and remove its container (ok also when there is none)",
                 "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": _answers("OkBody")}},
-            "/cleanup": {"post": {"summary": "Master key: end every session, remove orphaned containers",
+                "responses": _answers("SessionDeleted")}},
+            "/cleanup": {"post": {"summary": "Master key: end every session, remove orphaned containers and "
+                                             "(unless images is false) the sandbox images",
                                   "requestBody": _body("CleanupRequest", required=False),
                                   "responses": _answers("CleanupBody")}},
             "/auth/keys": {
                 "post": {"summary": "Master key: create an API key", "requestBody": _body("KeyCreate"),
                          "responses": _answers("KeyCreated", "201", "Created")},
-                "get": {"summary": "Master key: list API keys (never the keys)",
+                "get": {"summary": "Master key: list API keys (never the keys), newest first",
+                        "parameters": [{"name": "tenantId", "in": "query", "required": False,
+                                        "schema": {"type": "string"}}],
                         "responses": _answers("KeysBody")}},
+            "/auth/login": {"post": {"summary": "Master key: a short-lived API key (token)",
+                                     "requestBody": _body("LoginRequest", required=False),
+                                     "responses": _answers("LoginBody")}},
             "/auth/keys/{id}": {"delete": {
                 "summary": "Master key: revoke an API key",
                 "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": _answers("OkBody")}},
+                "responses": _answers("KeyRevoked")}},
         },
     }
     return msgspec.json.encode(doc)

@@ -12,7 +12,7 @@ from typing import Iterator
 import msgspec
 
 from ..types import ExecutionResult
-from ..wire.api import encode
+from ..wire.api import encode, utc_z
 
 
 #: Raw bytes base64-encoded per piece: a multiple of 3 (no padding until the end), 64 KiB of text.
@@ -47,7 +47,11 @@ def _files_pieces(head: bytes, files: dict[str, bytes]) -> Iterator[bytes]:
 
 
 def encode_result(result: ExecutionResult) -> bytes | Pieces:
-    """A result's JSON: whole bytes, or :class:`Pieces` when it carries files."""
+    """A result's JSON: whole bytes, or :class:`Pieces` when it carries files. Its timestamp is written
+    as the reference writes it (a Z, not +00:00)."""
+    stamp = utc_z(result.timestamp)
+    if stamp is not result.timestamp:
+        result = msgspec.structs.replace(result, timestamp=stamp)
     if not result.files:
         return encode(result)
     files = result.files

@@ -81,12 +81,15 @@ class Server:
             auth=Authenticator(config.api_key, self.keys, open_access=config.open_access),
             engines=self.engines,
             sessions=self.sessions,
-            limits=KeyLimits(rate=config.rate_limit, concurrency=config.key_concurrency),
+            limits=KeyLimits(rate=config.rate_limit, concurrency=config.key_concurrency,
+                             queue_depth=config.queue_depth, queue_wait_s=config.queue_wait_s),
             slots=RunSlots(max(1, options.max_concurrent), key_runs(config)),
             guard=BrowserGuard(config.allowed_origins, config.allowed_hosts, open_access=config.open_access),
             keys=self.keys,
             cleanup=self._sweep,
             ws_idle_s=config.ws_idle_s,
+            key_ttl_ms=config.key_ttl_ms,
+            default_tenant=config.default_tenant,
         )
         self.port: int | None = None
         self.draining = False
@@ -261,6 +264,8 @@ class Server:
             exchange = _Exchange(self, stream, conn, watchers)
             try:
                 call = self.app.admit(head)
+                # A request beyond its key's places waits here for its turn, its body still unread.
+                await self.app.wait_turn(call)
             except Exception as exc:  # noqa: BLE001 - refused by its head: answered, body unread
                 with trio.move_on_after(config.send_timeout_s):
                     await self.app.refuse(exc, exchange)

@@ -16,6 +16,7 @@ limits), and a number for the whole server. A new session past any of them is re
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import uuid
 from typing import AsyncIterator
@@ -25,8 +26,9 @@ import trio
 
 from ..engine import DockerIsol8
 from ..engine.spec import parse_size
-from ..errors import InvalidRequest, SessionError
+from ..errors import InvalidRequest, Isol8Error, SessionError
 from ..types import SessionInfo
+from ..wire.api import utc_z
 from .engines import EngineSet
 
 MAX_ID_CHARS = 256
@@ -41,7 +43,7 @@ class TooManySessions(SessionError):
 
 
 class Record:
-    __slots__ = ("owner", "id", "engine_sid", "engine", "options_key", "last_used", "busy", "memory")
+    __slots__ = ("owner", "id", "engine_sid", "engine", "options_key", "last_used", "busy", "running", "memory")
 
     def __init__(self, owner: str, session_id: str, engine: DockerIsol8, options_key: bytes) -> None:
         self.owner = owner
@@ -50,7 +52,10 @@ class Record:
         self.engine = engine
         self.options_key = options_key
         self.last_used = trio.current_time()
+        #: Requests using it now (runs and file transfers): it is not pruned meanwhile.
         self.busy = 0
+        #: Runs executing in it now: what ``isActive`` says, as the reference means it.
+        self.running = 0
         #: What its container may hold: its memory limit (its /sandbox is a tmpfs charged to it).
         self.memory = parse_size("memoryLimit", engine.options.memory_limit)
 
@@ -102,14 +107,17 @@ class SessionRegistry:
         return record
 
     @contextlib.asynccontextmanager
-    async def use(self, record: Record) -> AsyncIterator[Record]:
-        """Mark ``record`` in use (it is not pruned meanwhile) for the body of the ``with``."""
+    async def use(self, record: Record, *, run: bool = False) -> AsyncIterator[Record]:
+        """Mark ``record`` in use (it is not pruned meanwhile) for the body of the ``with``; ``run``: by a
+        run (the session is active meanwhile)."""
         record.busy += 1
+        record.running += run
         record.last_used = trio.current_time()
         try:
             yield record
         finally:
             record.busy -= 1
+            record.running -= run
             record.last_used = trio.current_time()
 
     def list(self, owner: str) -> list[SessionInfo]:
@@ -121,7 +129,10 @@ class SessionRegistry:
         for record in records:
             info = infos.get(record.engine_sid)
             if info is not None:
-                out.append(msgspec.structs.replace(info, id=record.id))
+                # isActive: a run is executing in it now (the engine's own says its container is up).
+                # The time in the reference's form, UTC with a Z.
+                out.append(msgspec.structs.replace(info, id=record.id, is_active=record.running > 0,
+                                                   last_accessed_at=utc_z(info.last_accessed_at)))
         return out
 
     async def close(self, owner: str, session_id: str) -> bool:
@@ -147,12 +158,18 @@ class SessionRegistry:
                 await self._close(record)
         return len(stale)
 
-    async def close_all(self) -> int:
+    async def close_all(self) -> tuple[int, builtins.list[str]]:  # (list: the method above)
+        """Close every session: how many were closed, and why each one that failed did."""
         records = list(self._records.values())
         self._records.clear()
+        closed, errors = 0, []
         for record in records:
-            await self._close(record)
-        return len(records)
+            try:
+                await self._close(record)
+                closed += 1
+            except Isol8Error as exc:  # reported; the others are still closed
+                errors.append(f"{record.id}: {exc}")
+        return closed, errors
 
     def __len__(self) -> int:
         return len(self._records)

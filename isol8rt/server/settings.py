@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..types import Isol8Options
+from ..wire.api import DEFAULT_TENANT
+from .app import DEFAULT_KEY_TTL_MS
+from .limits import DEFAULT_QUEUE_DEPTH, DEFAULT_QUEUE_WAIT_S
 from .orphans import default_state_dir
 
 #: The output-file budget of a server whose options name none (the library's default is the sandbox's
@@ -27,13 +30,24 @@ class ServerConfig:
     options: Isol8Options = field(default_factory=Isol8Options)
     #: SQLite file of the API keys the master key hands out; None disables key management.
     keys_db: Path | None = None
+    #: The lifetime of a key made without a ``ttlMs`` (the reference's 24 hours; 0: forever).
+    key_ttl_ms: int = DEFAULT_KEY_TTL_MS
+    #: The tenant of a key made without a ``tenantId`` (the reference's "default"; its keys share their
+    #: sessions). None: such a key stands alone, its sessions its own.
+    default_tenant: str | None = DEFAULT_TENANT
     #: Where instance files live (orphan detection).
     state_dir: Path = field(default_factory=default_state_dir)
     prewarm: list[str] = field(default_factory=lambda: ["python"])
     max_body: int = 32 * 1024 * 1024
     rate_limit: float = 0.0
-    #: Requests in flight per key, queued ones included; past it, 429 (0: no limit).
+    #: Requests in flight per key (their bodies read, running or waiting for a run slot); more wait in
+    #: the key's queue (0: no limit).
     key_concurrency: int = 16
+    #: Requests one key may have waiting for a turn beyond ``key_concurrency``; past it, 429.
+    queue_depth: int = DEFAULT_QUEUE_DEPTH
+    #: The longest a request waits for its turn (in the queue, then for a run slot); then 429 (0: no
+    #: bound, as the reference).
+    queue_wait_s: float = DEFAULT_QUEUE_WAIT_S
     #: Runs one key may have executing at once; more wait (None: three quarters of ``max_concurrent``,
     #: all of it without authentication, where every caller is the same "key").
     key_runs: int | None = None
@@ -114,14 +128,18 @@ BUDGETS: tuple[Budget, ...] = (
     Budget("runs and file transfers at once, each until its answer is sent", "options.max_concurrent",
            "--max-concurrent", "count"),
     Budget("runs one key has executing at once (more wait their turn)", "key_runs", "--key-runs", "count"),
-    Budget("requests one key has in flight, waiting ones included (more: 429)", "key_concurrency",
+    Budget("requests one key has in flight, bodies read (more wait in the key's queue)", "key_concurrency",
            "--key-concurrency", "count"),
+    Budget("requests one key has waiting in its queue, bodies unread (more: 429)", "queue_depth",
+           "--queue-depth", "count"),
+    Budget("a request's wait for its turn, in the queue and for a run slot (then 429)", "queue_wait_s",
+           "--queue-wait", "s"),
     Budget("requests per key", "rate_limit", "--rate-limit", "per s"),
     Budget("connections (more: 429, closed)", "max_connections", "--max-connections", "count"),
     Budget("connections from one client address (more: 429, closed)", "max_connections_per_address",
            "--max-connections-per-address", "count"),
     Budget("a request's head, from its first byte (then 408)", "header_timeout_s", "--header-timeout", "s"),
-    Budget("a request's body, once its key is checked (then 408)", "body_timeout_s", "--body-timeout", "s"),
+    Budget("a request's body, once its key is checked and its turn has come (then 408)", "body_timeout_s", "--body-timeout", "s"),
     Budget("an idle keep-alive connection", "keepalive_s", "--keepalive", "s"),
     Budget("a send that makes no progress: SSE, WebSocket or any answer (the run is ended)", "send_timeout_s",
            "--send-timeout", "s"),

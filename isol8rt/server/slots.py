@@ -4,7 +4,8 @@ A slot is held from the moment a run starts until its answer has been sent, so w
 (output, output files) counts against the slot while it waits to reach a slow client. ``total`` bounds
 the server's memory (see docs/server.md for the bound); ``per_key`` bounds what one key can hold, so
 other keys always find slots free. Requests beyond either wait (as the reference system's queue does)
-rather than being refused; when a slot frees, it goes to the waiting key that holds the fewest, the
+rather than being refused (up to a deadline: the request's bounded wait, see :mod:`.limits`); when a
+slot frees, it goes to the waiting key that holds the fewest, the
 longest-waiting request first among equals, so a key that floods the queue waits behind everyone else.
 """
 
@@ -12,10 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 from collections import deque
 from typing import AsyncIterator
 
 import trio
+
+from .limits import wait_expired
 
 
 class _Waiter:
@@ -50,15 +54,16 @@ class RunSlots:
         self.held[key] = self.held.get(key, 0) + 1
 
     @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        """One of ``key``'s slots for the body of the ``async with``, waiting for it if need be."""
-        await self._acquire(key)
+    async def hold(self, key: str, deadline: float = math.inf, wait_s: float = 0.0) -> AsyncIterator[None]:
+        """One of ``key``'s slots for the body of the ``async with``, waiting for it if need be, until
+        ``deadline`` at the latest (then :class:`~.limits.Limited`, which says it waited ``wait_s``)."""
+        await self._acquire(key, deadline, wait_s)
         try:
             yield
         finally:
             self._release(key)
 
-    async def _acquire(self, key: str) -> None:
+    async def _acquire(self, key: str, deadline: float, wait_s: float) -> None:
         if self._free_for(key) and not self._waiting:
             self._take(key)
             await trio.lowlevel.checkpoint()
@@ -67,16 +72,23 @@ class RunSlots:
         self._waiting.setdefault(key, deque()).append(waiter)
         self._grant()  # this key may be served at once when only others' waiters are blocked
         try:
-            await waiter.granted.wait()
+            with trio.move_on_at(deadline):
+                await waiter.granted.wait()
         except BaseException:
             if waiter.granted.is_set():
                 self._release(key)  # granted as we were cancelled: hand the slot on
             else:
-                queue = self._waiting[key]
-                queue.remove(waiter)
-                if not queue:
-                    del self._waiting[key]
+                self._withdraw(waiter)
             raise
+        if not waiter.granted.is_set():
+            self._withdraw(waiter)
+            raise wait_expired(wait_s)
+
+    def _withdraw(self, waiter: _Waiter) -> None:
+        queue = self._waiting[waiter.key]
+        queue.remove(waiter)
+        if not queue:
+            del self._waiting[waiter.key]
 
     def _release(self, key: str) -> None:
         self._in_use -= 1

@@ -24,6 +24,14 @@ class OkBody(_Wire, omit_defaults=False):
     ok: bool = True
 
 
+class SessionDeleted(_Wire, omit_defaults=False):
+    """``DELETE /session/{id}``: ``ok`` whether or not there was such a session (as the reference answers);
+    ``removed`` says whether there was (an extension)."""
+
+    ok: bool
+    removed: bool
+
+
 class HealthBody(_Wire):
     status: str
     version: str
@@ -54,20 +62,52 @@ class SessionsBody(_Wire):
 
 
 class CleanupRequest(_Wire):
-    images: bool = False
+    #: As the reference: images are removed unless the client says ``false``.
+    images: bool = True
+
+
+class CleanupReport(_Wire, omit_defaults=False):
+    """What one part of a clean-up did: how many things it removed, how many it could not, and why."""
+
+    removed: int = 0
+    failed: int = 0
+    errors: list[str] = msgspec.field(default_factory=list)
 
 
 class CleanupBody(_Wire):
     ok: bool
-    sessions: int
-    containers: int
-    images: int | None = None
+    sessions: CleanupReport
+    containers: CleanupReport
+    #: Only when images were cleaned up.
+    images: CleanupReport | None = None
 
 
 class KeyCreate(_Wire):
     name: str
+    #: None: the reference's default tenant (:data:`DEFAULT_TENANT`).
+    tenant_id: str | None = None
+    #: None: the server's default lifetime for keys.
+    ttl_ms: int | None = None
+
+
+#: The tenant of a key made without one, as in the reference.
+DEFAULT_TENANT = "default"
+
+
+class LoginRequest(_Wire):
+    """``POST /auth/login``: every field optional (a name is made up, the tenant and TTL are defaults)."""
+
+    name: str | None = None
     tenant_id: str | None = None
     ttl_ms: int | None = None
+
+
+class LoginBody(_Wire, omit_defaults=False):
+    """A short-lived key for the caller of ``POST /auth/login``, as the reference names its fields."""
+
+    token: str
+    expires_at: str | None
+    key_id: str
 
 
 class KeyCreated(_Wire, omit_defaults=False):
@@ -90,10 +130,21 @@ class KeyInfo(_Wire, omit_defaults=False):
     tenant_id: str | None
     created_at: str
     expires_at: str | None
+    #: Since this server started (not kept across restarts); None when not used since.
+    last_used_at: str | None = None
+    #: Always false: revoked keys are not listed.
+    revoked: bool = False
 
 
 class KeysBody(_Wire):
     keys: list[KeyInfo]
+
+
+class KeyRevoked(_Wire, omit_defaults=False):
+    """``DELETE /auth/keys/{id}``: the reference's answer names the key it revoked."""
+
+    ok: bool
+    id: str
 
 
 # WebSocket messages from the client, told apart by "type". The envelope is decoded first, so an
@@ -123,10 +174,17 @@ WS_TYPES = ("execute", "stdin", "signal")
 
 encode = msgspec.json.Encoder().encode
 
+
+def utc_z(stamp: str) -> str:
+    """A UTC time as the reference writes it (JavaScript's toISOString): ``...T12:34:56.789Z``, not
+    ``...+00:00``."""
+    return stamp[:-6] + "Z" if stamp.endswith("+00:00") else stamp
+
 decode_execute = msgspec.json.Decoder(ExecuteBody).decode
 decode_file_upload = msgspec.json.Decoder(FileUpload).decode
 decode_cleanup = msgspec.json.Decoder(CleanupRequest).decode
 decode_key_create = msgspec.json.Decoder(KeyCreate).decode
+decode_login = msgspec.json.Decoder(LoginRequest).decode
 decode_ws_envelope = msgspec.json.Decoder(WsEnvelope).decode
 decode_ws_message = msgspec.json.Decoder(WsMessage).decode
 

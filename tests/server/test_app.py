@@ -30,8 +30,11 @@ TTL = 600.0
 
 
 def _echo(run) -> RunReply:
-    """The fake agent runs nothing: it prints the program back, or crashes when the program says so."""
-    return RunReply(stdout=run.code or b"", crash=run.code == b"crash", exit_code=3 if run.code == b"fail" else 0)
+    """The fake agent runs nothing: it prints the program back, or crashes when the program says so;
+    ``sleep N`` takes N seconds of trio's clock."""
+    code = run.code or b""
+    seconds = float(code.split()[1]) if code.startswith(b"sleep ") else 0.0
+    return RunReply(stdout=code, crash=code == b"crash", exit_code=3 if code == b"fail" else 0, seconds=seconds)
 
 
 @dataclass
@@ -93,7 +96,8 @@ class Server:
         # As the connection does: admit the head, then hand over the request with its body.
         try:
             call = self.app.admit(Request(method, path, query or {}, tuple(headers)))
-        except Exception as exc:  # noqa: BLE001 - what admit() raises, refuse() answers
+            await self.app.wait_turn(call)  # a queued request waits here, its body unread
+        except Exception as exc:  # noqa: BLE001 - what admit() and wait_turn() raise, refuse() answers
             await self.app.refuse(exc, exchange)
             return exchange.answer
         call.request = Request(method, path, query or {}, tuple(headers), data)
@@ -109,7 +113,8 @@ def serve(monkeypatch, tmp_path):
     """``async with serve(rate_limit=...) as server``: an App whose engines run on the in-memory backend."""
 
     @contextlib.asynccontextmanager
-    async def start(*, rate=0.0, concurrency=0, options: Isol8Options | None = None):
+    async def start(*, rate=0.0, concurrency=0, queue_depth=0, queue_wait_s=0.0, key_runs=None,
+                    options: Isol8Options | None = None):
         options = options or Isol8Options(pool_size=1)
         async with open_memory_backend(AgentScript(run=_echo)) as backend:
             # EngineSet makes its engines itself; here they get the in-memory backend.
@@ -120,8 +125,10 @@ def serve(monkeypatch, tmp_path):
             await engines.start()
             sessions = SessionRegistry(engines, ttl_s=TTL)
             app = App(options=options, auth=Authenticator(MASTER, keys), engines=engines, sessions=sessions,
-                      limits=KeyLimits(rate=rate, concurrency=concurrency),
-                      slots=RunSlots(max(1, options.max_concurrent), max(1, options.max_concurrent)), keys=keys)
+                      limits=KeyLimits(rate=rate, concurrency=concurrency, queue_depth=queue_depth,
+                                       queue_wait_s=queue_wait_s),
+                      slots=RunSlots(max(1, options.max_concurrent), key_runs or max(1, options.max_concurrent)),
+                      keys=keys, remove_images=fake_remove_images)
             try:
                 yield Server(app, backend, keys)
             finally:
@@ -130,6 +137,11 @@ def serve(monkeypatch, tmp_path):
                 keys.close()
 
     return start
+
+
+async def fake_remove_images() -> dict:
+    """Stands in for DockerIsol8.cleanup_images: these tests never touch the machine's images."""
+    return {"removed": 3, "failed": 1, "errors": ["isol8rt:deno: in use"]}
 
 
 def execute(code: str, **fields) -> dict:
@@ -256,17 +268,21 @@ async def test_session_files_round_trip_and_sessions_are_listed_and_deleted(serv
         assert (missing.status, missing.json()["kind"]) == (404, "file_not_found")
         listed = (await server.call("GET", "/sessions")).json()["sessions"]
         assert [s["id"] for s in listed] == ["work"]
-        assert (await server.call("DELETE", "/session/work")).status == 200
-        assert (await server.call("DELETE", "/session/work")).json() == {"error": "Session not found", "kind": "session_not_found"}
+        deleted = await server.call("DELETE", "/session/work")
+        assert (deleted.status, deleted.json()) == (200, {"ok": True, "removed": True})
+        # Gone already: still ok, as the reference answers (a client that deletes twice does not fail).
+        assert (await server.call("DELETE", "/session/work")).json() == {"ok": True, "removed": False}
 
 
 async def test_sessions_belong_to_their_owner(serve):
     async with serve() as server:
         other = (await server.call("POST", "/auth/keys", {"name": "other"})).json()["key"]
         await server.call("POST", "/execute", execute("mine", sessionId="main"))
-        for answer in (await server.call("GET", "/file", query={"sessionId": "main", "path": "a"}, key=other),
-                       await server.call("DELETE", "/session/main", key=other)):
-            assert answer.status == 404 and answer.json() == {"error": "Session not found", "kind": "session_not_found"}
+        answer = await server.call("GET", "/file", query={"sessionId": "main", "path": "a"}, key=other)
+        assert answer.status == 404 and answer.json() == {"error": "Session not found", "kind": "session_not_found"}
+        # Deleting it is "ok" and removes nothing: to the other key it does not exist.
+        assert (await server.call("DELETE", "/session/main", key=other)).json() == {"ok": True, "removed": False}
+        assert [s["id"] for s in (await server.call("GET", "/sessions")).json()["sessions"]] == ["main"]
         assert (await server.call("GET", "/sessions", key=other)).json()["sessions"] == []
 
 
@@ -308,3 +324,115 @@ async def test_concurrent_requests_per_key_are_capped(serve):
             answer = await server.call("GET", "/sessions")
         assert answer.status == 429 and "Too many concurrent requests" in answer.json()["error"]
         assert (await server.call("GET", "/sessions")).status == 200
+
+
+async def fan_out(server, count: int, code: str, **fields) -> list:
+    """``count`` requests of one key at once, as a fan-out client sends them."""
+    answers: list = [None] * count
+
+    async def one(index: int) -> None:
+        answers[index] = await server.call("POST", "/execute", execute(code, **fields))
+
+    async with trio.open_nursery() as nursery:
+        for index in range(count):
+            nursery.start_soon(one, index)
+    return answers
+
+
+async def test_fifty_concurrent_requests_of_one_key_all_run(serve, autojump_clock):
+    """The reference queues requests behind maxConcurrent; so does the server, behind the key's places
+    (4 in flight, 2 running at once here) with the other 46 waiting their turn."""
+    async with serve(concurrency=4, queue_depth=46, queue_wait_s=600, key_runs=2) as server:
+        started = trio.current_time()
+        answers = await fan_out(server, 50, "sleep 1")
+        assert [a.status for a in answers] == [200] * 50
+        assert all(a.json()["stdout"] == "sleep 1" for a in answers)
+        # Two at a time: the queue really held them (and nobody was refused for it).
+        assert trio.current_time() - started >= 25
+        assert server.app.limits.waiting("master") == 0 and server.app.slots.in_use == 0
+
+
+async def test_past_the_queue_depth_the_overflow_gets_429_with_retry_after(serve, autojump_clock):
+    async with serve(concurrency=4, queue_depth=40, queue_wait_s=600, key_runs=2) as server:
+        answers = await fan_out(server, 50, "sleep 1")
+        refused = [a for a in answers if a.status != 200]
+        assert len(refused) == 6 and all(a.status == 429 for a in refused)
+        assert all((b"Retry-After", b"1") in a.headers and a.json()["kind"] == "rate_limited" for a in refused)
+        assert "Too many concurrent requests" in refused[0].json()["error"]
+        # The overflow was turned away, not the queue: the key is served again at once.
+        assert (await server.call("POST", "/execute", execute("again"))).status == 200
+
+
+async def test_the_wait_for_a_turn_is_bounded(serve, autojump_clock):
+    """One place, runs of 4 s, a 10 s bound: the second and third get their turn (at 4 s and 8 s),
+    the others would get it at 12 s or later, so they are answered 429 at 10 s."""
+    async with serve(concurrency=1, queue_depth=10, queue_wait_s=10) as server:
+        answers = await fan_out(server, 6, "sleep 4")
+        assert sorted(a.status for a in answers) == [200, 200, 200, 429, 429, 429]
+        late = next(a for a in answers if a.status == 429)
+        assert "waited 10 s" in late.json()["error"] and (b"Retry-After", b"1") in late.headers
+
+
+async def test_the_wait_for_a_run_slot_is_bounded_too(serve, autojump_clock):
+    async with serve(queue_wait_s=10, key_runs=1) as server:  # no per-key queue: the run slots queue
+        answers = await fan_out(server, 6, "sleep 4")
+        assert sorted(a.status for a in answers) == [200, 200, 200, 429, 429, 429]
+        assert server.app.slots.in_use == 0 and not server.app.slots._waiting
+
+
+async def test_is_active_means_a_run_is_executing_now(serve, autojump_clock):
+    async with serve() as server:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.call, "POST", "/execute", execute("sleep 10", sessionId="busy"))
+            await trio.sleep(5)
+            listed = (await server.call("GET", "/sessions")).json()["sessions"]
+            assert [(s["id"], s["isActive"]) for s in listed] == [("busy", True)]
+        listed = (await server.call("GET", "/sessions")).json()["sessions"]
+        assert [(s["id"], s["isActive"]) for s in listed] == [("busy", False)]
+        assert listed[0]["lastAccessedAt"].endswith("Z")
+
+
+async def test_cleanup_answers_a_report_per_part_and_removes_images_by_default(serve):
+    async with serve() as server:
+        await server.call("POST", "/execute", execute("1", sessionId="a"))
+        cleaned = await server.call("POST", "/cleanup")  # no body: {} (images default true, as the reference)
+        report = {"removed": 3, "failed": 1, "errors": ["isol8rt:deno: in use"]}
+        body = cleaned.json()
+        assert (cleaned.status, body["ok"], body["images"]) == (200, True, report)
+        assert body["sessions"] == {"removed": 1, "failed": 0, "errors": []}
+        assert set(body["containers"]) == {"removed", "failed", "errors"}
+        without = (await server.call("POST", "/cleanup", {"images": False})).json()
+        assert "images" not in without and without["sessions"]["removed"] == 0
+
+
+async def test_keys_get_the_reference_defaults_and_are_listed_by_tenant(serve):
+    async with serve() as server:
+        plain = (await server.call("POST", "/auth/keys", {"name": "plain"})).json()
+        assert plain["tenantId"] == "default" and plain["expiresAt"].endswith("Z")
+        acme = (await server.call("POST", "/auth/keys", {"name": "acme", "tenantId": "acme", "ttlMs": 1000})).json()
+        listed = (await server.call("GET", "/auth/keys")).json()["keys"]
+        assert [k["name"] for k in listed] == ["acme", "plain"]  # newest first, as the reference
+        assert set(listed[0]) == {"id", "name", "keyPrefix", "tenantId", "createdAt", "expiresAt", "lastUsedAt",
+                                  "revoked"}
+        assert listed[0]["revoked"] is False and listed[0]["lastUsedAt"] is None
+        only = (await server.call("GET", "/auth/keys", query={"tenantId": "acme"})).json()["keys"]
+        assert [k["id"] for k in only] == [acme["id"]]
+        assert (await server.call("GET", "/auth/keys", query={"tenantId": "nobody"})).json() == {"keys": []}
+        await server.call("GET", "/sessions", key=plain["key"])
+        used = (await server.call("GET", "/auth/keys", query={"tenantId": "default"})).json()["keys"]
+        assert used[0]["lastUsedAt"].endswith("Z")
+        revoked = await server.call("DELETE", f"/auth/keys/{acme['id']}")
+        assert (revoked.status, revoked.json()) == (200, {"ok": True, "id": acme["id"]})
+
+
+async def test_login_hands_out_a_short_lived_key(serve):
+    async with serve() as server:
+        login = await server.call("POST", "/auth/login", {"ttlMs": 60000})
+        assert login.status == 200 and set(login.json()) == {"token", "expiresAt", "keyId"}
+        token = login.json()["token"]
+        assert (await server.call("GET", "/sessions", key=token)).status == 200
+        refused = await server.call("GET", "/auth/keys", key=token)  # no master rights
+        assert refused.status == 403
+        listed = (await server.call("GET", "/auth/keys")).json()["keys"]
+        assert listed[0]["id"] == login.json()["keyId"] and listed[0]["name"].startswith("login-")
+        assert (await server.call("POST", "/auth/login", {"ttlMs": -1})).status == 400

@@ -92,4 +92,4 @@ async def test_sessions_are_per_owner_bounded_and_keep_their_options():
     with pytest.raises(SessionConflict):
         make(sessions, engine, "alice", "main", key=b"other options")
     assert await sessions.close("alice", "main") and not await sessions.close("alice", "main")
-    assert await sessions.close_all() == 2 and len(sessions) == 0
+    assert await sessions.close_all() == (2, []) and len(sessions) == 0

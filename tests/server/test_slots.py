@@ -6,6 +6,7 @@ import pytest
 import trio
 import trio.testing
 
+from isol8rt.server.limits import Limited
 from isol8rt.server.slots import RunSlots
 
 
@@ -59,3 +60,13 @@ async def test_a_cancelled_waiter_gives_up_its_place():
     assert slots.in_use == 0 and slots.held == {}
     async with slots.hold("b"):
         assert slots.held == {"b": 1}
+
+
+async def test_the_wait_for_a_slot_ends_at_the_deadline(autojump_clock):
+    slots = RunSlots(total=1, per_key=1)
+    async with slots.hold("a"):
+        with pytest.raises(Limited, match="waited 5 s"):
+            async with slots.hold("b", deadline=trio.current_time() + 5, wait_s=5):
+                pytest.fail("there is no free slot")
+        assert trio.current_time() == pytest.approx(5)
+    assert slots.in_use == 0 and slots.held == {} and not slots._waiting

@@ -23,7 +23,7 @@ async def test_key_lifecycle(live, tmp_path):
     created = await make_key(live, "ci", tenantId="acme")
     assert set(created) == {"id", "key", "name", "keyPrefix", "tenantId", "expiresAt"}
     assert created["key"].startswith(created["keyPrefix"]) and created["tenantId"] == "acme"
-    assert created["expiresAt"] is None
+    assert created["expiresAt"].endswith("Z")  # the reference's default lifetime: 24 hours
 
     listed = (await live.request("GET", "/auth/keys")).json()["keys"]
     assert [k["id"] for k in listed] == [created["id"]]
@@ -35,7 +35,7 @@ async def test_key_lifecycle(live, tmp_path):
     assert created["key"].encode() not in (tmp_path / "keys.db").read_bytes()
 
     assert (await live.request("GET", "/sessions", key=created["key"])).status == 200
-    assert (await live.request("DELETE", f"/auth/keys/{created['id']}")).json() == {"ok": True}
+    assert (await live.request("DELETE", f"/auth/keys/{created['id']}")).json() == {"ok": True, "id": created["id"]}
     revoked = await live.request("GET", "/sessions", key=created["key"])
     assert (revoked.status, revoked.json()) == (403, {"error": "Invalid API key", "kind": "forbidden"})
     assert (await live.request("DELETE", f"/auth/keys/{created['id']}")).status == 404
@@ -60,8 +60,8 @@ async def test_only_the_master_key_manages_keys_and_cleans_up(live):
 
 
 async def test_sessions_are_invisible_to_other_keys(live):
-    alice = (await make_key(live, "alice"))["key"]
-    bob = (await make_key(live, "bob"))["key"]
+    alice = (await make_key(live, "alice", tenantId="alice"))["key"]
+    bob = (await make_key(live, "bob", tenantId="bob"))["key"]
     async with live.client(alice, session_id="shared-name") as a:
         await a.execute(ExecutionRequest(code="secret = 'alice'"))
         await a.put_file("/sandbox/alice.txt", "alice's file")
@@ -70,10 +70,11 @@ async def test_sessions_are_invisible_to_other_keys(live):
         for method, path, body in (
             ("GET", "/file?sessionId=shared-name&path=/sandbox/alice.txt", None),
             ("POST", "/file", {"sessionId": "shared-name", "path": "x.txt", "content": "AA=="}),
-            ("DELETE", "/session/shared-name", None),
         ):
             answer = await live.request(method, path, body, key=bob)
             assert (answer.status, answer.json()) == (404, {"error": "Session not found", "kind": "session_not_found"})
+        deleted = await live.request("DELETE", "/session/shared-name", key=bob)  # "ok", and nothing removed
+        assert deleted.json() == {"ok": True, "removed": False}
         # Bob's session of the same name is his own.
         async with live.client(bob, session_id="shared-name") as b:
             result = await b.execute(ExecutionRequest(code="print(globals().get('secret'))"))
@@ -96,10 +97,13 @@ async def test_cleanup_ends_every_session(live):
     key = (await make_key(live))["key"]
     await live.request("POST", "/execute", {"request": {"code": "1"}, "sessionId": "a"}, key=key)
     await live.request("POST", "/execute", {"request": {"code": "1"}, "sessionId": "b"})
-    answer = await live.request("POST", "/cleanup", b"")
+    # images: false, always, in tests: the default (true, as the reference) removes the sandbox images.
+    answer = await live.request("POST", "/cleanup", {"images": False})
     assert answer.status == 200
     body = answer.json()
-    assert body["ok"] is True and body["sessions"] == 2 and body["containers"] >= 2 and "images" not in body
+    assert body["ok"] is True and body["sessions"] == {"removed": 2, "failed": 0, "errors": []}
+    # The sessions' containers are counted as sessions; containers are the rest (the warm pool's).
+    assert body["containers"]["failed"] == 0 and body["containers"]["errors"] == [] and "images" not in body
     assert (await live.request("GET", "/sessions", key=key)).json() == {"sessions": []}
 
 
@@ -113,8 +117,17 @@ async def test_rate_limit_answers_429_with_retry_after(start_server):
     assert (await live.request("GET", "/health")).status == 200  # health is never limited
 
 
-async def test_concurrency_limit_answers_429(start_server):
-    live = await start_server(key_concurrency=1)
+async def in_flight(live, key_id: str = "master", count: int = 1) -> None:
+    """Until ``key_id`` has ``count`` requests in flight on the server."""
+    with trio.fail_after(20):
+        while live.server.app.limits._in_flight.get(key_id, 0) < count:
+            await trio.sleep(0.01)
+
+
+async def test_past_the_key_s_places_requests_wait_their_turn(start_server):
+    """One place per key and a queue of one: the second request waits for the first, then runs (as the
+    reference's queue would have it); a third, past the queue, is 429 with Retry-After."""
+    live = await start_server(key_concurrency=1, queue_depth=1)
     slow = {"request": {"code": "import time; time.sleep(1.5)"}}
     answers = []
 
@@ -123,12 +136,32 @@ async def test_concurrency_limit_answers_429(start_server):
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(run)
-        await trio.sleep(0.5)
+        await in_flight(live)
+        nursery.start_soon(run)
+        with trio.fail_after(20):
+            while live.server.app.limits.waiting("master") < 1:
+                await trio.sleep(0.01)
         blocked = await live.request("POST", "/execute", slow)
-    assert blocked.status == 429 and blocked.headers[b"retry-after"] == b"1"
-    assert answers[0].status == 200
+        assert blocked.status == 429 and blocked.headers[b"retry-after"] == b"1"
+        assert "Too many concurrent requests" in blocked.json()["error"]
+    assert [a.status for a in answers] == [200, 200]
     other = await live.request("GET", "/sessions", key=MASTER)
     assert other.status == 200
+
+
+async def test_no_queue_answers_429_at_once(start_server):
+    live = await start_server(key_concurrency=1, queue_depth=0)
+    answers = []
+
+    async def run():
+        answers.append(await live.request("POST", "/execute", {"request": {"code": "import time; time.sleep(1.5)"}}))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run)
+        await in_flight(live)
+        blocked = await live.request("POST", "/execute", {"request": {"code": "1"}})
+    assert blocked.status == 429 and blocked.headers[b"retry-after"] == b"1"
+    assert answers[0].status == 200
 
 
 async def test_idle_sessions_are_pruned(start_server):

@@ -222,7 +222,8 @@ async def test_output_files_up_to_the_budget_come_back_whole(start_server):
 # ------------------------------------------------------------------------------------ sessions and engines
 
 async def make_key(live, name: str, **fields) -> str:
-    answer = await live.request("POST", "/auth/keys", {"name": name, **fields})
+    """A key of a tenant of its own (keys made without one share the tenant "default", and its quotas)."""
+    answer = await live.request("POST", "/auth/keys", {"name": name, "tenantId": name, **fields})
     assert answer.status == 201, answer.body
     return answer.json()["key"]
 

@@ -70,7 +70,8 @@ async def good_phase(url: str, key: str) -> list[float]:
 
 
 async def make_key(port: int, name: str) -> str:
-    answer = await raw_request(port, "POST", "/auth/keys", {"name": name})
+    """A key of a tenant of its own: the attackers and the well-behaved client are different parties."""
+    answer = await raw_request(port, "POST", "/auth/keys", {"name": name, "tenantId": name})
     assert answer.status == 201
     return answer.json()["key"]
 
