@@ -80,14 +80,14 @@ class Link:
             raise DockerError(f"cannot close a container's stdin over TLS ({self.endpoint.where})")
         await self.stream.send_eof()  # type: ignore[attr-defined]
 
-    def broken(self, exc: BaseException, what: str) -> DockerError:
-        """The exception for ``exc``, a stream that broke while ``what``: a TLS alert is the daemon
-        refusing this client (a TLS 1.3 server checks the client's certificate after the client's
-        handshake is over, so its verdict arrives on the first read)."""
+    async def broken(self, exc: BaseException, what: str) -> DockerError:
+        """The exception for ``exc``, ``what`` broken: a TLS alert is the daemon refusing this client
+        (a TLS 1.3 server checks the client's certificate after the client's handshake is over, so its
+        verdict arrives on the first read); a failed ssh says why on its stderr."""
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, ssl.SSLError):
             return _tls_refused(self.endpoint, cause)
-        return StreamClosed(f"{what} broke: {exc}")
+        return (await self.explain_end()) or StreamClosed(f"{what} broke: {exc}")
 
     async def explain_end(self) -> DockerError | None:
         """Why an ssh link ended before the daemon's answer: ssh's own words, when it failed."""
@@ -281,7 +281,7 @@ class Connection:
                 try:
                     data = await self.stream.receive_some(RECEIVE_SIZE)
                 except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                    raise self.link.broken(exc, "the connection to the Docker daemon") from None
+                    raise await self.link.broken(exc, "the connection to the Docker daemon") from None
                 self.http.receive_data(data)
         except PeerClosed:
             raise (await self.link.explain_end()) or StreamClosed(
@@ -296,7 +296,7 @@ class Connection:
         try:
             await self.stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise self.link.broken(exc, "the connection to the Docker daemon") from None
+            raise await self.link.broken(exc, "the connection to the Docker daemon") from None
 
     def close(self) -> None:
         # Synchronous on purpose: it runs while unwinding from a cancellation, where an await would
@@ -425,7 +425,7 @@ class HijackedStream(trio.abc.AsyncResource):
             try:
                 data = await self._stream.receive_some(RECEIVE_SIZE)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                raise self._link.broken(exc, "the attached stream") from None
+                raise await self._link.broken(exc, "the attached stream") from None
             if not data:
                 if self._demuxer.mid_frame:
                     raise StreamClosed("the Docker daemon closed the attached stream in the middle of a frame")
@@ -449,6 +449,6 @@ class HijackedStream(trio.abc.AsyncResource):
         try:
             await send(*args)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise self._link.broken(exc, "the attached stream") from None
+            raise await self._link.broken(exc, "the attached stream") from None
         finally:
             self._send_lock.release()

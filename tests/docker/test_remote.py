@@ -99,3 +99,67 @@ async def test_a_tls_host_that_does_not_answer_says_where(certificates, monkeypa
                 await docker.ping()
     finally:
         closed.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# ssh://: the client runs `ssh ... -- host docker system dial-stdio` and speaks HTTP over its stdio.
+# The ssh here is a stand-in (ISOL8RT_SSH_COMMAND, as GIT_SSH_COMMAND for git) that checks the
+# arguments the client gives ssh and runs the far side's command locally: no sshd on this machine.
+
+FAKE_SSH = """#!/bin/sh
+# Records its arguments, then runs what follows "--" and the host name, as sshd would on the host.
+echo "$@" > "{log}"
+while [ "$1" != "--" ]; do shift; done
+shift
+[ "$1" = "{host}" ] || {{ echo "ssh: Could not resolve hostname $1: Name or service not known" >&2; exit 255; }}
+shift
+exec env -u DOCKER_HOST -u DOCKER_TLS_VERIFY -u DOCKER_CERT_PATH "$@"   # the far side has its own environment
+"""
+
+
+@pytest.fixture
+def fake_ssh(tmp_path, monkeypatch):
+    script, log = tmp_path / "ssh", tmp_path / "ssh.log"
+    script.write_text(FAKE_SSH.format(log=log, host="build-box"))
+    script.chmod(0o755)
+    monkeypatch.setenv("ISOL8RT_SSH_COMMAND", str(script))
+    monkeypatch.delenv("DOCKER_TLS_VERIFY", raising=False)
+    return log
+
+
+async def test_an_engine_runs_code_through_ssh(fake_ssh, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "ssh://me@build-box:2222")
+    with trio.fail_after(120):
+        async with DockerIsol8(Isol8Options(pool_size=0)) as engine:
+            done = await engine.execute(ExecutionRequest(code="import sys; print(sys.stdin.read()[::-1])",
+                                                         stdin="hss revo"))
+    assert (done.exit_code, done.stdout) == (0, "over ssh\n"), done.stderr
+    argv = fake_ssh.read_text().split()
+    assert argv[argv.index("-l") + 1] == "me" and argv[argv.index("-p") + 1] == "2222"
+    assert argv[argv.index("--"):] == ["--", "build-box", "docker", "system", "dial-stdio"]
+
+
+async def test_an_ssh_that_fails_says_what_ssh_said(fake_ssh, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "ssh://nowhere.invalid")
+    with trio.fail_after(30):
+        async with DockerClient() as docker:
+            with pytest.raises(DaemonRefused) as caught:
+                await docker.ping()
+    message = str(caught.value)
+    assert "\n" not in message and "ssh://nowhere.invalid" in message
+    assert "Could not resolve hostname nowhere.invalid" in message
+
+
+async def test_ssh_processes_do_not_outlive_their_connections(fake_ssh, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "ssh://build-box")
+    with trio.fail_after(30):
+        async with DockerClient() as docker:
+            for _ in range(3):
+                await docker.ping()
+            assert docker._pool.connections_opened == 1   # kept alive: one ssh for all three
+        from isol8rt.docker import _transport
+
+        for process in list(_transport._killed):
+            await process.wait()   # killed when the client closed: reaped, not left running
+        _transport._reap_killed()
+        assert _transport._killed == []
