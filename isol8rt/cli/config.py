@@ -1,4 +1,4 @@
-"""`isol8rt config`: the configuration in force, and where each part of it came from."""
+"""`isol8rt config`: every setting in force, and where each came from."""
 
 from __future__ import annotations
 
@@ -6,34 +6,36 @@ import sys
 
 import msgspec
 
-from ..config import load_config, resolved as resolved_view
+from ..config import effective
+from ._config import load
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "config",
-        help="show the resolved configuration",
-        description="Show the configuration in force: isol8rt.config.json in this directory, else "
-        "~/.isol8rt/config.json, else the defaults; and for each top-level key, where it came from.",
+        help="show the settings in force and where each came from",
+        description="Show every setting in force: the file's (isol8rt.config.json in this directory, else "
+        "~/.isol8rt/config.json, else the reference system's isol8.config.json or ~/.isol8/config.json), "
+        "and the built-in defaults for what it leaves out; each with where it came from.",
     )
-    parser.add_argument("--json", action="store_true", help="print the resolved configuration as JSON")
+    parser.add_argument("--json", action="store_true", help="print them as JSON: {source, config, sources}")
     parser.add_argument("--file", metavar="PATH", help="read this configuration file instead")
     parser.set_defaults(handler=_handle)
 
 
 def _handle(args) -> int:
-    loaded = load_config(args.file)
-    resolved = resolved_view(loaded.config)
+    loaded = load(args.file)
+    view, sources = effective(loaded)
     if args.json:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(
-            {"source": loaded.path, "config": resolved}), indent=2).decode() + "\n")
+            {"source": loaded.path, "config": view, "sources": sources}), indent=2).decode() + "\n")
         return 0
-    print(f"source: {loaded.path or 'built-in defaults (no isol8rt.config.json found)'}")
-    fields = {field.name: field.encode_name for field in msgspec.structs.fields(type(loaded.config))}
-    for name, origin in loaded.sources.items():
-        key = fields[name]
-        if key == "$schema" and resolved.get(key) is None:
-            continue
-        value = msgspec.json.encode(resolved.get(key)).decode()
-        print(f"  {key:<14} {origin:<8} {value}")
+    print(f"source: {loaded.path or 'built-in defaults (no configuration file found)'}")
+    width = max(len(key) for key in sources)
+    for key, origin in sources.items():
+        value: object = view
+        for part in key.split("."):
+            value = value[part]  # type: ignore[index]
+        text = msgspec.json.encode(value).decode()
+        print(f"  {key:<{width}}  {text:<24} {'default' if origin == 'default' else 'file'}")
     return 0

@@ -1,0 +1,58 @@
+"""`isol8rt config`: every value in force, where it came from, and the reference's files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+
+def isol8rt(*args: str, cwd, home):
+    env = {**os.environ, "HOME": str(home), "COLUMNS": "100"}
+    return subprocess.run([sys.executable, "-m", "isol8rt", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=60)
+
+
+def test_the_defaults_in_force_are_shown_not_nulls(tmp_path):
+    done = isol8rt("config", "--json", cwd=tmp_path, home=tmp_path)
+    shown = json.loads(done.stdout)
+    assert shown["source"] is None and "null" not in json.dumps(shown["config"])
+    defaults = shown["config"]["defaults"]
+    assert (defaults["timeoutMs"], defaults["memoryLimit"], defaults["cpuLimit"], defaults["pidsLimit"]) == (
+        30000, "512m", 1.0, 64)
+    assert shown["sources"]["defaults.timeoutMs"] == "default"
+    text = isol8rt("config", cwd=tmp_path, home=tmp_path).stdout.splitlines()
+    assert text[0] == "source: built-in defaults (no configuration file found)"
+    assert any(line.split() == ["defaults.timeoutMs", "30000", "default"] for line in text)
+    assert any(line.split() == ["cleanup.maxContainerAgeMs", "1800000", "default"] for line in text)
+
+
+def test_each_value_says_whether_the_file_set_it(tmp_path):
+    path = tmp_path / "isol8rt.config.json"
+    path.write_text(json.dumps({"defaults": {"memoryLimit": "1g"}, "cleanup": {"autoPrune": False}}))
+    shown = json.loads(isol8rt("config", "--json", cwd=tmp_path, home=tmp_path).stdout)
+    assert shown["source"] == str(path)
+    assert shown["config"]["defaults"]["memoryLimit"] == "1g"
+    assert shown["sources"]["defaults.memoryLimit"] == f"file {path}"
+    assert shown["sources"]["cleanup.autoPrune"] == f"file {path}"
+    assert shown["sources"]["cleanup.maxContainerAgeMs"] == "default"
+    text = isol8rt("config", cwd=tmp_path, home=tmp_path).stdout.splitlines()
+    assert any(line.split() == ["defaults.memoryLimit", '"1g"', "file"] for line in text)
+
+
+def test_a_reference_file_is_read_and_said_once_on_stderr(tmp_path):
+    (tmp_path / "isol8.config.json").write_text(json.dumps({"defaults": {"timeoutMs": 4000}, "debug": True}))
+    done = isol8rt("config", "--json", cwd=tmp_path, home=tmp_path)
+    assert done.returncode == 0
+    assert json.loads(done.stdout)["config"]["defaults"]["timeoutMs"] == 4000
+    assert done.stderr.splitlines() == [
+        f"isol8rt: no isol8rt.config.json found: reading the reference system's {tmp_path / 'isol8.config.json'} "
+        "(ignoring debug)"]
+
+
+def test_a_bad_file_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "isol8rt.config.json").write_text(json.dumps({"cleanup": {"maxContainerAgeMs": "soon"}}))
+    done = isol8rt("config", cwd=tmp_path, home=tmp_path)
+    assert done.returncode == 2 and "`$.cleanup.maxContainerAgeMs`" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
