@@ -8,10 +8,11 @@ import sys
 
 import trio
 
-from ..config import load_config, options_from_config
+from ..config import Isol8Config, merge_network, options_from_config, session_idle_s
 from ..errors import InvalidRequest
 from ..runtimes import EXTENSIONS, RUNTIME_NAMES
-from ..types import ExecutionRequest, Isol8Options, NetworkFilter
+from ..types import ExecutionRequest, Isol8Options
+from ._config import load
 
 #: The hosts each runtime's installer downloads from: what `--install` opens in filtered mode.
 REGISTRY_HOSTS = {
@@ -40,8 +41,8 @@ def register(subparsers) -> None:
     source.add_argument("--workdir", metavar="DIR", help="working directory inside /sandbox")
     source.add_argument("--files", metavar="DIR", help="copy DIR's files into /sandbox before running")
     source.add_argument("--setup", action="append", default=[], metavar="SCRIPT",
-                        help="a bash script to run before the program, inline or @file (repeatable, in order; "
-                        "the program does not run if one fails)")
+                        help="a bash script to run before the program: a file's path, @FILE, or the script's "
+                        "text (repeatable, in order; the program does not run if one fails)")
     code_url = parser.add_argument_group("remote code (needs remoteCode.enabled in isol8rt.config.json)")
     code_url.add_argument("--url", metavar="URL", help="run the program at URL")
     code_url.add_argument("--github", metavar="OWNER/REPO/REF/PATH", help="run a file from GitHub")
@@ -87,6 +88,8 @@ def register(subparsers) -> None:
     remote = parser.add_argument_group("remote")
     remote.add_argument("--host", metavar="URL", help="run on an isol8rt server (http://host:port) instead of here")
     remote.add_argument("--key", metavar="KEY", help="API key for --host (default: $ISOL8_API_KEY)")
+    parser.add_argument("--config", metavar="FILE", help="read this configuration file instead of looking for "
+                        "isol8rt.config.json (see `isol8rt config`)")
     parser.set_defaults(handler=_handle)
 
 
@@ -182,7 +185,7 @@ def _setup_script(values: list[str]) -> str | None:
     return "set -e\n" + "".join(f"bash -e -c {shlex.quote(script)}\n" for script in scripts) if scripts else None
 
 
-def _options(args) -> Isol8Options:
+def _options(args, config: Isol8Config | None = None) -> Isol8Options:
     fields = {
         "timeout_ms": args.timeout,
         "memory_limit": args.memory,
@@ -196,7 +199,7 @@ def _options(args) -> Isol8Options:
         "debug": args.debug or None,
     }
     # The config file's defaults first; the command line's flags over them.
-    options = options_from_config(load_config().config)
+    options = options_from_config(config if config is not None else load(args.config).config)
     for key, value in fields.items():
         if value is not None:
             setattr(options, key, value)
@@ -204,12 +207,14 @@ def _options(args) -> Isol8Options:
         if args.net is not None:
             raise InvalidRequest(f"--allow and --deny apply to --net filtered, not --net {args.net}")
         options.network = "filtered"
+    allow = list(args.allow)
     if args.install and args.net is None and options.network == "none":
         # Packages need their registry, and nothing else: filtered to it rather than no network or all of it.
         options.network = "filtered"
-        args.allow = args.allow or list(REGISTRY_HOSTS.get(args.runtime or "python", ()))
-    if options.network == "filtered" and (args.allow or args.deny or options.network_filter is None):
-        options.network_filter = NetworkFilter(whitelist=list(args.allow), blacklist=list(args.deny))
+        allow = allow or list(REGISTRY_HOSTS.get(args.runtime or "python", ()))
+    if options.network == "filtered":
+        # The flags narrow or extend the file's rules; its allowPrivate and connectPorts always stay.
+        options.network_filter = merge_network(options.network_filter, allow, args.deny)
     if args.log_network:
         options.log_network = True
     if args.writable:
@@ -223,6 +228,9 @@ def _options(args) -> Isol8Options:
 
 
 def _handle(args) -> int:
+    config = load(args.config).config
+    if args.out:
+        _check_writable(args.out)
     code, runtime, stdin_data = _read_program(args)
     file_extension = None
     if args.file is not None and runtime == EXTENSIONS.get(os.path.splitext(args.file)[1].lower()):
@@ -247,15 +255,26 @@ def _handle(args) -> int:
         import logging
 
         logging.basicConfig(level=logging.DEBUG, format="isol8rt: %(name)s: %(message)s")
-    return trio.run(_run, request, _options(args), args)
+    return trio.run(_run, request, _options(args, config), args, config)
 
 
-async def _run(request: ExecutionRequest, options: Isol8Options, args) -> int:
+def _check_writable(path: str) -> None:
+    """--out's file can be written: said now, in one line, not after the run."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise InvalidRequest(f"--out {path}: is a directory")
+    if not os.path.isdir(directory):
+        raise InvalidRequest(f"--out {path}: no such directory {directory}")
+    if not os.access(directory, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise InvalidRequest(f"--out {path}: not writable")
+
+
+async def _run(request: ExecutionRequest, options: Isol8Options, args, config: Isol8Config | None = None) -> int:
     out_file = open(args.out, "w", encoding="utf-8") if args.out else None  # noqa: SIM115
     try:
         # A remote session is named when the client is made; a local one per call.
         session = None if args.host else session_name(args)
-        async with _engine(options, args) as engine:
+        async with _engine(options, args, config or Isol8Config()) as engine:
             if args.no_stream or args.log_network or args.persist:
                 # The network log comes with the whole result, so --log-network waits for it too.
                 result = await engine.execute(request, **({"session_id": session} if session else {}))
@@ -288,7 +307,7 @@ async def _run(request: ExecutionRequest, options: Isol8Options, args) -> int:
             out_file.close()
 
 
-def _engine(options: Isol8Options, args):
+def _engine(options: Isol8Options, args, config: Isol8Config):
     """The local engine, or with --host a server's (RemoteIsol8 has the same methods)."""
     if args.host:
         from ..client import RemoteIsol8
@@ -297,8 +316,12 @@ def _engine(options: Isol8Options, args):
                            options=options, keep_session=True)
     from ..engine import DockerIsol8
 
-    # A session's container outlives this command, found again by name by the next one.
-    return DockerIsol8(options, detached_sessions=session_name(args) is not None)
+    # A session's container outlives this command, found again by name by the next one, and ends by itself
+    # once unused for cleanup.maxContainerAgeMs (never, with autoPrune off: 0 tells its agent so).
+    idle_s = session_idle_s(config)
+    return DockerIsol8(options, detached_sessions=session_name(args) is not None,
+                       session_idle_timeout_s=0.0 if idle_s == float("inf") else idle_s,
+                       max_container_age_s=config.cleanup.max_container_age_ms / 1000)
 
 
 def session_name(args) -> str | None:
