@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
+import msgspec
 import pytest
 
 from isol8rt.config import (SCHEMA_PATH, Isol8Config, LoadedConfig, effective, json_schema, load_config, merge_network,
@@ -175,3 +178,16 @@ def test_flags_narrow_or_extend_the_files_network_rules(base, allow, deny, expec
     before = copy.deepcopy(base)
     assert merge_network(base, allow, deny) == expected
     assert base == before  # the file's rules themselves are left as they were
+
+
+def test_the_docs_defaults_table_is_what_applies():
+    """docs/config.md's table of keys and defaults: each row's default is what `isol8rt config` shows."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "config.md").read_text()
+    rows = re.findall(r"^\| `([\w.]+)` \| `(.+?)` \|", page, flags=re.M)
+    view, sources = effective(LoadedConfig(Isol8Config(), None, {}))
+    assert len(rows) >= 25
+    for key, shown in rows:
+        value = view
+        for part in key.split("."):
+            value = value[part]
+        assert key in sources and msgspec.json.decode(shown) == value, key
