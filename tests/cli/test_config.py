@@ -56,3 +56,21 @@ def test_a_bad_file_is_one_line_and_exit_2(tmp_path):
     done = isol8rt("config", cwd=tmp_path, home=tmp_path)
     assert done.returncode == 2 and "`$.cleanup.maxContainerAgeMs`" in done.stderr
     assert len(done.stderr.splitlines()) == 1
+
+
+def test_serves_settings_name_the_environment_and_the_file(tmp_path):
+    env = {**os.environ, "HOME": str(tmp_path), "ISOL8_PORT": "4100", "ISOL8_API_KEY": "sekrit"}
+    (tmp_path / "isol8rt.config.json").write_text(json.dumps({"maxConcurrent": 5}))
+    done = subprocess.run([sys.executable, "-m", "isol8rt", "config", "--json"], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=60)
+    shown = json.loads(done.stdout)
+    assert shown["serve"] == {"port": 4100, "poolSize": 2, "maxConcurrent": 5, "apiKey": "(set)"}
+    assert "sekrit" not in done.stdout
+    sources = shown["sources"]
+    assert sources["serve.port"] == "env ISOL8_PORT" and sources["serve.apiKey"] == "env ISOL8_API_KEY"
+    assert sources["serve.poolSize"] == "default"
+    assert sources["serve.maxConcurrent"] == f"file {tmp_path / 'isol8rt.config.json'}"
+    text = subprocess.run([sys.executable, "-m", "isol8rt", "config", "--file", str(tmp_path / "isol8rt.config.json")],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60).stdout.splitlines()
+    assert text[0] == f"source: {tmp_path / 'isol8rt.config.json'} (--file)"
+    assert any(line.split() == ["serve.port", "4100", "env", "ISOL8_PORT"] for line in text)
