@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import sys
@@ -252,8 +253,6 @@ def _handle(args) -> int:
         setup_script=_setup_script(args.setup),
     )
     if args.debug:
-        import logging
-
         logging.basicConfig(level=logging.DEBUG, format="isol8rt: %(name)s: %(message)s")
     return trio.run(_run, request, _options(args, config), args, config)
 
@@ -271,10 +270,14 @@ def _check_writable(path: str) -> None:
 
 async def _run(request: ExecutionRequest, options: Isol8Options, args, config: Isol8Config | None = None) -> int:
     out_file = open(args.out, "w", encoding="utf-8") if args.out else None  # noqa: SIM115
+    instance = None
     try:
         # A remote session is named when the client is made; a local one per call.
         session = None if args.host else session_name(args)
-        async with _engine(options, args, config or Isol8Config()) as engine:
+        engine = _engine(options, args, config or Isol8Config())
+        if not args.host:
+            instance = await _track(engine.engine_id, config or Isol8Config())
+        async with engine:
             if args.no_stream or args.log_network or args.persist:
                 # The network log comes with the whole result, so --log-network waits for it too.
                 result = await engine.execute(request, **({"session_id": session} if session else {}))
@@ -305,6 +308,32 @@ async def _run(request: ExecutionRequest, options: Isol8Options, args, config: I
     finally:
         if out_file is not None:
             out_file.close()
+        if instance is not None:
+            instance.remove()
+
+
+async def _track(engine_id: str, config: Isol8Config):
+    """Record this run's engine so that, if this process is killed, a later run removes its containers;
+    with cleanup.autoPrune, first remove those of earlier runs that were killed (see :mod:`.orphans`)."""
+    from ..docker import DockerClient, DockerError
+    from .orphans import InstanceFile, dead_runs, default_state_dir, sweep
+
+    directory = default_state_dir()
+    if config.cleanup.auto_prune and dead_runs(directory):
+        try:
+            async with DockerClient() as client:
+                removed = await sweep(directory, client)
+            if removed:
+                print(f"isol8rt: removed {removed} container(s) left by killed runs (cleanup.autoPrune)",
+                      file=sys.stderr)
+        except (DockerError, OSError) as exc:  # the engine says it better if Docker is down; never block a run
+            logging.getLogger("isol8rt.cli").debug("could not remove killed runs' containers: %s", exc)
+    try:
+        instance = InstanceFile(directory)
+        instance.add_engine(engine_id)
+    except OSError:
+        return None  # a home without room or rights: the run goes on, untracked
+    return instance
 
 
 def _engine(options: Isol8Options, args, config: Isol8Config):
