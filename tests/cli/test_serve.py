@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
@@ -122,3 +124,25 @@ def test_serve_refuses_a_bad_config_file_in_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "isol8rt", "serve", "--key", "k", "--port", "0"], cwd=tmp_path,
                           capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1 and "maxConcurrent" in done.stderr
+
+
+@pytest.mark.docker
+def test_a_served_run_has_the_config_files_defaults(tmp_path):
+    (tmp_path / "isol8rt.config.json").write_text(json.dumps({"defaults": {"timeoutMs": 700}, "poolSize": 0}))
+    env = {**os.environ, "HOME": str(tmp_path)}
+    server = subprocess.Popen([sys.executable, "-m", "isol8rt", "serve", "--key", "k", "--port", "0", "--prewarm", "",
+                               "--no-keys-db", "--state-dir", str(tmp_path / "state")],
+                              stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    try:
+        line = server.stderr.readline()
+        assert "serving on http://127.0.0.1:" in line, line
+        url = line.split("serving on ", 1)[1].strip()
+        body = json.dumps({"request": {"runtime": "python", "code": "import time; time.sleep(5)"}}).encode()
+        request = urllib.request.Request(f"{url}/execute", data=body, method="POST",
+                                         headers={"Authorization": "Bearer k", "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            result = json.loads(answer.read())
+        assert result["exitCode"] != 0 and "700 ms" in result["stderr"], result
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
