@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -261,7 +262,7 @@ def options_from_config(config: Isol8Config) -> Isol8Options:
     return options
 
 
-def merge_network(base: NetworkFilter | None, allow: list[str] = (), deny: list[str] = ()) -> NetworkFilter:
+def merge_network(base: NetworkFilter | None, allow: Sequence[str] = (), deny: Sequence[str] = ()) -> NetworkFilter:
     """The file's network rules with the command line's ``--allow``/``--deny`` on top; nothing of the file's
     is dropped. ``--deny`` adds to the blacklist (deny wins, so it only narrows). ``--allow`` adds to the
     whitelist: on a file whose whitelist is empty (every host allowed) that narrows to the hosts given,

@@ -80,9 +80,7 @@ async def setup(
     current = [await _inspect(client, recipe.image) for recipe in plan]
     stale = [image is None or force or _labels(image).get(LABEL_CONTENT_HASH) != recipe.content_hash
              for recipe, image in zip(plan, current)]
-    steps = BuildSteps(sum(stale), progress)
-    if not any(stale):
-        progress(f"all {len(plan)} images up to date")
+    steps = BuildSteps(sum(stale), progress)  # nothing stale: nothing said (the CLI's summary says it)
     for recipe, image, rebuild in zip(plan, current, stale):
         if not rebuild:
             assert image is not None
