@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-from isol8rt.cli import run
+from isol8rt.cli import main, run
 from isol8rt.cli.build import script_text
 from isol8rt.config import parse_config
 from isol8rt.errors import InvalidRequest
@@ -23,10 +20,17 @@ def run_args(*flags: str) -> argparse.Namespace:
     return parser.parse_args(["run", *flags])
 
 
-def isol8rt(*args: str, cwd):
-    env = {**os.environ, "HOME": str(cwd)}
-    return subprocess.run([sys.executable, "-m", "isol8rt", *args], input="", capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=60)
+@pytest.fixture
+def isol8rt(capsys, monkeypatch, tmp_path):
+    """The command line in this process, in tmp_path with HOME there: (exit code, stderr lines)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+    def call(*args: str) -> tuple[int, list[str]]:
+        code = main(list(args))
+        return code, capsys.readouterr().err.splitlines()
+
+    return call
 
 
 # --------------------------------------------------------------------------------------------------
@@ -55,12 +59,12 @@ def test_a_missing_path_is_an_error_not_a_command(value, tmp_path, monkeypatch):
         script_text("--setup", value)
 
 
-def test_a_missing_setup_path_is_one_line_and_exit_2(tmp_path):
-    for command in (["run", "-e", "print(1)", "--setup", "./setup.sh"],
+def test_a_missing_setup_path_is_one_line_and_exit_2(isol8rt):
+    for command in (["run", "-e", "print(1)", "--stdin", "", "--setup", "./setup.sh"],
                     ["build", "--base", "bash", "--tag", "x", "--setup", "./setup.sh"]):
-        done = isol8rt(*command, cwd=tmp_path)
-        assert done.returncode == 2, done.stderr
-        assert done.stderr.splitlines() == ["isol8rt: --setup ./setup.sh: no such file (to run a path inside the "
+        code, stderr = isol8rt(*command)
+        assert code == 2, stderr
+        assert stderr == ["isol8rt: --setup ./setup.sh: no such file (to run a path inside the "
                                             "sandbox instead, write it as a command: 'sh ./setup.sh')"]
 
 
@@ -76,9 +80,9 @@ def test_a_setup_file_becomes_the_requests_setup_script(tmp_path, monkeypatch):
 # --out: said before the run
 
 @pytest.mark.parametrize("out", ["no/such/dir/out.txt", "."])
-def test_an_unwritable_out_is_one_line_and_exit_2(out, tmp_path):
-    done = isol8rt("run", "-e", "print(1)", "--out", out, cwd=tmp_path)
-    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1 and "--out" in done.stderr
+def test_an_unwritable_out_is_one_line_and_exit_2(out, isol8rt):
+    code, stderr = isol8rt("run", "-e", "print(1)", "--stdin", "", "--out", out)
+    assert code == 2 and len(stderr) == 1 and stderr[0].startswith("isol8rt: --out ")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -118,12 +118,15 @@ def test_serve_finds_the_config_file_like_run(tmp_path, monkeypatch):
     assert load_config().path == str(tmp_path / "isol8rt.config.json")
 
 
-def test_serve_refuses_a_bad_config_file_in_one_line(tmp_path):
+def test_serve_refuses_a_bad_config_file_in_one_line(tmp_path, monkeypatch, capsys):
+    from isol8rt.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "isol8rt.config.json").write_text(json.dumps({"maxConcurrent": 0}))
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
-    done = subprocess.run([sys.executable, "-m", "isol8rt", "serve", "--key", "k", "--port", "0"], cwd=tmp_path,
-                          capture_output=True, text=True, env=env, timeout=60)
-    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1 and "maxConcurrent" in done.stderr
+    assert main(["serve", "--key", "k", "--port", "0"]) == 2
+    stderr = capsys.readouterr().err.splitlines()
+    assert len(stderr) == 1 and "maxConcurrent must be at least 1" in stderr[0]
 
 
 @pytest.mark.docker
