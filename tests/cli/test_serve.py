@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from isol8rt.cli import serve
+from isol8rt.cli import main, serve
 from isol8rt.cli.serve import resolve_port
 from isol8rt.config import load_config
 
@@ -119,8 +119,6 @@ def test_serve_finds_the_config_file_like_run(tmp_path, monkeypatch):
 
 
 def test_serve_refuses_a_bad_config_file_in_one_line(tmp_path, monkeypatch, capsys):
-    from isol8rt.cli import main
-
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / "isol8rt.config.json").write_text(json.dumps({"maxConcurrent": 0}))
