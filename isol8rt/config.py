@@ -148,17 +148,15 @@ def from_reference(document: dict) -> tuple[dict, list[str]]:
     """A reference system's config document as isol8rt reads it, and the keys set aside."""
     document = {key: dict(value) if isinstance(value, dict) else value for key, value in document.items()}
     audit = document.get("audit")
-    if isinstance(audit, dict) and "logDir" in audit:
-        # The reference's destination says where to ("filesystem"), its logDir which directory: ours is both.
+    # The reference's destination says how to log ("filesystem"), its logDir where: our destination is where.
+    log_dir = isinstance(audit, dict) and "logDir" in audit
+    if log_dir and isinstance(audit, dict):
         audit["destination"] = audit.pop("logDir")
-        dropped_destination = False
-    else:
-        dropped_destination = True
     ignored = []
     for dotted in _REFERENCE_ONLY:
         section, _, key = dotted.rpartition(".")
         holder = document.get(section) if section else document
-        if dotted == "audit.destination" and not dropped_destination:
+        if dotted == "audit.destination" and log_dir:
             continue
         if isinstance(holder, dict) and key in holder:
             del holder[key]
