@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import trio
@@ -23,25 +24,50 @@ def register(subparsers) -> None:
     parser.add_argument("--install", action="append", default=[], metavar="PACKAGE",
                         help="a package to bake in (repeatable; commas allowed)")
     parser.add_argument("--setup", action="append", default=[], metavar="SCRIPT",
-                        help="a shell script to run at build time, inline or @file (repeatable, in order)")
+                        help="a shell script to run at build time: a file's path, @FILE, or the script's text "
+                        "(repeatable, in order)")
     parser.add_argument("--force", action="store_true", help="rebuild even if the image is up to date")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors and the tag")
     parser.set_defaults(handler=_handle)
 
 
-def read_scripts(values: list[str]) -> list[str]:
-    """Inline scripts, or ``@path`` for one read from a file."""
-    scripts = []
-    for value in values:
-        if value.startswith("@"):
-            try:
-                with open(value[1:], encoding="utf-8") as file:
-                    scripts.append(file.read())
-            except OSError as exc:
-                raise InvalidRequest(f"--setup {value}: cannot read it: {exc.strerror}") from None
-        else:
-            scripts.append(value)
-    return scripts
+def read_scripts(values: list[str], flag: str = "--setup") -> list[str]:
+    """Each value's script (see :func:`script_text`)."""
+    return [script_text(flag, value) for value in values]
+
+
+#: Endings that make a word a script's file name rather than a command.
+_SCRIPT_SUFFIXES = (".sh", ".bash")
+
+
+def script_text(flag: str, value: str) -> str:
+    """A script given on the command line. In this order: ``@FILE`` is FILE's content (it must exist); a
+    value naming an existing file is that file's content (the reference system's ``--setup ./setup.sh``);
+    a value that looks like a path (one word with a ``/`` in it, or ending in .sh/.bash) but names no file
+    is an error, not a command to run; anything else is the script's text itself."""
+    if value.startswith("@"):
+        return _read(flag, value, value[1:])
+    if "\n" not in value and os.path.exists(value):
+        return _read(flag, value, value)
+    if looks_like_path(value):
+        raise InvalidRequest(f"{flag} {value}: no such file (to run a path inside the sandbox instead, "
+                             f"write it as a command: 'sh {value}')")
+    return value
+
+
+def looks_like_path(value: str) -> bool:
+    return bool(value) and not any(c.isspace() for c in value) and (
+        "/" in value or value.endswith(_SCRIPT_SUFFIXES))
+
+
+def _read(flag: str, value: str, path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+    except OSError as exc:
+        raise InvalidRequest(f"{flag} {value}: cannot read it: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidRequest(f"{flag} {value}: not UTF-8 text (a script file is expected)") from None
 
 
 def _handle(args) -> int:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import sys
 
 import trio
 
-from ..config import load_config, options_from_config
+from ..config import Isol8Config, merge_network, options_from_config, session_idle_s
 from ..errors import InvalidRequest
 from ..runtimes import EXTENSIONS, RUNTIME_NAMES
-from ..types import ExecutionRequest, Isol8Options, NetworkFilter
+from ..types import ExecutionRequest, Isol8Options
+from ._config import load
 
 #: The hosts each runtime's installer downloads from: what `--install` opens in filtered mode.
 REGISTRY_HOSTS = {
@@ -40,8 +42,8 @@ def register(subparsers) -> None:
     source.add_argument("--workdir", metavar="DIR", help="working directory inside /sandbox")
     source.add_argument("--files", metavar="DIR", help="copy DIR's files into /sandbox before running")
     source.add_argument("--setup", action="append", default=[], metavar="SCRIPT",
-                        help="a bash script to run before the program, inline or @file (repeatable, in order; "
-                        "the program does not run if one fails)")
+                        help="a bash script to run before the program: a file's path, @FILE, or the script's "
+                        "text (repeatable, in order; the program does not run if one fails)")
     code_url = parser.add_argument_group("remote code (needs remoteCode.enabled in isol8rt.config.json)")
     code_url.add_argument("--url", metavar="URL", help="run the program at URL")
     code_url.add_argument("--github", metavar="OWNER/REPO/REF/PATH", help="run a file from GitHub")
@@ -87,6 +89,8 @@ def register(subparsers) -> None:
     remote = parser.add_argument_group("remote")
     remote.add_argument("--host", metavar="URL", help="run on an isol8rt server (http://host:port) instead of here")
     remote.add_argument("--key", metavar="KEY", help="API key for --host (default: $ISOL8_API_KEY)")
+    parser.add_argument("--config", metavar="FILE", help="read this configuration file instead of looking for "
+                        "isol8rt.config.json (see `isol8rt config`)")
     parser.set_defaults(handler=_handle)
 
 
@@ -182,7 +186,7 @@ def _setup_script(values: list[str]) -> str | None:
     return "set -e\n" + "".join(f"bash -e -c {shlex.quote(script)}\n" for script in scripts) if scripts else None
 
 
-def _options(args) -> Isol8Options:
+def _options(args, config: Isol8Config | None = None) -> Isol8Options:
     fields = {
         "timeout_ms": args.timeout,
         "memory_limit": args.memory,
@@ -196,7 +200,7 @@ def _options(args) -> Isol8Options:
         "debug": args.debug or None,
     }
     # The config file's defaults first; the command line's flags over them.
-    options = options_from_config(load_config().config)
+    options = options_from_config(config if config is not None else load(args.config).config)
     for key, value in fields.items():
         if value is not None:
             setattr(options, key, value)
@@ -204,12 +208,14 @@ def _options(args) -> Isol8Options:
         if args.net is not None:
             raise InvalidRequest(f"--allow and --deny apply to --net filtered, not --net {args.net}")
         options.network = "filtered"
+    allow = list(args.allow)
     if args.install and args.net is None and options.network == "none":
         # Packages need their registry, and nothing else: filtered to it rather than no network or all of it.
         options.network = "filtered"
-        args.allow = args.allow or list(REGISTRY_HOSTS.get(args.runtime or "python", ()))
-    if options.network == "filtered" and (args.allow or args.deny or options.network_filter is None):
-        options.network_filter = NetworkFilter(whitelist=list(args.allow), blacklist=list(args.deny))
+        allow = allow or list(REGISTRY_HOSTS.get(args.runtime or "python", ()))
+    if options.network == "filtered":
+        # The flags narrow or extend the file's rules; its allowPrivate and connectPorts always stay.
+        options.network_filter = merge_network(options.network_filter, allow, args.deny)
     if args.log_network:
         options.log_network = True
     if args.writable:
@@ -223,6 +229,9 @@ def _options(args) -> Isol8Options:
 
 
 def _handle(args) -> int:
+    config = load(args.config).config
+    if args.out:
+        _check_writable(args.out)
     code, runtime, stdin_data = _read_program(args)
     file_extension = None
     if args.file is not None and runtime == EXTENSIONS.get(os.path.splitext(args.file)[1].lower()):
@@ -244,18 +253,31 @@ def _handle(args) -> int:
         setup_script=_setup_script(args.setup),
     )
     if args.debug:
-        import logging
-
         logging.basicConfig(level=logging.DEBUG, format="isol8rt: %(name)s: %(message)s")
-    return trio.run(_run, request, _options(args), args)
+    return trio.run(_run, request, _options(args, config), args, config)
 
 
-async def _run(request: ExecutionRequest, options: Isol8Options, args) -> int:
+def _check_writable(path: str) -> None:
+    """--out's file can be written: said now, in one line, not after the run."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise InvalidRequest(f"--out {path}: is a directory")
+    if not os.path.isdir(directory):
+        raise InvalidRequest(f"--out {path}: no such directory {directory}")
+    if not os.access(directory, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise InvalidRequest(f"--out {path}: not writable")
+
+
+async def _run(request: ExecutionRequest, options: Isol8Options, args, config: Isol8Config | None = None) -> int:
     out_file = open(args.out, "w", encoding="utf-8") if args.out else None  # noqa: SIM115
+    instance = None
     try:
         # A remote session is named when the client is made; a local one per call.
         session = None if args.host else session_name(args)
-        async with _engine(options, args) as engine:
+        engine = _engine(options, args, config or Isol8Config())
+        if not args.host:
+            instance = await _track(engine.engine_id, config or Isol8Config())
+        async with engine:
             if args.no_stream or args.log_network or args.persist:
                 # The network log comes with the whole result, so --log-network waits for it too.
                 result = await engine.execute(request, **({"session_id": session} if session else {}))
@@ -286,9 +308,35 @@ async def _run(request: ExecutionRequest, options: Isol8Options, args) -> int:
     finally:
         if out_file is not None:
             out_file.close()
+        if instance is not None:
+            instance.remove()
 
 
-def _engine(options: Isol8Options, args):
+async def _track(engine_id: str, config: Isol8Config):
+    """Record this run's engine so that, if this process is killed, a later run removes its containers;
+    with cleanup.autoPrune, first remove those of earlier runs that were killed (see :mod:`.orphans`)."""
+    from ..docker import DockerClient, DockerError
+    from .orphans import InstanceFile, dead_runs, default_state_dir, sweep
+
+    directory = default_state_dir()
+    if config.cleanup.auto_prune and dead_runs(directory):
+        try:
+            async with DockerClient() as client:
+                removed = await sweep(directory, client)
+            if removed:
+                print(f"isol8rt: removed {removed} container(s) left by killed runs (cleanup.autoPrune)",
+                      file=sys.stderr)
+        except (DockerError, OSError) as exc:  # the engine says it better if Docker is down; never block a run
+            logging.getLogger("isol8rt.cli").debug("could not remove killed runs' containers: %s", exc)
+    try:
+        instance = InstanceFile(directory)
+        instance.add_engine(engine_id)
+    except OSError:
+        return None  # a home without room or rights: the run goes on, untracked
+    return instance
+
+
+def _engine(options: Isol8Options, args, config: Isol8Config):
     """The local engine, or with --host a server's (RemoteIsol8 has the same methods)."""
     if args.host:
         from ..client import RemoteIsol8
@@ -297,8 +345,12 @@ def _engine(options: Isol8Options, args):
                            options=options, keep_session=True)
     from ..engine import DockerIsol8
 
-    # A session's container outlives this command, found again by name by the next one.
-    return DockerIsol8(options, detached_sessions=session_name(args) is not None)
+    # A session's container outlives this command, found again by name by the next one, and ends by itself
+    # once unused for cleanup.maxContainerAgeMs (never, with autoPrune off: 0 tells its agent so).
+    idle_s = session_idle_s(config)
+    return DockerIsol8(options, detached_sessions=session_name(args) is not None,
+                       session_idle_timeout_s=0.0 if idle_s == float("inf") else idle_s,
+                       max_container_age_s=config.cleanup.max_container_age_ms / 1000)
 
 
 def session_name(args) -> str | None:

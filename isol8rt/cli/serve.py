@@ -1,6 +1,10 @@
 """`isol8rt serve`: the HTTP server (the reference's REST API, a WebSocket, API keys).
 
 The limits given here are the server's ceiling: clients may ask for less in their ``options``, never more.
+The configuration file is read as ``isol8rt run`` reads it (its defaults, network rules, security, audit,
+remote code, pool, ``maxConcurrent`` and ``cleanup``); a flag given overrides the file's value, and
+``--allow``/``--deny`` narrow or extend the file's network rules. What neither sets has the server's
+defaults (:data:`SERVE_DEFAULTS`: a bigger pool and more runs at once than the library's).
 """
 
 from __future__ import annotations
@@ -12,20 +16,29 @@ from pathlib import Path
 
 import trio
 
+import msgspec
+
+from ..config import LoadedConfig, merge_network, options_from_config, session_idle_s
 from ..engine.spec import parse_size
 from ..errors import InvalidRequest
 from ..runtimes import RUNTIME_NAMES
-from ..types import AuditConfig, Isol8Options, NetworkFilter, SecurityConfig
+from ..types import AuditConfig, SecurityConfig
+from ._config import load
 
 DEFAULT_PORT = 3000
+#: The server's own defaults where the config file and the flags say nothing:
+#: config key -> (option, value).
+SERVE_DEFAULTS = {"poolSize": ("pool_size", 2), "maxConcurrent": ("max_concurrent", 16)}
+_MAX_FILE_BYTES = 32 * 1024 * 1024
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="run the HTTP server",
-        description="Serve the isol8 REST API. The limits below are a ceiling: a client's options may tighten "
-        "them, never loosen them.",
+        description="Serve the isol8 REST API, with the config file's settings (as `isol8rt config` shows them) "
+        "and the flags below over them; a default below holds where neither sets a value. The limits are a "
+        "ceiling: a client's options may tighten them, never loosen them.",
     )
     net = parser.add_argument_group("listening")
     net.add_argument("-p", "--port", type=int, help="port (default: $ISOL8_PORT, then $PORT, then 3000)")
@@ -44,34 +57,35 @@ def register(subparsers) -> None:
                       "any; repeatable). Default: any with a key; without (--no-auth) only those, against DNS "
                       "rebinding")
     ceiling = parser.add_argument_group("sandbox ceiling")
-    ceiling.add_argument("--memory", default="512m", metavar="SIZE", help="memory per sandbox (default 512m)")
-    ceiling.add_argument("--cpu", type=float, default=1.0, metavar="CORES", help="CPU per sandbox (default 1)")
-    ceiling.add_argument("--timeout", type=int, default=30_000, metavar="MS", help="longest run (default 30000)")
-    ceiling.add_argument("--pids-limit", type=int, default=64, metavar="N", help="processes per sandbox (default 64)")
-    ceiling.add_argument("--max-output", type=int, default=1024 * 1024, metavar="BYTES",
-                         help="cap on stdout and on stderr (default 1 MiB)")
-    ceiling.add_argument("--net", choices=("none", "filtered", "host"), default="none",
-                         help="widest network mode (default none)")
+    ceiling.add_argument("--memory", metavar="SIZE", help="memory per sandbox (default 512m)")
+    ceiling.add_argument("--cpu", type=float, metavar="CORES", help="CPU per sandbox (default 1)")
+    ceiling.add_argument("--timeout", type=int, metavar="MS", help="longest run (default 30000)")
+    ceiling.add_argument("--pids-limit", type=int, metavar="N", help="processes per sandbox (default 64)")
+    ceiling.add_argument("--max-output", type=int, metavar="BYTES", help="cap on stdout and on stderr (default 1 MiB)")
+    ceiling.add_argument("--net", choices=("none", "filtered", "host"), help="widest network mode (default none)")
     ceiling.add_argument("--allow", action="append", default=[], metavar="REGEX",
-                         help="filtered: hosts runs may reach (repeatable; none given: every host)")
+                         help="filtered: hosts runs may reach, added to the file's whitelist (repeatable; none "
+                         "anywhere: every host)")
     ceiling.add_argument("--deny", action="append", default=[], metavar="REGEX",
-                         help="filtered: hosts runs may never reach (repeatable; deny wins)")
-    ceiling.add_argument("--max-file-bytes", type=int, default=32 * 1024 * 1024, metavar="BYTES",
+                         help="filtered: hosts runs may never reach, added to the file's blacklist (repeatable; "
+                         "deny wins)")
+    ceiling.add_argument("--max-file-bytes", type=int, default=_MAX_FILE_BYTES, metavar="BYTES",
                          help="output files a run brings back, all together, by apparent size; also the largest "
                          "file GET/POST /file moves (default 32 MiB)")
-    ceiling.add_argument("--seccomp", default="strict", metavar="MODE",
+    ceiling.add_argument("--seccomp", metavar="MODE",
                          help="the sandboxes' seccomp profile: strict, unconfined, or a profile's path "
                          "(default strict; clients cannot change it)")
     ceiling.add_argument("--oci-runtime", metavar="NAME",
                          help="OCI runtime for the sandboxes, e.g. runsc for gVisor (default: Docker's; clients "
                          "cannot change it)")
     server = parser.add_argument_group("server")
-    server.add_argument("--pool-size", type=int, default=2, metavar="N", help="warm containers per runtime (default 2)")
-    server.add_argument("--max-concurrent", type=int, default=16, metavar="N", help="runs at once (default 16)")
+    server.add_argument("--pool-size", type=int, metavar="N", help="warm containers per runtime (default 2)")
+    server.add_argument("--max-concurrent", type=int, metavar="N", help="runs at once (default 16)")
     server.add_argument("--prewarm", default="python", metavar="RUNTIMES",
                         help="comma-separated runtimes to warm at start ('' for none; default python)")
-    server.add_argument("--session-ttl", type=float, default=1800, metavar="S",
-                        help="close sessions idle this long (default 1800 s)")
+    server.add_argument("--session-ttl", type=float, metavar="S",
+                        help="close sessions idle this long (default: the config file's "
+                        "cleanup.maxContainerAgeMs, 1800 s; never with cleanup.autoPrune false)")
     server.add_argument("--rate-limit", type=float, default=0, metavar="R",
                         help="requests per second per key (default 0: unlimited)")
     server.add_argument("--key-concurrency", type=int, default=16, metavar="N",
@@ -116,6 +130,8 @@ def register(subparsers) -> None:
     server.add_argument("--state-dir", metavar="DIR", help="where instance files for orphan clean-up live "
                         "(default ~/.isol8rt/server)")
     server.add_argument("--debug", action="store_true", help="log the server's and engine's steps")
+    server.add_argument("--config", metavar="FILE", help="read this configuration file instead of looking for "
+                        "isol8rt.config.json (see `isol8rt config`)")
     parser.set_defaults(handler=_handle)
 
 
@@ -133,40 +149,56 @@ def resolve_port(flag: int | None, environ=os.environ) -> int:
     return DEFAULT_PORT
 
 
-def _config(args):
+def _config(args, loaded: LoadedConfig | None = None):
     from ..server import ServerConfig
     from ..server.keys import default_path
 
+    if loaded is None:
+        loaded = load(getattr(args, "config", None))
     prewarm = [name for name in args.prewarm.split(",") if name]
     for name in prewarm:
         if name not in RUNTIME_NAMES:
             raise SystemExit(f"isol8rt: --prewarm: unknown runtime {name!r} (choose from {', '.join(RUNTIME_NAMES)})")
-    if args.seccomp in ("strict", "unconfined"):
-        security = SecurityConfig(seccomp=args.seccomp, oci_runtime=args.oci_runtime)
-    else:
-        security = SecurityConfig(seccomp="custom", profile_path=args.seccomp, oci_runtime=args.oci_runtime)
-    options = Isol8Options(
-        memory_limit=args.memory, cpu_limit=args.cpu, timeout_ms=args.timeout, pids_limit=args.pids_limit,
-        max_output_size=args.max_output, network=args.net, pool_size=args.pool_size,
-        max_concurrent=args.max_concurrent, debug=args.debug, max_file_bytes=args.max_file_bytes,
-        security=security,
-        audit=AuditConfig(enabled=True, destination=args.audit) if args.audit else None,
-    )
+    # The file's settings first (with the server's own defaults where it has none), then the flags given.
+    options = options_from_config(loaded.config)
+    for key, (name, value) in SERVE_DEFAULTS.items():
+        if key not in loaded.present:
+            setattr(options, name, value)
+    flags = {"memory_limit": args.memory, "cpu_limit": args.cpu, "timeout_ms": args.timeout,
+             "pids_limit": args.pids_limit, "max_output_size": args.max_output, "network": args.net,
+             "pool_size": args.pool_size, "max_concurrent": args.max_concurrent}
+    for name, value in flags.items():
+        if value is not None:
+            setattr(options, name, value)
+    options.debug = args.debug
+    options.max_file_bytes = args.max_file_bytes
+    if args.seccomp is not None:
+        custom = args.seccomp not in ("strict", "unconfined")
+        options.security = msgspec.structs.replace(options.security, seccomp="custom" if custom else args.seccomp,
+                                                   profile_path=args.seccomp if custom else None)
+    if args.oci_runtime is not None:
+        options.security = msgspec.structs.replace(options.security, oci_runtime=args.oci_runtime)
+    if args.audit:
+        # The file's audit choices (what to include, retention) stay; the flag turns it on, in DIR.
+        options.audit = msgspec.structs.replace(options.audit or AuditConfig(), enabled=True, destination=args.audit)
     try:
         session_memory = 0 if args.session_memory_per_key in ("0", "") else parse_size(
             "--session-memory-per-key", args.session_memory_per_key)
     except InvalidRequest as exc:
         raise SystemExit(f"isol8rt: {exc}") from None
     if args.allow or args.deny:
-        if args.net != "filtered":
-            raise SystemExit("isol8rt: --allow and --deny need --net filtered")
-        options.network_filter = NetworkFilter(whitelist=list(args.allow), blacklist=list(args.deny))
+        if options.network != "filtered":
+            raise SystemExit("isol8rt: --allow and --deny need --net filtered (or defaults.network filtered in "
+                             "the config file)")
+    if options.network == "filtered":
+        options.network_filter = merge_network(options.network_filter, args.allow, args.deny)
+    session_ttl = args.session_ttl if args.session_ttl is not None else session_idle_s(loaded.config)
     config = ServerConfig(
         host=args.host, port=resolve_port(args.port), api_key=args.key or os.environ.get("ISOL8_API_KEY") or None,
         open_access=args.no_auth, options=options, prewarm=prewarm, max_body=args.max_body,
         rate_limit=args.rate_limit, key_concurrency=args.key_concurrency, key_runs=args.key_runs,
         queue_depth=args.queue_depth, queue_wait_s=args.queue_wait,
-        session_ttl_s=args.session_ttl,
+        session_ttl_s=session_ttl,
         keys_db=None if args.no_keys_db else Path(args.keys_db) if args.keys_db else default_path(),
         max_connections=args.max_connections, max_connections_per_address=args.max_connections_per_address,
         header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout, keepalive_s=args.keepalive,

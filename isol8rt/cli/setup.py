@@ -7,11 +7,11 @@ import time
 
 import trio
 
-from ..config import load_config
 from ..daemon import ensure_daemon
 from ..docker import DockerClient
 from ..images import BuildFailed, ImageReport, normalize_packages, selected_runtimes, setup
 from ..runtimes import RUNTIME_NAMES
+from ._config import load
 
 _BAKE_HELP = {
     "python": "PyPI packages to bake into a custom Python image, e.g. numpy,pandas",
@@ -45,7 +45,7 @@ def run(args) -> int:
     runtimes = args.runtimes or RUNTIME_NAMES
     bake = {runtime: getattr(args, runtime) for runtime in RUNTIME_NAMES if getattr(args, runtime) is not None}
     # The config file's `dependencies` are baked too, for runtimes the command line says nothing about.
-    dependencies = load_config().config.dependencies
+    dependencies = load().config.dependencies
     for runtime in RUNTIME_NAMES:
         if runtime not in bake and getattr(dependencies, runtime):
             bake[runtime] = list(getattr(dependencies, runtime))

@@ -42,7 +42,7 @@ from .spec import network_policy, sandbox_spec
 from .netlog import network_logs
 from .output import StreamText, mask
 from .plan import ExecutionPlan, RunPlan, output_file_budget, plan_execution, prestart_spec, upload_limit_bytes
-from .pool import Pool
+from .pool import POOL_MAX_AGE_S, Pool
 from .container import Container
 from .control import RunControl
 from .session import PersistentSession
@@ -92,10 +92,13 @@ class DockerIsol8:
 
     def __init__(self, options: Isol8Options | None = None, *, backend: ContainerBackend | None = None,
                  detached_sessions: bool = False, session_idle_timeout_s: float = 1800.0,
-                 **option_fields: Any) -> None:
+                 max_container_age_s: float | None = None, **option_fields: Any) -> None:
         """``detached_sessions``: persistent sessions outlive this engine (and this process): their
         containers are found again by name by the next engine, and end by themselves after
-        ``session_idle_timeout_s`` without use. That is what the CLI's ``--persistent`` needs."""
+        ``session_idle_timeout_s`` without use. That is what the CLI's ``--persistent`` needs.
+
+        ``max_container_age_s``: no pooled container is handed out older than this (the config file's
+        ``cleanup.maxContainerAgeMs``); the pool's own limit, :data:`POOL_MAX_AGE_S`, applies if lower."""
         if options is not None and option_fields:
             raise TypeError("pass either an Isol8Options or option keywords, not both")
         self.options = options if options is not None else Isol8Options(**option_fields)
@@ -108,6 +111,7 @@ class DockerIsol8:
         self.engine_id = uuid.uuid4().hex[:12]
         self._detached = detached_sessions
         self._session_idle_timeout_s = session_idle_timeout_s
+        self._pool_max_age_s = min(POOL_MAX_AGE_S, max_container_age_s or POOL_MAX_AGE_S)
         self._backend = backend
         self._owns_backend = backend is None
         self._limiter = trio.Semaphore(self.options.max_concurrent)
@@ -208,7 +212,8 @@ class DockerIsol8:
             async with trio.open_nursery() as nursery:
                 self._pool = Pool(self._started_backend, nursery, strategy=self.options.pool_strategy,
                                   size=_pool_size(self.options.pool_size),
-                                  max_idle=max(_pool_size(self.options.pool_size), self.options.max_concurrent))
+                                  max_idle=max(_pool_size(self.options.pool_size), self.options.max_concurrent),
+                                  max_age_s=self._pool_max_age_s)
                 audit_done = trio.Event()
                 if self.options.audit is not None and self.options.audit.enabled:
                     self._audit_send, receive = trio.open_memory_channel(_AUDIT_BACKLOG)

@@ -4,8 +4,9 @@
 reset (kill every sandbox-user process and confirm none is left, wipe /sandbox, /tmp and /dev/shm, remove
 SysV IPC and message queues, start the next interpreter), and the container rejoins the ready ones only
 once the agent's Ready reports every required check verified (:mod:`.conversation` has the rules). A
-container also retires after about ``max_uses`` runs or ``max_age_s`` seconds (each container's limits
-are drawn a little apart, so containers made together do not all retire, and get replaced, at once).
+container also retires after about ``max_uses`` runs, and before it is ``max_age_s`` seconds old (each
+container's limits are drawn a little apart, so containers made together do not all retire, and get
+replaced, at once; the age limit only downwards, since a configured maximum age is a promise).
 
 How many containers a ``fast`` pool keeps: ``size`` ready (idle, being reset, or being made) beside those
 out on runs, but never more in all than ``max_idle``, the most release() keeps. So a steady load settles
@@ -45,8 +46,11 @@ log = logging.getLogger("isol8rt.pool")
 
 #: How long acquire() waits for a container being reset before it makes a new one instead.
 _SETTLE_WAIT_S = 2.0
-#: Each container's use and age limits are the pool's times a factor drawn from this range.
+#: Each container's use limit is the pool's times a factor drawn from this range; its age limit, times a
+#: factor between the range's low end and 1 (never older than the pool's ``max_age_s``).
 _RETIRE_SPREAD = (0.75, 1.25)
+#: How old a pooled container may grow by default (the engine lowers it to ``cleanup.maxContainerAgeMs``).
+POOL_MAX_AGE_S = 900.0
 
 
 class _Slot:
@@ -77,7 +81,7 @@ class _Slot:
 
 class Pool:
     def __init__(self, backend: ContainerBackend, nursery: trio.Nursery, *, strategy: str = "fast",
-                 size: int = 1, max_idle: int = 8, max_uses: int = 1000, max_age_s: float = 900.0,
+                 size: int = 1, max_idle: int = 8, max_uses: int = 1000, max_age_s: float = POOL_MAX_AGE_S,
                  shrink_after_s: float = 60.0) -> None:
         self._backend = backend
         self._nursery = nursery
@@ -264,8 +268,8 @@ class Pool:
             raise EngineClosed("the engine stopped while a container was starting")
         self.live[container.container_id] = container
         self._slot_by_container[container.container_id] = slot
-        spread = random.uniform(*_RETIRE_SPREAD)
-        container.max_uses, container.max_age_s = max(1, round(self.max_uses * spread)), self.max_age_s * spread
+        container.max_uses = max(1, round(self.max_uses * random.uniform(*_RETIRE_SPREAD)))
+        container.max_age_s = self.max_age_s * random.uniform(_RETIRE_SPREAD[0], 1.0)
         return container
 
     async def _create_idle(self, slot: _Slot) -> None:

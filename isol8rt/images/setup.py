@@ -12,6 +12,7 @@ multi-stage recipes (hundreds of MB of downloads); setup removes those of its ow
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
@@ -25,6 +26,7 @@ from .build import build
 from .catalog import DEBIAN_IMAGE, agent_recipe, base_recipe, runtime_recipe
 from .debian import ensure_debian_base
 from .packages import normalize_packages
+from .progress import BuildSteps, with_heartbeat
 from .recipe import Recipe
 from .removal import remove_if_unused, remove_untagged
 
@@ -59,7 +61,8 @@ async def setup(
     selected = selected_runtimes(runtimes, bake_sets)
 
     started = trio.current_time()
-    debian = await ensure_debian_base(client, force=force, progress=progress)
+    debian = await with_heartbeat(progress, f"getting {DEBIAN_IMAGE}",
+                                  functools.partial(ensure_debian_base, client, force=force, progress=progress))
     reports = [
         ImageReport(DEBIAN_IMAGE, debian.status, trio.current_time() - started, await _size(client, DEBIAN_IMAGE))
     ]
@@ -72,13 +75,19 @@ async def setup(
     rebakes, stale_tags = await _stale_bakes(client, agent_layers, {recipe.image for recipe in plan})
     plan += rebakes
 
-    for recipe in plan:
-        started = trio.current_time()
-        current = await _inspect(client, recipe.image)
-        if current is not None and not force and _labels(current).get(LABEL_CONTENT_HASH) == recipe.content_hash:
-            reports.append(ImageReport(recipe.image, "up to date", 0.0, current.size))
+    # Every recipe's hash is known from the plan, so what is stale is known before anything is built: the
+    # progress can say "[2/5]".
+    current = [await _inspect(client, recipe.image) for recipe in plan]
+    stale = [image is None or force or _labels(image).get(LABEL_CONTENT_HASH) != recipe.content_hash
+             for recipe, image in zip(plan, current)]
+    steps = BuildSteps(sum(stale), progress)  # nothing stale: nothing said (the CLI's summary says it)
+    for recipe, image, rebuild in zip(plan, current, stale):
+        if not rebuild:
+            assert image is not None
+            reports.append(ImageReport(recipe.image, "up to date", 0.0, image.size))
             continue
-        await build(client, recipe, nocache=force, progress=progress)
+        started = trio.current_time()
+        await steps.run(recipe.image, functools.partial(build, client, recipe, nocache=force, progress=progress))
         built = await client.inspect_image(recipe.image)
         reports.append(ImageReport(recipe.image, "built", trio.current_time() - started, built.size))
 

@@ -63,6 +63,13 @@ def test_setup_inline_repeated_and_from_a_file(tmp_path):
 
 
 @pytest.mark.docker
+def test_setup_takes_a_files_path_as_the_reference_does(tmp_path):
+    (tmp_path / "setup.sh").write_text("echo from-the-file > /sandbox/ready\n")
+    done = isol8rt("run", "--setup", "./setup.sh", "-r", "bash", "-e", "cat /sandbox/ready", cwd=tmp_path)
+    assert done.stdout == "from-the-file\n", done.stderr
+
+
+@pytest.mark.docker
 def test_failing_setup_stops_the_run():
     done = isol8rt("run", "--setup", "echo about to fail; exit 3", "--setup", "touch /sandbox/never",
                    "-e", "print('program ran')")

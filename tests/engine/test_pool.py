@@ -272,6 +272,27 @@ async def test_containers_retire_after_about_max_age(autojump_clock):
         assert removed(backend)
 
 
+async def test_no_container_is_handed_out_older_than_max_age(autojump_clock):
+    """maxContainerAgeMs is a promise (the config file's cleanup key): the spread only shortens lives."""
+    async with memory_pool(size=2, max_age_s=50, shrink_after_s=20) as (pool, backend):
+        ages = []
+        for step in range(60):
+            container = await pool.acquire(SPEC, CONFIGURE)
+            ages.append(trio.current_time() - container.created)
+            await pool.release(container)
+            await trio.sleep(3 + step % 7)
+        assert max(ages) <= 50 and len(removed(backend)) >= 3
+
+
+def test_the_engine_caps_its_pools_age_at_max_container_age():
+    from isol8rt.engine import DockerIsol8
+    from isol8rt.engine.pool import POOL_MAX_AGE_S
+
+    assert DockerIsol8()._pool_max_age_s == POOL_MAX_AGE_S
+    assert DockerIsol8(max_container_age_s=60)._pool_max_age_s == 60
+    assert DockerIsol8(max_container_age_s=10 * POOL_MAX_AGE_S)._pool_max_age_s == POOL_MAX_AGE_S
+
+
 async def test_a_quiet_pool_replaces_idle_containers_past_their_age(autojump_clock):
     async with memory_pool(size=1, max_age_s=100, shrink_after_s=60) as (pool, backend):
         await pool.prewarm(SPEC, CONFIGURE)
