@@ -16,6 +16,9 @@ USER_PATH = "/sandbox/.local/bin:/sandbox/node_modules/.bin:/sandbox/.npm-global
 PY = ["python3", "/sandbox/main.py"]
 PRESTART = Prestart(argv=PY, env={"A": "1"}, cwd="/sandbox", code_path="/sandbox/main.py")
 NOTHING = ev.Readings(oom_kills=0)
+#: A reset's sweep that removed nothing and left nothing, and the detail its Done reports then.
+CLEAN = ev.Swept(settled=True, counted=True, ipc_removed=0, ipc_clean=True, files_removed=0)
+CLEAN_DETAIL = {"ipc_removed": 0, "files_removed": 0}
 
 
 def user_env(env: dict[str, str]) -> dict[str, str]:
@@ -90,6 +93,33 @@ class CoreHarness:
         self.tell(ev.ChildOutputClosed(pid, 1), after=after)
         self.tell(ev.ChildOutputClosed(pid, 2))
         return self.tell(ev.ChildExited(pid, status, ev.ChildUsage(3.0, 4.0, 5000)))
+
+    def session_run(self, run: Run, pid: int, before: ev.Readings = NOTHING) -> list:
+        """``run`` (in a session) handed to the interpreter ``pid`` as a cell, the interpreter started
+        first if it is not there yet; the actions once the cell is sent."""
+        assert self.host(run) == [act.PrepareCwd(run.id, run.cwd)]
+        actions = self.tell(ev.Prepared(run.id))
+        if type(actions[0]) is act.StartInterpreter:
+            actions = self.tell(ev.InterpreterStarted(run.id, pid))
+        assert type(actions[-1]) is act.SendCell and actions[-1].pid == pid, actions
+        return self.tell(ev.CellSent(run.id, before))
+
+    def finish_reset(self) -> tuple[protocol.Done, protocol.Ready]:
+        """After a Reset's own actions (no filtered networking): a clean sweep and last look, no prestarts
+        armed; the reset's Done and Ready."""
+        assert self.tell(CLEAN)[-1].__class__ is act.Inspect
+        assert self.tell(ev.Inspected([], []))[-1].__class__ is act.ArmPrestarts
+        *_, done, ready = sent(self.tell(ev.PrestartsArmed([], [])))
+        return done, ready
+
+    def reset(self, generation: int) -> protocol.Ready:
+        """A whole clean reset, which must be the ``generation``-th; its Ready."""
+        actions = self.host(protocol.Reset(id=10_000 + generation))
+        assert type(actions[-1]) is act.Sweep
+        done, ready = self.finish_reset()
+        assert done == protocol.Done(id=10_000 + generation, detail=CLEAN_DETAIL)
+        assert (ready.reason, ready.generation) == ("reset", generation)
+        return ready
 
     def collected(self, run_id: int, after: ev.Readings = NOTHING, file_errors: dict | None = None) -> protocol.Exit:
         [exit_message] = sent(self.tell(ev.Collected(run_id, after, file_errors or {})))

@@ -7,6 +7,7 @@ import signal
 
 import pytest
 
+from isol8rt.agent.core import DriverError
 from isol8rt.agent.core import actions as act
 from isol8rt.agent.core import events as ev
 from isol8rt.agent.protocol import Done, Exit, Failed, GetFile, Output, PutFile, Run, Signal, Stdin, Usage
@@ -201,3 +202,11 @@ def test_output_files_go_with_the_run(core):
     run = Run(id=1, argv=["x"], env={}, output_paths=["a", "b"], max_file_bytes=10)
     core.spawned(run, 20)
     assert others(core.ended(20)) == [act.Collect(1, ["a", "b"], 10)]
+
+
+def test_a_host_message_before_the_spawn_is_reported_is_the_drivers_mistake(core):
+    core.host(Run(id=1, argv=["x"], env={}))
+    with pytest.raises(DriverError):
+        core.core.receive(Signal(id=1, signum=9), core.now)
+    core.tell(ev.Spawned(1, 20, NOTHING))
+    assert core.host(Signal(id=1, signum=9)) == [act.Kill(20, 9)]

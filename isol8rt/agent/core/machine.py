@@ -70,7 +70,8 @@ _NOT_INHERITED = ("HOME", "PWD", "OLDPWD")
 
 class DriverError(Exception):
     """The driver used the core out of order: anything before :meth:`AgentCore.start`, a second
-    ``start``, or an event the core does not know. A bug in the driver, never caused by the host."""
+    ``start``, a host message while an action's report is owed, or an event the core does not know. A
+    bug in the driver, never caused by the host."""
 
 
 class _Starting:
@@ -213,6 +214,10 @@ class AgentCore:
         """The actions for one host message (decoded elsewhere: by a test, or an in-memory agent)."""
         self._require_started(now)
         kind = type(message)
+        if self._resetting is not None or self._arming is not None or self._starting or self._collecting:
+            # It would be handled in the middle of the one before (in a container being swept, before
+            # the reset's Done...): the driver has not reported every action of that one yet.
+            raise DriverError(f"{kind.__name__} given while an action's report is owed")
         if kind is Run:
             return self._admit(message)  # type: ignore[arg-type]
         if kind is Stdin:
