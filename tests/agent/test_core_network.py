@@ -157,15 +157,20 @@ def test_a_reset_closes_the_proxys_connections_and_waits_for_its_answer(listenin
     assert ready.verified == ["processes", "tasks", "ipc", "network", "files", "state"]
 
 
-def test_a_reset_puts_the_containers_policy_back(listening):
-    core = listening
+def reset_after_a_run_of_its_own_policy(core) -> list:
+    """A run that had a policy of its own, then a reset: the actions once the proxy closed everything."""
     core.host(run(1, network_policy=RUN_POLICY))
     core.tell(ev.ProxyOutput(policy_ok("1")))
     core.tell(ev.Spawned(1, 20, NOTHING))
     core.host(Reset(id=2))
     core.tell(CLEAN)
+    return core.tell(ev.ProxyOutput(RESET_OK))
+
+
+def test_a_reset_puts_the_containers_policy_back(listening):
+    core = listening
     back = SetPolicy(run="reset", allow=[r"\.example\.com$"], connect_ports=[443, 80])
-    assert core.tell(ev.ProxyOutput(RESET_OK)) == [act.ToProxy(back), act.AwaitProxy(PROXY_ANSWER_TIMEOUT_S)]
+    assert reset_after_a_run_of_its_own_policy(core) == [act.ToProxy(back), act.AwaitProxy(PROXY_ANSWER_TIMEOUT_S)]
     assert core.tell(ev.ProxyOutput(policy_ok("reset"))) == [act.Inspect(proxy_pid=PROXY)]
     assert "network" in finish(core)[1].verified
     assert core.host(run(3)) == [spawn(3)]  # the container's policy is in force again
@@ -199,12 +204,7 @@ def test_a_proxy_that_does_not_answer_the_reset_is_let_go(listening, answer):
 
 def test_a_refused_policy_during_the_reset_is_its_verdict(listening):
     core = listening
-    core.host(run(1, network_policy=RUN_POLICY))
-    core.tell(ev.ProxyOutput(policy_ok("1")))
-    core.tell(ev.Spawned(1, 20, NOTHING))
-    core.host(Reset(id=2))
-    core.tell(CLEAN)
-    core.tell(ev.ProxyOutput(RESET_OK))
+    reset_after_a_run_of_its_own_policy(core)
     # An error about another line is not the answer.
     assert core.tell(ev.ProxyOutput(b'{"type":"error","message":"x","run":"7"}\n')) == []
     assert core.tell(ev.ProxyOutput(b'{"type":"error","message":"x","run":"reset"}\n')) == [

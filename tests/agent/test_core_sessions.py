@@ -19,6 +19,13 @@ def cell(run_id: int, code: bytes = b"x = 1", session: str = "python", **fields)
     return Run(id=run_id, argv=[], env={"T": "1"}, code=code, session=session, **fields)
 
 
+def one_cell(core) -> None:
+    """Cell 1 of the python session, run to its Exit in the interpreter 40."""
+    core.session_run(cell(1), 40)
+    core.tell(ev.CellDone(40, 0))
+    core.collected(1)
+
+
 def test_a_cell_from_its_message_to_its_exit(core):
     run = cell(1, b"print(x)", cwd="/sandbox/w", timeout_ms=5000)
     assert core.host(run) == [act.PrepareCwd(1, "/sandbox/w")]
@@ -37,9 +44,7 @@ def test_a_cell_from_its_message_to_its_exit(core):
 
 
 def test_the_next_cell_goes_to_the_same_interpreter(core):
-    core.session_run(cell(1), 40)
-    core.tell(ev.CellDone(40, 0))
-    core.collected(1)
+    one_cell(core)
     core.host(cell(2, b"print(x)"))
     assert core.tell(ev.Prepared(2)) == [act.SendCell(2, 40, "print(x)", "/sandbox", user_env({"T": "1"}), b"")]
     core.tell(ev.CellSent(2, NOTHING))
@@ -49,9 +54,7 @@ def test_the_next_cell_goes_to_the_same_interpreter(core):
 
 
 def test_output_between_cells_belongs_to_no_run(core):
-    core.session_run(cell(1), 40)
-    core.tell(ev.CellDone(40, 0))
-    core.collected(1)
+    one_cell(core)
     assert core.tell(ev.ChildOutput(40, 1, b"from a thread")) == []
     assert core.tell(ev.ChildOutputClosed(40, 1)) == []
 
@@ -151,18 +154,14 @@ def test_an_interpreter_that_dies_in_a_cell_ends_it_with_its_status(core, status
 
 
 def test_an_interpreter_that_dies_between_cells_is_started_again(core):
-    core.session_run(cell(1), 40)
-    core.tell(ev.CellDone(40, 0))
-    core.collected(1)
+    one_cell(core)
     assert core.tell(ev.ChildExited(40, exited(0))) == [act.Release(40)]
     core.host(cell(2))
     assert type(core.tell(ev.Prepared(2))[0]) is act.StartInterpreter
 
 
 def test_stragglers_of_a_session(core):
-    core.session_run(cell(1), 40)
-    core.tell(ev.CellDone(40, 0))
-    core.collected(1)
+    one_cell(core)
     for late in (ev.CellDone(40, 0), ev.CellSent(1, NOTHING), ev.CellFailed(1, "x"), ev.Prepared(1),
                  ev.InterpreterStarted(1, 41), ev.InterpreterFailed(1, "x")):
         assert core.tell(late) == [], late
