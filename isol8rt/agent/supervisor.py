@@ -342,7 +342,8 @@ class Supervisor:
         user_ms, system_ms = usage.process_cpu_ms(session_pid)
         return ev.Readings(oom_kills, rx, tx, user_ms, system_ms)
 
-    def _prepare(self, run_id: int, cwd: str, code_path: str | None = None, code: bytes | None = None) -> ev.Event | None:
+    def _prepare(self, run_id: int, cwd: str, code_path: str | None = None,
+                 code: bytes | None = None) -> ev.Event | None:
         """Put the program file in place and make the working directory; the PrepareFailed if not."""
         sandbox = self.config.sandbox
         try:

@@ -90,7 +90,8 @@ def test_without_the_firewall_every_run_fails(filtered):
     core = filtered
     core.host(run(1))
     actions = core.tell(ev.NetworkRefused("nft failed (1): no nftables"))
-    assert sent(actions) == [Log(level="error", message="cannot set up filtered networking: nft failed (1): no nftables")]
+    assert sent(actions) == [
+        Log(level="error", message="cannot set up filtered networking: nft failed (1): no nftables")]
     failure = "filtered networking could not be set up: nft failed (1): no nftables"
     assert sent(core.host(run(2))) == [Failed(id=1, message=failure, kind="network"),
                                        Failed(id=2, message=failure, kind="network")]

@@ -101,7 +101,8 @@ def test_messages_in_the_same_read_as_the_reset_come_after_its_done(core):
     assert core.tell(CLEAN) == [act.Inspect()]
     core.tell(ev.Inspected([], []))
     armed = core.tell(ev.PrestartsArmed([8], [""]))
-    assert sent(armed) == [Done(id=2, detail=CLEAN_DETAIL)] and armed[-1] == act.CheckWarmth([8])  # Ready waits: not warm yet
+    # The Ready waits: the interpreter is not warm yet.
+    assert sent(armed) == [Done(id=2, detail=CLEAN_DETAIL)] and armed[-1] == act.CheckWarmth([8])
     assert core.core.next_actions(core.now) == [act.Send(Done(id=3))]
     # The run takes the new interpreter as soon as it is armed (it would have waited on its own clock).
     assert core.core.next_actions(core.now) == [act.HandOver(4, 8, "/sandbox/main.py", b"print(1)")]

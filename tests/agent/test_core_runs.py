@@ -115,7 +115,8 @@ def test_a_program_that_cannot_start_is_a_run_that_failed_as_a_shell_says(core):
     assert sent(core.tell(ev.SpawnFailed(1, not_found=True, reason="No such file or directory"))) == [
         Output(id=1, fd=2, data=b"isol8rt: cannot run nope: No such file or directory\n"), Exit(id=1, exit_code=127)]
     core.host(Run(id=2, argv=["./x"], env={}))
-    assert sent(core.tell(ev.SpawnFailed(2, not_found=False, reason="Permission denied")))[-1] == Exit(id=2, exit_code=126)
+    answers = sent(core.tell(ev.SpawnFailed(2, not_found=False, reason="Permission denied")))
+    assert answers[-1] == Exit(id=2, exit_code=126)
 
 
 def test_a_run_that_cannot_be_prepared_fails(core):
@@ -159,8 +160,10 @@ def test_a_file_in_chunks_is_answered_by_its_last_chunk(core):
 
 def test_a_chunk_that_failed_is_the_answer_of_the_file_once(core):
     """Not Done for a file whose middle is missing; and one answer, the first failure's."""
-    chunks = [PutFile(id=7, path="w", data=b"a", last=False), PutFile(id=7, path="../o", data=b"b", offset=1, last=False),
-              PutFile(id=7, path="../p", data=b"c", offset=2, last=False), PutFile(id=7, path="w", data=b"d", offset=3, ack=True)]
+    chunks = [PutFile(id=7, path="w", data=b"a", last=False),
+              PutFile(id=7, path="../o", data=b"b", offset=1, last=False),
+              PutFile(id=7, path="../p", data=b"c", offset=2, last=False),
+              PutFile(id=7, path="w", data=b"d", offset=3, ack=True)]
     replies = [ev.FileWritten(chunks[0]), ev.FileNotWritten(chunks[1], "first", "bad_path"),
                ev.FileNotWritten(chunks[2], "second", "bad_path"), ev.FileWritten(chunks[3])]
     answers = []

@@ -61,7 +61,8 @@ def test_output_between_cells_belongs_to_no_run(core):
 
 def test_one_cell_at_a_time(core):
     core.session_run(cell(1), 40)
-    assert sent(core.host(cell(2))) == [Failed(id=2, message="the python session is busy with another run", kind="busy")]
+    assert sent(core.host(cell(2))) == [
+        Failed(id=2, message="the python session is busy with another run", kind="busy")]
     # Each session for itself.
     core.session_run(cell(3, session="node"), 41)
     assert sent(core.host(cell(4, session="node"))) == [

@@ -365,7 +365,8 @@ class AgentCore:
         actions: list[Action] = []
         for spec, reason in zip(self.prestarts.specs, event.problems):
             if reason:
-                actions += self._log("warning", f"cannot prestart {spec.argv[0] if spec.argv else 'an empty argv'}: {reason}")
+                program = spec.argv[0] if spec.argv else "an empty argv"
+                actions += self._log("warning", f"cannot prestart {program}: {reason}")
         then, ready = self._arming
         self._arming = None
         actions += [Send(message) for message in then]
@@ -485,9 +486,10 @@ class AgentCore:
         if starting is None:
             return []
         request = starting.request
-        interpreter = self.sessions.get(request.session)  # type: ignore[arg-type]
+        name: str = request.session  # type: ignore[assignment]  # a session run's
+        interpreter = self.sessions.get(name)
         if interpreter is None:
-            return [StartInterpreter(event.run_id, request.session, self._environment(request.env))]  # type: ignore[arg-type]
+            return [StartInterpreter(event.run_id, name, self._environment(request.env))]
         return self._send_cell(starting, interpreter)
 
     def _on_interpreter_started(self, event: ev.InterpreterStarted) -> list[Action]:
@@ -504,10 +506,11 @@ class AgentCore:
     def _send_cell(self, starting: _Starting, interpreter: Interpreter) -> list[Action]:
         request = starting.request
         if request.stdin and not interpreter.takes_stdin:
-            return self._session_run_failed(
-                request.id, "unsupported", lambda name: f"stdin is not available to runs in a persistent {name} session")
-        return [SendCell(request.id, interpreter.pid, request.code.decode("utf-8", "replace"),  # type: ignore[union-attr]
-                         request.cwd, self._environment(request.env), request.stdin)]
+            return self._session_run_failed(request.id, "unsupported", lambda name: (
+                f"stdin is not available to runs in a persistent {name} session"))
+        code: bytes = request.code  # type: ignore[assignment]  # a session run without code is refused at once
+        return [SendCell(request.id, interpreter.pid, code.decode("utf-8", "replace"), request.cwd,
+                         self._environment(request.env), request.stdin)]
 
     def _session_run_failed(self, run_id: int, kind: str, describe: Callable[[str], str]) -> list[Action]:
         """A session run that did not start: ``describe`` says why, given the session's name."""
