@@ -176,8 +176,11 @@ def test_host_ca_certificates_are_part_of_the_base(recipes, monkeypatch):
 def test_the_thin_layer_holds_the_agent_under_an_empty_package(recipes):
     files = {file.arcname: file for file in agent_recipe("python", "h").files}
     assert files["opt/isol8rt/lib/isol8rt/__init__.py"].data == b""
-    agent_sources = {path.name for path in (recipes / "isol8rt/agent").glob("*.py")}
-    assert {name.rsplit("/", 1)[1] for name in files if name.startswith("opt/isol8rt/lib/isol8rt/agent/")} == agent_sources
+    agent_dir = recipes / "isol8rt/agent"
+    agent_sources = {path.relative_to(agent_dir).as_posix() for path in agent_dir.rglob("*.py")}
+    assert "core/machine.py" in agent_sources  # its subpackages too
+    prefix = "opt/isol8rt/lib/isol8rt/agent/"
+    assert {name[len(prefix):] for name in files if name.startswith(prefix)} == agent_sources
     recipe = agent_recipe("python", "h")
     assert recipe.image == "isol8rt:python"
     assert recipe.labels == {LABEL_RUNTIME: "python", LABEL_PROTOCOL: str(PROTOCOL_VERSION)}

@@ -15,7 +15,9 @@ whether anything is left:
   in flight in a unix socket nobody holds, which the baseline's comparison looks for.
 
 Each verdict is reported by name in the Ready that ends the reset; the engine retires a container whose
-reset could not verify every one, so a container with anything left is never handed out again.
+reset could not verify every one, so a container with anything left is never handed out again. Which
+verdicts a Ready names, and the order of the reset's steps (sweep, the proxy's part, inspection, the
+next interpreters), is the core's (core/machine.py); :func:`sweep` and :func:`inspect` are its I/O.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ import contextlib
 import ctypes
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 
 from . import files
+from .baseline import Baseline, restore_directory, socket_inodes, stray_sockets
 from .census import Census, thread_ids
+from .core.events import Inspected, Swept
 
 _IPC_RMID = 0
 _IPC_TABLES = ("shm", "msg", "sem")
@@ -209,3 +214,46 @@ def wipe_directories(directories: list[str], uid: int, gid: int) -> int:
         for directory in directories:
             removed += files.wipe(directory)
     return removed
+
+
+def sweep(uid: int, gid: int, directories: list[str], baseline: Baseline, census: Census | None,
+          reap: Callable[[], None], keep: Callable[[], set[int]]) -> Swept:
+    """The reset's first part, in this order: every task of the sandbox user killed (and the kernel asked
+    whether any is left), SysV IPC removed, each directory given back its first metadata, then emptied."""
+    # No task of the sandbox user lives; with a census, the kernel's count says nothing else does.
+    settled = kill_all(uid, reap, census, keep)
+    with files.as_user(uid, gid):
+        ipc_removed = remove_ipc()
+        ipc_clean = ipc_objects() == 0
+        for directory, wanted in baseline.directories.items():
+            if wanted is not None:
+                restore_directory(directory, wanted)
+    files_removed = wipe_directories(directories, uid, gid)
+    return Swept(settled=settled, counted=census is not None, ipc_removed=ipc_removed, ipc_clean=ipc_clean,
+                 files_removed=files_removed)
+
+
+def inspect(baseline: Baseline, shared_network: bool, proxy_pid: int, proxy_uid: int,
+            deadline_s: float = 1.0) -> Inspected:
+    """The reset's last look: the directories against their record, and the sockets nobody but a user
+    task could hold (so none should exist once the tasks are gone), judged only in the container's own
+    network namespace (see baseline.py for why these tables).
+
+    A unix socket sent over itself and then closed is a garbage cycle that the kernel collects only
+    when some unix socket is next closed: closing one of ours asks for that collection, which then
+    runs in the background; so this looks again for a little while before it calls anything left."""
+    differences = baseline.directory_differences()
+    deadline = time.monotonic() + deadline_s
+    while True:
+        leftovers: list[str] = []
+        if not shared_network:
+            held = baseline.sockets | socket_inodes()
+            if proxy_pid:
+                with files.as_user(proxy_uid, proxy_uid):
+                    held |= socket_inodes(proxy_pid)
+            leftovers += stray_sockets(held)
+        if not leftovers or time.monotonic() > deadline:
+            return Inspected(differences=differences, leftovers=leftovers)
+        for end in socket.socketpair():
+            end.close()
+        time.sleep(0.002)

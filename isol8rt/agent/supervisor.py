@@ -1,12 +1,16 @@
-"""The agent: the container's init process, serving the engine over the container's stdin and stdout.
+"""The agent's driver: the container's init process, serving the engine over the container's stdin and
+stdout.
 
-One thread, one epoll loop. Host messages arrive on fd 0; frames for the host leave on fd 1; user
-processes are children whose pipes the loop watches; SIGCHLD arrives through a wakeup pipe. The agent is
-PID 1, so it also reaps every orphan in the container.
+One thread, one epoll loop, and no decisions: what the agent does is :class:`~.core.AgentCore`'s, which
+does no I/O. This loop carries bytes from the host to the core, tells it what happened (a child's
+output, its exit, a cell's end, a line of the proxy, the time), and carries out the actions it returns,
+reporting back how each went before it gives the core anything else. Host messages arrive on fd 0;
+frames for the host leave on fd 1; user processes are children whose pipes the loop watches; SIGCHLD
+arrives through a wakeup pipe. The agent is PID 1, so it also reaps every orphan in the container.
 
-A run costs the host one round trip: it sends :class:`~.protocol.Run` and gets back
-:class:`~.protocol.Output` frames and one :class:`~.protocol.Exit`. Everything else (recycling the
-container, starting the next interpreter) happens after the Exit is on its way.
+What the driver keeps is I/O state only: each child's process (until reaped) and our ends of its pipes,
+what waits to be written to a child's stdin and to the host, the prestarted interpreters' FIFOs, the
+session interpreters' control sockets, and the container's first record (baseline) and task census.
 """
 
 from __future__ import annotations
@@ -16,53 +20,26 @@ import os
 import select
 import selectors
 import signal
-import socket
 import sys
 import time
+from typing import Any, Callable
 
-from . import census, files, network, reset, seccomp_filter, usage
-from .baseline import Baseline, restore_directory, socket_inodes, stray_sockets
-from .network import NetworkMixin
-from .prestarts import WARM_POLL_S, PrestartMixin, Prestarted
-from .process import Identity, kill_group, spawn
-from .run import READ_SIZE, ActiveRun
-from .session import SessionInterpreter, SessionMixin
-from .protocol import (
-    CHUNK_SIZE,
-    PROTOCOL_VERSION,
-    Configure,
-    Done,
-    Exit,
-    Failed,
-    FileData,
-    FrameEncoder,
-    GetFile,
-    Log,
-    NetworkConfig,
-    NetworkPolicy,
-    Output,
-    Ping,
-    Prestart,
-    ProtocolError,
-    PutFile,
-    Ready,
-    Reset,
-    Run,
-    Shutdown,
-    Signal,
-    Stdin,
-    Usage,
-    agent_decoder,
-)
+from . import census, files, program_fifo, seccomp_filter, usage
+from .baseline import Baseline
+from .core import AgentCore
+from .core import actions as act
+from .core import events as ev
+from .process import Child, Identity, kill_group, spawn
+from .protocol import CHUNK_SIZE, FileData, FrameEncoder
 
 # Stop reading user output while this much is waiting for the host, so a flood cannot grow our memory.
 _OUT_HIGH = 4 * 1024 * 1024
 _OUT_LOW = 1024 * 1024
+#: How much of a child's output one read takes; how many reads a child that ended gets to empty a pipe.
+_READ_SIZE = 64 * 1024
+_DRAIN_READS = 64
 # A stand-in filter whose installation always fails, so nothing runs when the real one could not be prepared.
 _REFUSE_TO_SPAWN = object()
-_SANDBOX_PATH = "/sandbox/.local/bin:/sandbox/node_modules/.bin:/sandbox/.npm-global/bin:"
-# After a session cell overruns its timeout, how long its KeyboardInterrupt has before SIGKILL.
-_SESSION_INTERRUPT_GRACE_S = 1.0
 
 
 class AgentConfig:
@@ -79,9 +56,12 @@ class AgentConfig:
         self.proxy_uid = proxy_uid
 
 
-class Agent(PrestartMixin, SessionMixin, NetworkMixin):
-    """The agent: its state, its event loop and the run lifecycle; prestarts, sessions and filtered
-    networking come from the mixins beside it."""
+def _now() -> float:
+    return time.monotonic()
+
+
+class Supervisor:
+    """The epoll driver of the agent's core."""
 
     def __init__(self, config: AgentConfig, in_fd: int = 0, out_fd: int = 1) -> None:
         self.config = config
@@ -89,51 +69,42 @@ class Agent(PrestartMixin, SessionMixin, NetworkMixin):
         self.in_fd = in_fd
         self.out_fd = out_fd
         self.selector = selectors.EpollSelector()
-        self.decoder = agent_decoder()
+        self.core = AgentCore(dict(os.environ), pid=os.getpid(), debug=config.debug)
         self.encoder = FrameEncoder()
         self.out = bytearray()
         self.out_paused = False
-        self.runs: dict[int, ActiveRun] = {}
-        self.by_pid: dict[int, ActiveRun | Prestarted | SessionInterpreter] = {}
-        self.pipe_owner: dict[int, ActiveRun] = {}
-        self.prestart_specs: list[Prestart] = []
-        self.prestarted: list[Prestarted] = []
-        # Anything that could change what a prestarted interpreter would have seen at start-up (files
-        # written, another process run) makes it stale: it is then discarded, never used.
-        self.prestart_stale = False
-        self.failed_puts: dict[int, Failed] = {}
-        # The agent's own environment is the container's: the image's ENV plus what Docker adds. Never
-        # secrets: those come with each run and are not in the container's config.
-        self.base_env = {key: value for key, value in os.environ.items() if key not in ("HOME", "PWD", "OLDPWD")}
-        self.network: NetworkConfig | None = None
-        self.proxy: network.Proxy | None = None
-        self.proxy_policy: NetworkPolicy | None = None
-        # Runs waiting for the proxy: to be listening, or to confirm the policy a run asked for.
-        self.deferred: list[Run] = []
-        self.policy_pending = False
-        self.network_failure: str | None = None
-        self.sessions: dict[str, SessionInterpreter] = {}
-        self.session_runs: dict[str, ActiveRun] = {}
-        self.generation = 0
-        self.stopping = False
-        self.idle_timeout_s = 0.0
-        self.last_heard = time.monotonic()
-        self.pending_ready: Ready | None = None
-        self.warm_deadline = 0.0
-        #: The container as it was before any user code ran, and the kernel's count of its tasks; both
-        #: taken when serving starts. A reset is judged against them.
+        #: Every child started and not reaped yet, by pid.
+        self.children: dict[int, Child] = {}
+        #: Output pipes whose bytes the core hears (runs' and session interpreters'): fd -> (pid, 1 or 2).
+        self.heard: dict[int, tuple[int, int]] = {}
+        #: Bytes waiting for a child's stdin, and whether it is to stay open once they are written.
+        self.stdin_pending: dict[int, bytearray] = {}
+        self.stdin_open: dict[int, bool] = {}
+        self.fifos: dict[int, program_fifo.ProgramFifo] = {}
+        self.interpreters: dict = {}
+        self.proxy_pid = 0
         self.baseline: Baseline | None = None
         self.census: census.Census | None = None
-        #: The container shares the host's network namespace (network "host"): its socket tables are the
-        #: host's, and say nothing about this container.
-        self.shared_network = False
+        self.terminated = False
+        self._carry_out: dict[type, Callable[[Any], list[ev.Event] | None]] = {
+            act.Send: self._send, act.Spawn: self._spawn, act.HandOver: self._hand_over,
+            act.WriteStdin: self._write_stdin, act.Kill: self._kill, act.Release: self._release_action,
+            act.Collect: self._collect, act.ArmPrestarts: self._arm_prestarts, act.DropPrestart: self._drop_prestart,
+            act.CheckWarmth: self._check_warmth, act.PrepareCwd: self._prepare_cwd,
+            act.StartInterpreter: self._start_interpreter, act.SendCell: self._send_cell,
+            act.WriteFile: self._write_file, act.SendFile: self._send_file, act.InstallFilter: self._install_filter,
+            act.StartNetwork: self._start_network, act.StartProxy: self._start_proxy, act.ToProxy: self._to_proxy,
+            act.AwaitProxy: self._await_proxy, act.Sweep: self._sweep, act.Inspect: self._inspect,
+            act.KillAll: self._kill_all,
+        }
 
-    # ---------------------------------------------------------------------------------------- loop
+    # ==================================================================================== the loop
 
     def serve(self) -> None:
         wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        # Handlers run between any two bytecodes: they only note the signal, the loop tells the core.
         signal.signal(signal.SIGTERM, self._on_term)
         for fd in (self.in_fd, self.out_fd):
             os.set_blocking(fd, False)
@@ -141,43 +112,41 @@ class Agent(PrestartMixin, SessionMixin, NetworkMixin):
         self.selector.register(wake_read, selectors.EVENT_READ, lambda: self._on_wakeup(wake_read))
         self.baseline = Baseline.take(self.config.wipe)
         self.census = census.find()
-        self.send(Ready(version=PROTOCOL_VERSION, generation=0, pid=os.getpid()))
-        while not self.stopping or self.out:
+        core = self.core
+        self.perform(core.start(_now()))
+        while not core.stopping or self.out:
             self._flush()
-            if self.stopping and not self.out:
+            if core.stopping and not self.out:
                 break
-            timeout = self._next_timeout()
-            if self.pending_ready is not None:
-                timeout = WARM_POLL_S if timeout is None else min(timeout, WARM_POLL_S)
-            if self.idle_timeout_s > 0:
-                idle_left = self.last_heard + self.idle_timeout_s - time.monotonic()
-                timeout = idle_left if timeout is None else min(timeout, idle_left)
-                timeout = max(0.0, timeout)
+            deadline = core.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - _now())
             for key, _mask in self.selector.select(timeout):
                 key.data()
-            self._enforce_deadlines()
-            self._check_warm()
-            if (self.idle_timeout_s > 0 and not self.runs
-                    and time.monotonic() - self.last_heard >= self.idle_timeout_s):
-                self.log("info", f"no word from the host for {self.idle_timeout_s:g} s: exiting")
-                self.stopping = True
-        self._kill_everything()
+            if self.terminated:
+                self.terminated = False
+                self._tell(ev.Terminated())
+            self._tell(ev.Tick())
+        self.perform(core.close())
 
     def _on_term(self, signum, frame) -> None:
-        self.stopping = True
+        self.terminated = True
 
-    def _next_timeout(self) -> float | None:
-        deadline = min((run.deadline for run in self.runs.values() if not run.ended), default=float("inf"))
-        if deadline == float("inf"):
-            return None
-        return max(0.0, deadline - time.monotonic())
+    def perform(self, actions: list[act.Action]) -> None:
+        """Carry out ``actions`` in order; what one reports goes to the core (and its actions are carried
+        out) before the next."""
+        for action in actions:
+            reports = self._carry_out[type(action)](action)
+            if reports:
+                for event in reports:
+                    self._tell(event)
 
-    def send(self, message) -> None:
-        self.out += self.encoder.encode(message)
+    def _tell(self, event: ev.Event) -> None:
+        self.perform(self.core.handle(event, _now()))
 
-    def log(self, level: str, message: str) -> None:
-        if self.config.debug or level in ("warning", "error"):
-            self.send(Log(level=level, message=message))
+    # ==================================================================================== the host
+
+    def _send(self, action: act.Send) -> None:
+        self.out += self.encoder.encode(action.message)
 
     def _flush(self) -> None:
         if self.out:
@@ -187,8 +156,8 @@ class Agent(PrestartMixin, SessionMixin, NetworkMixin):
             except BlockingIOError:
                 pass
             except BrokenPipeError:
-                self.stopping = True
                 self.out.clear()
+                self._tell(ev.HostGone())
         want_write = bool(self.out)
         registered = self.selector.get_map().get(self.out_fd) is not None
         if want_write and not registered:
@@ -207,202 +176,120 @@ class Agent(PrestartMixin, SessionMixin, NetworkMixin):
     def _apply_backpressure(self) -> None:
         if not self.out_paused and len(self.out) > _OUT_HIGH:
             self.out_paused = True
-            for fd in self.pipe_owner:
+            for fd in self.heard:
                 self.selector.unregister(fd)
         elif self.out_paused and len(self.out) < _OUT_LOW:
             self.out_paused = False
-            for fd in self.pipe_owner:
-                self.selector.register(fd, selectors.EVENT_READ, lambda fd=fd: self._on_pipe(fd))
+            for fd in self.heard:
+                self.selector.register(fd, selectors.EVENT_READ, lambda fd=fd: self._on_output(fd))
 
     def _on_host_readable(self) -> None:
         try:
             data = os.read(self.in_fd, 256 * 1024)
         except BlockingIOError:
             return
-        self.last_heard = time.monotonic()
         if not data:
             # The container's stdin closed: nobody can ever talk to us again.
-            self.stopping = True
             self.selector.unregister(self.in_fd)
-            return
-        try:
-            messages = self.decoder.feed(data)
-        except ProtocolError as exc:
-            self.log("error", f"protocol error from host: {exc}")
-            self.stopping = True
-            return
-        for message in messages:
-            self._dispatch(message)
+        core = self.core
+        core.receive_data(data, _now())
+        while (actions := core.next_actions(_now())) is not None:
+            self.perform(actions)
 
-    def _dispatch(self, message) -> None:
-        kind = type(message)
-        if kind is Run:
-            self._admit_run(message)
-        elif kind is Stdin:
-            self._on_stdin(message)
-        elif kind is Signal:
-            run = self.runs.get(message.id)
-            if run is not None and run.status is None:
-                kill_group(run.child.pid, message.signum)
-        elif kind is PutFile:
-            self._put_file(message)
-        elif kind is GetFile:
-            self._get_file(message)
-        elif kind is Configure:
-            if message.user_filter:
-                try:
-                    self.identity.filter = seccomp_filter.prepare(message.user_filter)
-                except (OSError, ValueError) as exc:
-                    # Without its filter no user process may start: every spawn will fail loudly.
-                    self.log("error", f"the per-run seccomp filter is unusable: {exc}")
-                    self.identity.filter = _REFUSE_TO_SPAWN
-            self.idle_timeout_s = message.idle_timeout_s
-            self.shared_network = message.shared_network
-            if message.network is not None and self.network is None:
-                self._start_network(message.network)
-            self.prestart_specs = list(message.prestart)
-            self._arm_prestarts()
-            self._announce(Ready(version=PROTOCOL_VERSION, generation=self.generation, pid=os.getpid(),
-                                 reason="configured"))
-        elif kind is Reset:
-            detail, ready = self._reset()
-            self.send(Done(id=message.id, detail=detail))
-            self._announce(ready)
-        elif kind is Ping:
-            self.send(Done(id=message.id))
-        elif kind is Shutdown:
-            self.stopping = True
+    # ==================================================================================== children
 
-    # ---------------------------------------------------------------------------------------- runs
+    def _adopt(self, child: Child, heard: bool) -> None:
+        """A child started: keep it until reaped; with ``heard``, the core hears its stdout and stderr."""
+        self.children[child.pid] = child
+        if heard:
+            self._hear(child)
 
-    def _start_run(self, request: Run) -> None:
-        arrived = time.monotonic()
-        if request.id in self.runs:
-            self.send(Failed(id=request.id, message=f"run {request.id} is already running", kind="busy"))
-            return
-        failed = self.failed_puts.pop(request.id, None)
-        if failed is not None:
-            self.send(failed)
-            return
-        if request.session is not None:
-            self._start_session_run(request, arrived)
-            return
-        child = self._take_prestarted(request)
-        if child is None:
-            self._discard_prestarts()
-            if not self._prepare(request, write_code=True):
-                return
-            try:
-                child = spawn(request.argv, self._environment(request.env), request.cwd, self.identity)
-            except OSError as exc:
-                # As a shell reports it: the run happened and failed, with 127 (not found) or 126.
-                code = 127 if isinstance(exc, FileNotFoundError) else 126
-                message = f"isol8rt: cannot run {request.argv[0]}: {exc.strerror or exc}\n"
-                self.send(Output(id=request.id, fd=2, data=message.encode()))
-                self.send(Exit(id=request.id, exit_code=code))
-                return
-        run = ActiveRun(request, child)
-        run.start_ms = (run.started - arrived) * 1000
-        self.runs[request.id] = run
-        self.by_pid[child.pid] = run
-        for fd in run.open_pipes:
-            self.pipe_owner[fd] = run
+    def _hear(self, child: Child) -> None:
+        for fd, stream in ((child.stdout, 1), (child.stderr, 2)):
+            self.heard[fd] = (child.pid, stream)
             if not self.out_paused:
-                self.selector.register(fd, selectors.EVENT_READ, lambda fd=fd: self._on_pipe(fd))
-        self._feed_stdin(run)
+                self.selector.register(fd, selectors.EVENT_READ, lambda fd=fd: self._on_output(fd))
 
-    def _environment(self, env: dict[str, str]) -> dict[str, str]:
-        """A user process's environment: the container's (the image's ENV, as `docker exec` would give),
-        under the run's own. PATH gets the sandbox's tool directories in front unless the run sets one."""
-        merged = {**self.base_env, **env}
-        if "PATH" not in env:
-            merged["PATH"] = _SANDBOX_PATH + self.base_env.get("PATH", os.defpath)
-        return merged
-
-    def _prepare(self, request: Run, write_code: bool) -> bool:
-        """Put the program file in place and make the working directory; False (and Failed sent) if not."""
-        try:
-            with files.as_user(self.config.uid, self.config.gid):
-                if write_code and request.code is not None:
-                    if not request.code_path:
-                        raise files.PathRefused("code given without code_path")
-                    files.write_file(self.config.sandbox, request.code_path, request.code)
-                if request.cwd.startswith(self.config.sandbox.rstrip("/") + "/"):
-                    os.makedirs(request.cwd, exist_ok=True)
-        except files.PathRefused as exc:
-            self.send(Failed(id=request.id, message=str(exc), kind=exc.kind))
-            return False
-        except OSError as exc:
-            self.send(Failed(id=request.id, message=f"cannot prepare the run: {exc}", kind="io"))
-            return False
-        return True
-
-    # ---------------------------------------------------------------------------------------- pipes
-
-    def _on_pipe(self, fd: int) -> None:
-        run = self.pipe_owner.get(fd)
-        if run is None:
-            return
-        try:
-            data = os.read(fd, READ_SIZE)
-        except BlockingIOError:
-            return
-        if data:
-            self._forward(run, run.open_pipes[fd], data)
-        else:
-            self._close_pipe(run, fd)
-            self._maybe_finish(run)
-
-    def _forward(self, run: ActiveRun, stream: int, data: bytes) -> None:
-        room = run.request.max_output - run.sent[stream]
-        if room <= 0:
-            run.truncated[stream] = True
-            return
-        if len(data) > room:
-            data = data[:room]
-            run.truncated[stream] = True
-        run.sent[stream] += len(data)
-        self.send(Output(id=run.request.id, fd=stream, data=data))
-
-    def _close_pipe(self, run: ActiveRun, fd: int) -> None:
-        run.open_pipes.pop(fd, None)
-        self.pipe_owner.pop(fd, None)
+    def _unwatch(self, fd: int) -> None:
         if self.selector.get_map().get(fd) is not None:
             self.selector.unregister(fd)
-        os.close(fd)
 
-    def _on_stdin(self, message: Stdin) -> None:
-        run = self.runs.get(message.id)
-        if run is None or run.child.stdin < 0:
-            return
-        run.stdin_pending += message.data
-        if message.eof:
-            run.stdin_open = False
-        self._feed_stdin(run)
-
-    def _feed_stdin(self, run: ActiveRun) -> None:
-        fd = run.child.stdin
-        if fd < 0:
+    def _on_output(self, fd: int) -> None:
+        owner = self.heard.get(fd)
+        if owner is None:
             return
         try:
-            while run.stdin_pending:
-                written = os.write(fd, run.stdin_pending)
-                del run.stdin_pending[:written]
+            data = os.read(fd, _READ_SIZE)
         except BlockingIOError:
-            pass
-        except OSError:  # the reader is gone (EPIPE): what it did not read is dropped, as with a shell pipe
-            run.stdin_pending.clear()
-            run.stdin_open = False
-        registered = self.selector.get_map().get(fd) is not None
-        if run.stdin_pending:
-            if not registered:
-                self.selector.register(fd, selectors.EVENT_WRITE, lambda: self._feed_stdin(run))
             return
-        if registered:
-            self.selector.unregister(fd)
-        if not run.stdin_open:
-            os.close(fd)
-            run.child.stdin = -1
+        pid, stream = owner
+        if data:
+            self._tell(ev.ChildOutput(pid, stream, data))
+        else:
+            self._close_output(pid, stream)
+            self._tell(ev.ChildOutputClosed(pid, stream))
+
+    def _close_output(self, pid: int, stream: int) -> None:
+        child = self.children.get(pid)
+        if child is None:
+            return
+        fd = child.stdout if stream == 1 else child.stderr
+        if fd < 0:
+            return
+        self.heard.pop(fd, None)
+        self._unwatch(fd)
+        os.close(fd)
+        if stream == 1:
+            child.stdout = -1
+        else:
+            child.stderr = -1
+
+    def _drain(self, pid: int, close: bool) -> list[ev.Event]:
+        """What the child's heard pipes still hold (a child that ended, or a cell that did, wrote it
+        before), as events; with ``close``, the pipes are closed after, so a background process holding
+        them open cannot hold the run open."""
+        child = self.children.get(pid)
+        if child is None:
+            return []
+        events: list[ev.Event] = []
+        for stream, fd in ((1, child.stdout), (2, child.stderr)):
+            if fd < 0 or fd not in self.heard:
+                continue
+            for _ in range(_DRAIN_READS):
+                try:
+                    data = os.read(fd, _READ_SIZE)
+                except BlockingIOError:
+                    break
+                if not data:
+                    break
+                events.append(ev.ChildOutput(pid, stream, data))
+            if close:
+                self._close_output(pid, stream)
+                events.append(ev.ChildOutputClosed(pid, stream))
+        return events
+
+    def _release(self, pid: int) -> None:
+        """Close every descriptor we hold of the child (its process stays known until reaped)."""
+        child = self.children.get(pid)
+        if child is not None:
+            for stream in (1, 2):
+                self._close_output(pid, stream)
+            if child.stdin >= 0:
+                self._unwatch(child.stdin)
+                os.close(child.stdin)
+                child.stdin = -1
+        self.stdin_pending.pop(pid, None)
+        self.stdin_open.pop(pid, None)
+        interpreter = self.interpreters.pop(pid, None)
+        if interpreter is not None:
+            self._unwatch(interpreter.control.fileno())
+            interpreter.control.close()
+        fifo = self.fifos.get(pid)
+        if fifo is not None:
+            fifo.close()
+
+    def _release_action(self, action: act.Release) -> None:
+        self._release(action.pid)
 
     def _on_wakeup(self, fd: int) -> None:
         try:
@@ -410,11 +297,13 @@ class Agent(PrestartMixin, SessionMixin, NetworkMixin):
                 pass
         except BlockingIOError:
             pass
-        self._reap()
+        for pid, status, rusage in self._ended_children():
+            for event in self._exited(pid, status, rusage):
+                self._tell(event)
 
     def _ended_children(self):
-        """(owner, wait status, rusage) of every child that has ended since the last call; the owner is
-        what started it (a run, a prestart, a session), or None for an orphan we inherited as init."""
+        """(pid, wait status, rusage) of every child that has ended since the last call, ours or an orphan
+        we inherited as init."""
         while True:
             try:
                 pid, status, rusage = os.wait4(-1, os.WNOHANG)
@@ -422,142 +311,233 @@ class Agent(PrestartMixin, SessionMixin, NetworkMixin):
                 return
             if pid == 0:
                 return
-            owner = self.by_pid.pop(pid, None)
-            if owner is not None:
-                owner.child.reaped(status)
-            yield owner, status, rusage
+            yield pid, status, rusage
 
-    def _reap(self) -> None:
-        for owner, status, rusage in self._ended_children():
-            if isinstance(owner, ActiveRun):
-                owner.status = status
-                owner.rusage = rusage
-                # Whatever the process wrote before it ended is in the pipes now: take it, then stop
-                # listening, so a background process holding the pipes open cannot hold the run open.
-                for pipe in list(owner.open_pipes):
-                    self._drain(owner, pipe)
-                self._maybe_finish(owner)
-            elif isinstance(owner, Prestarted):
-                self._drop_prestarted(owner)
-            elif isinstance(owner, network.Proxy):
-                self.log("error", f"the proxy exited (status {status}); it restarts with the next reset")
-                self._drop_proxy()
-            elif isinstance(owner, SessionInterpreter):
-                run = self.session_runs.get(owner.name)
-                if run is not None and run.rusage is None:
-                    run.rusage = rusage
-                self._end_session(owner, status)
+    def _exited(self, pid: int, status: int, rusage) -> list[ev.Event]:
+        """A child was reaped: what its pipes still held, then its exit."""
+        child = self.children.get(pid)
+        if child is None:
+            return [ev.ChildExited(pid, status)]  # an orphan, or nothing we hold
+        child.reaped(status)
+        events = self._drain(pid, close=True)
+        self._release(pid)
+        del self.children[pid]
+        if pid == self.proxy_pid:
+            self.proxy_pid = 0
+        usage = ev.ChildUsage(rusage.ru_utime * 1000, rusage.ru_stime * 1000, rusage.ru_maxrss)
+        events.append(ev.ChildExited(pid, status, usage))
+        return events
 
-    def _drain(self, run: ActiveRun, fd: int) -> None:
-        for _ in range(64):
-            try:
-                data = os.read(fd, READ_SIZE)
-            except BlockingIOError:
-                break
-            if not data:
-                break
-            self._forward(run, run.open_pipes[fd], data)
-        self._close_pipe(run, fd)
+    def _kill(self, action: act.Kill) -> None:
+        kill_group(action.pid, action.signum)
 
-    def _enforce_deadlines(self) -> None:
-        now = time.monotonic()
-        for run in list(self.runs.values()):
-            if run.ended or now < run.deadline:
-                continue
-            if run.session is not None and not run.timed_out:
-                # A KeyboardInterrupt lets the session keep its state; SIGKILL follows if it is ignored.
-                run.timed_out = True
-                run.deadline = now + _SESSION_INTERRUPT_GRACE_S
-                kill_group(run.child.pid, signal.SIGINT)
-            elif not run.timed_out or run.session is not None:
-                run.timed_out = True
-                run.deadline = float("inf")
-                kill_group(run.child.pid)
+    # ==================================================================================== runs
 
-    def _maybe_finish(self, run: ActiveRun) -> None:
-        if not run.ended or run.open_pipes or run.flushing:
-            return
-        request = run.request
-        if request.log_network and self.proxy is not None and self.proxy.ready and not run.network_log_flushed:
-            # Tunnels are logged when they close: have the proxy close this run's connections first.
-            run.flushing = True
-            run.network_log_flushed = True
-            self.proxy.send({"type": "reset"})
-            return
-        del self.runs[request.id]
-        self.last_heard = time.monotonic()  # a session's idle time counts from its last run's end too
-        if run.session is not None:
-            self.session_runs.pop(run.session.name, None)
-        if run.child.stdin >= 0:
-            if self.selector.get_map().get(run.child.stdin) is not None:
-                self.selector.unregister(run.child.stdin)
-            os.close(run.child.stdin)
-            run.child.stdin = -1
-        duration_ms = (time.monotonic() - run.started) * 1000
-        if run.cell_status is not None:
-            signum, exit_code = 0, run.cell_status
-        else:
-            status = run.status
-            signum = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
-            exit_code = 128 + signum if signum else os.WEXITSTATUS(status)
-        if run.timed_out:
-            exit_code = 137
-        oom_after = usage.oom_kills()
-        net_after = usage.network_bytes()
-        file_errors = self._send_output_files(request)
-        rusage = run.rusage
-        if run.session is not None and rusage is None:
-            user_ms, system_ms = usage.process_cpu_ms(run.child.pid)
-            cpu = (user_ms - run.cpu_before[0], system_ms - run.cpu_before[1])
-            peak_kb = usage.process_peak_kb(run.child.pid)
-        else:
-            cpu = (rusage.ru_utime * 1000, rusage.ru_stime * 1000) if rusage else (0.0, 0.0)
-            peak_kb = rusage.ru_maxrss if rusage else 0
-        self.send(Exit(
-            id=request.id,
-            exit_code=exit_code,
-            signal=signum,
-            timed_out=run.timed_out,
-            oom_killed=not run.timed_out and oom_after > run.oom_before >= 0,
-            truncated_stdout=run.truncated[1],
-            truncated_stderr=run.truncated[2],
-            duration_ms=duration_ms,
-            start_ms=run.start_ms,
-            usage=Usage(
-                cpu_user_ms=cpu[0],
-                cpu_system_ms=cpu[1],
-                peak_memory_kb=peak_kb,
-                net_rx_bytes=net_after[0] - run.net_before[0],
-                net_tx_bytes=net_after[1] - run.net_before[1],
-            ),
-            file_errors=file_errors,
-            network_log=run.network_log if request.log_network else [],
-        ))
+    def _readings(self, session_pid: int = 0) -> ev.Readings:
+        """The readings taken when a run starts (with its session's interpreter's CPU time so far)."""
+        oom_kills = usage.oom_kills()
+        rx, tx = usage.network_bytes()
+        if not session_pid:
+            return ev.Readings(oom_kills, rx, tx)
+        user_ms, system_ms = usage.process_cpu_ms(session_pid)
+        return ev.Readings(oom_kills, rx, tx, user_ms, system_ms)
 
-
-    # ---------------------------------------------------------------------------------------- files
-
-    def _put_file(self, message: PutFile) -> None:
-        self.prestart_stale = True
+    def _prepare(self, run_id: int, cwd: str, code_path: str | None = None,
+                 code: bytes | None = None) -> ev.Event | None:
+        """Put the program file in place and make the working directory; the PrepareFailed if not."""
+        sandbox = self.config.sandbox
         try:
             with files.as_user(self.config.uid, self.config.gid):
-                files.write_file(self.config.sandbox, message.path, message.data,
-                                 offset=message.offset, mode=message.mode)
-        except (files.PathRefused, OSError) as exc:
-            kind = exc.kind if isinstance(exc, files.PathRefused) else "io"
-            text = str(exc) if isinstance(exc, files.PathRefused) else f"{message.path}: {exc.strerror or exc}"
-            if exc.__class__ is OSError and getattr(exc, "errno", None) == errno.ENOSPC:
-                text = f"{message.path}: no space left in {self.config.sandbox}"
-            failed = Failed(id=message.id, message=f"cannot write file {text}", kind=kind)
-            if message.ack and message.last:
-                self.failed_puts.pop(message.id, None)  # one answer per operation: this one
-                self.send(failed)
-            else:
-                self.failed_puts.setdefault(message.id, failed)
+                if code is not None:
+                    if not code_path:
+                        raise files.PathRefused("code given without code_path")
+                    files.write_file(sandbox, code_path, code)
+                if cwd.startswith(sandbox.rstrip("/") + "/"):
+                    os.makedirs(cwd, exist_ok=True)
+        except files.PathRefused as exc:
+            return ev.PrepareFailed(run_id, str(exc), exc.kind)
+        except OSError as exc:
+            return ev.PrepareFailed(run_id, f"cannot prepare the run: {exc}", "io")
+        return None
+
+    def _spawn(self, action: act.Spawn) -> list[ev.Event]:
+        failed = self._prepare(action.run_id, action.cwd, action.code_path, action.code)
+        if failed is not None:
+            return [failed]
+        try:
+            child = spawn(action.argv, action.env, action.cwd, self.identity)
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            return [ev.SpawnFailed(action.run_id, isinstance(exc, FileNotFoundError), reason)]
+        self._adopt(child, heard=True)
+        self.stdin_pending[child.pid] = bytearray()
+        self.stdin_open[child.pid] = True
+        return [ev.Spawned(action.run_id, child.pid, self._readings())]
+
+    def _hand_over(self, action: act.HandOver) -> list[ev.Event]:
+        fifo = self.fifos[action.pid]
+        try:
+            program_fifo.hand_over(fifo, action.code, self.config.sandbox, self.config.uid, self.config.gid)
+        except (OSError, files.PathRefused) as exc:
+            return [ev.HandOverFailed(action.run_id, str(exc))]
+        del self.fifos[action.pid]
+        child = self.children[action.pid]
+        self._hear(child)
+        self.stdin_pending[child.pid] = bytearray()
+        self.stdin_open[child.pid] = True
+        return [ev.Spawned(action.run_id, child.pid, self._readings())]
+
+    def _write_stdin(self, action: act.WriteStdin) -> None:
+        pending = self.stdin_pending.get(action.pid)
+        if pending is None:
+            return  # closed already
+        pending += action.data
+        if action.eof:
+            self.stdin_open[action.pid] = False
+        self._feed_stdin(action.pid)
+
+    def _feed_stdin(self, pid: int) -> None:
+        child = self.children.get(pid)
+        pending = self.stdin_pending.get(pid)
+        if child is None or pending is None or child.stdin < 0:
             return
-        if message.ack and message.last:
-            # An earlier chunk of this file that failed is the answer: the file is not whole.
-            self.send(self.failed_puts.pop(message.id, None) or Done(id=message.id))
+        fd = child.stdin
+        try:
+            while pending:
+                written = os.write(fd, pending)
+                del pending[:written]
+        except BlockingIOError:
+            pass
+        except OSError:  # the reader is gone (EPIPE): what it did not read is dropped, as with a shell pipe
+            pending.clear()
+            self.stdin_open[pid] = False
+        registered = self.selector.get_map().get(fd) is not None
+        if pending:
+            if not registered:
+                self.selector.register(fd, selectors.EVENT_WRITE, lambda: self._feed_stdin(pid))
+            return
+        if registered:
+            self.selector.unregister(fd)
+        if not self.stdin_open[pid]:
+            os.close(fd)
+            child.stdin = -1
+            del self.stdin_pending[pid], self.stdin_open[pid]
+
+    def _collect(self, action: act.Collect) -> list[ev.Event]:
+        oom_kills = usage.oom_kills()
+        rx, tx = usage.network_bytes()
+        file_errors = self._send_output_files(action)
+        if action.session_pid:
+            user_ms, system_ms = usage.process_cpu_ms(action.session_pid)
+            after = ev.Readings(oom_kills, rx, tx, user_ms, system_ms, usage.process_peak_kb(action.session_pid))
+        else:
+            after = ev.Readings(oom_kills, rx, tx)
+        return [ev.Collected(action.run_id, after, file_errors)]
+
+    def _send_output_files(self, action: act.Collect) -> dict[str, str]:
+        errors = {}
+        budget = action.max_file_bytes
+        for path in action.output_paths:
+            error, sent = self._read_file(action.run_id, path, budget)
+            budget -= sent
+            if error is not None:
+                errors[path] = error
+        return errors
+
+    # ==================================================================================== prestarts
+
+    def _arm_prestarts(self, action: act.ArmPrestarts) -> list[ev.Event]:
+        pids, problems = [], []
+        for spec in action.prestarts:
+            try:
+                child, fifo = program_fifo.prestart(spec, self.config.sandbox, self.identity)
+            except (OSError, ValueError, files.PathRefused) as exc:
+                pids.append(0)
+                problems.append(str(exc))
+                continue
+            self._adopt(child, heard=False)
+            self.fifos[child.pid] = fifo
+            pids.append(child.pid)
+            problems.append("")
+        return [ev.PrestartsArmed(pids, problems)]
+
+    def _drop_prestart(self, action: act.DropPrestart) -> None:
+        if action.kill:
+            kill_group(action.pid)
+        self._release(action.pid)
+        fifo = self.fifos.pop(action.pid, None)
+        if fifo is not None:
+            program_fifo.remove(fifo, self.config.uid, self.config.gid)
+
+    def _check_warmth(self, action: act.CheckWarmth) -> list[ev.Event]:
+        uid, gid = self.config.uid, self.config.gid
+        warm = all(program_fifo.is_warm(pid, self.fifos[pid], uid, gid) for pid in action.pids if pid in self.fifos)
+        return [ev.Warmth(warm)]
+
+    # ==================================================================================== sessions
+
+    def _prepare_cwd(self, action: act.PrepareCwd) -> list[ev.Event]:
+        failed = self._prepare(action.run_id, action.cwd)
+        return [failed if failed is not None else ev.Prepared(action.run_id)]
+
+    def _start_interpreter(self, action: act.StartInterpreter) -> list[ev.Event]:
+        from .interpreters import SessionInterpreter
+
+        try:
+            interpreter = SessionInterpreter.start(action.name, action.env, self.config.sandbox, self.identity)
+        except (OSError, ValueError) as exc:
+            return [ev.InterpreterFailed(action.run_id, str(exc))]
+        child = interpreter.child
+        os.close(child.stdin)
+        child.stdin = -1
+        self._adopt(child, heard=True)
+        self.interpreters[child.pid] = interpreter
+        self.selector.register(interpreter.control, selectors.EVENT_READ, lambda: self._on_control(child.pid))
+        return [ev.InterpreterStarted(action.run_id, child.pid)]
+
+    def _send_cell(self, action: act.SendCell) -> list[ev.Event]:
+        interpreter = self.interpreters.get(action.pid)
+        try:
+            if interpreter is None:
+                raise OSError(errno.EPIPE, "its control socket is closed")
+            interpreter.send_cell(action.code, action.cwd, action.env, action.stdin)
+        except OSError as exc:
+            return [ev.CellFailed(action.run_id, str(exc))]
+        return [ev.CellSent(action.run_id, self._readings(action.pid))]
+
+    def _on_control(self, pid: int) -> None:
+        interpreter = self.interpreters.get(pid)
+        if interpreter is None:
+            return
+        status = interpreter.read_status()
+        if status is None:
+            return
+        if status < 0:  # the interpreter closed its end: it is exiting, and its wait status will tell
+            self._unwatch(interpreter.control.fileno())
+            return
+        for event in self._drain(pid, close=False) + [ev.CellDone(pid, status)]:
+            self._tell(event)
+
+    # ==================================================================================== files
+
+    def _write_file(self, action: act.WriteFile) -> list[ev.Event]:
+        put = action.put
+        try:
+            with files.as_user(self.config.uid, self.config.gid):
+                files.write_file(self.config.sandbox, put.path, put.data, offset=put.offset, mode=put.mode)
+        except files.PathRefused as exc:
+            return [ev.FileNotWritten(put, str(exc), exc.kind)]
+        except OSError as exc:
+            if exc.__class__ is OSError and exc.errno == errno.ENOSPC:
+                reason = f"{put.path}: no space left in {self.config.sandbox}"
+            else:
+                reason = f"{put.path}: {exc.strerror or exc}"
+            return [ev.FileNotWritten(put, reason, "io")]
+        return [ev.FileWritten(put)]
+
+    def _send_file(self, action: act.SendFile) -> list[ev.Event]:
+        error, _ = self._read_file(action.op_id, action.path, action.max_bytes)
+        return [ev.FileSent(action.op_id, error)]
 
     def _read_file(self, op_id: int, path: str, budget: int) -> tuple[str | None, int]:
         """Send ``path`` as FileData chunks, at most ``budget`` bytes; returns (an error message or None,
@@ -577,11 +557,11 @@ class Agent(PrestartMixin, SessionMixin, NetworkMixin):
             while True:
                 data = os.read(fd, CHUNK_SIZE)
                 if sent + len(data) > budget:
-                    self.send(FileData(id=op_id, path=path, data=b"", last=True))
+                    self._send(act.Send(FileData(id=op_id, path=path, data=b"", last=True)))
                     return f"{path}: grew past the {budget}-byte limit for output files while being read", sent
                 sent += len(data)
                 last = len(data) < CHUNK_SIZE
-                self.send(FileData(id=op_id, path=path, data=data, last=last))
+                self._send(act.Send(FileData(id=op_id, path=path, data=data, last=last)))
                 if last:
                     return None, sent
                 if len(self.out) > _OUT_HIGH:
@@ -589,111 +569,126 @@ class Agent(PrestartMixin, SessionMixin, NetworkMixin):
         finally:
             os.close(fd)
 
-    def _get_file(self, message: GetFile) -> None:
-        error, _ = self._read_file(message.id, message.path, message.max_bytes)
-        if error is None:
-            self.send(Done(id=message.id))
-        else:
-            kind = "not_found" if "no such file" in error else ("too_large" if "limit" in error else "bad_path")
-            self.send(Failed(id=message.id, message=error, kind=kind))
+    # ==================================================================================== filtered networking
 
-    def _send_output_files(self, request: Run) -> dict[str, str]:
-        errors = {}
-        budget = request.max_file_bytes
-        for path in request.output_paths:
-            error, sent = self._read_file(request.id, path, budget)
-            budget -= sent
-            if error is not None:
-                errors[path] = error
-        return errors
+    def _install_filter(self, action: act.InstallFilter) -> list[ev.Event] | None:
+        try:
+            self.identity.filter = seccomp_filter.prepare(action.bpf)
+        except (OSError, ValueError) as exc:
+            # Without its filter no user process may start: every spawn will fail loudly.
+            self.identity.filter = _REFUSE_TO_SPAWN
+            return [ev.FilterRefused(str(exc))]
+        return None
 
-    # ---------------------------------------------------------------------------------------- reset
+    def _start_network(self, action: act.StartNetwork) -> list[ev.Event]:
+        """Firewall first, then the proxy: no user process runs before both are in place (runs wait)."""
+        from . import firewall
 
-    def _reset(self) -> tuple[dict[str, int], Ready]:
-        """Back to a never-used state; returns what was removed, and the Ready that announces it with
-        the name of every verdict that held (see reset.py)."""
-        config = self.config
-        for run in list(self.runs.values()):
-            for fd in list(run.open_pipes):
-                self._close_pipe(run, fd)
-        self.runs.clear()
-        self.session_runs.clear()
-        for session in list(self.sessions.values()):
-            kill_group(session.child.pid)
-            self._end_session(session)
-        self._discard_prestarts()
-        detail: dict[str, int] = {}
-        verified = []
-        if reset.kill_all(config.uid, self._reap_quietly, self.census, self._kept_processes):
-            # No task of the sandbox user lives; with a census, the kernel's count says nothing else does.
-            verified.append("processes")
-            if self.census is not None:
-                verified.append("tasks")
-        with files.as_user(config.uid, config.gid):
-            detail["ipc_removed"] = reset.remove_ipc()
-            if reset.ipc_objects() == 0:
-                verified.append("ipc")
-            for directory, wanted in self.baseline.directories.items():
-                if wanted is not None:
-                    restore_directory(directory, wanted)
-        detail["files_removed"] = reset.wipe_directories(list(config.wipe), config.uid, config.gid)
-        self.deferred.clear()
-        if self.network is not None and self._reset_network(detail):
-            verified.append("network")
-        differences = self.baseline.directory_differences()
-        if not differences:
-            verified.append("files")
-        leftovers = self._leftovers()
-        if not leftovers:
-            verified.append("state")
-        for difference in differences + leftovers:
-            self.log("warning", f"reset left {difference}")
-        self.failed_puts.clear()
-        self.by_pid = {pid: owner for pid, owner in self.by_pid.items() if not isinstance(owner, ActiveRun)}
-        self._arm_prestarts()
-        self.generation += 1
-        return detail, Ready(version=PROTOCOL_VERSION, generation=self.generation, pid=os.getpid(), reason="reset",
-                             verified=verified)
+        try:
+            firewall.apply_firewall(self.config.uid)
+            firewall.drop_capability()
+        except OSError as exc:
+            return [ev.NetworkRefused(str(exc))]
+        return self._start_proxy(action)
 
-    def _kept_processes(self) -> set[int]:
-        """The processes whose tasks a reset leaves alone: the agent, and the proxy if there is one."""
-        kept = {os.getpid()}
-        if self.proxy is not None:
-            kept.add(self.proxy.child.pid)
-        return kept
+    def _start_proxy(self, action: act.StartNetwork | act.StartProxy) -> list[ev.Event]:
+        from . import proxy_process
 
-    def _leftovers(self, deadline_s: float = 1.0) -> list[str]:
-        """Sockets that nobody but a user task could hold (so none should exist once the tasks are gone),
-        judged only in the container's own network namespace (see baseline.py for why these tables).
+        identity = Identity(self.config.proxy_uid, self.config.proxy_uid)
+        identity.filter = self.identity.filter
+        env = {"PATH": os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8"}
+        child = proxy_process.start(identity, action.port, action.policy, env)
+        self._adopt(child, heard=False)
+        self.proxy_pid = child.pid
+        self.selector.register(child.stdout, selectors.EVENT_READ, self._on_proxy_output)
+        self.selector.register(child.stderr, selectors.EVENT_READ, self._on_proxy_stderr)
+        return [ev.ProxyStarted(child.pid)]
 
-        A unix socket sent over itself and then closed is a garbage cycle that the kernel collects only
-        when some unix socket is next closed: closing one of ours asks for that collection, which then
-        runs in the background; so this looks again for a little while before it calls anything left."""
-        deadline = time.monotonic() + deadline_s
-        while True:
-            leftovers: list[str] = []
-            if not self.shared_network:
-                held = self.baseline.sockets | socket_inodes()
-                if self.proxy is not None:
-                    with files.as_user(self.config.proxy_uid, self.config.proxy_uid):
-                        held |= socket_inodes(self.proxy.child.pid)
-                leftovers += stray_sockets(held)
-            if not leftovers or time.monotonic() > deadline:
-                return leftovers
-            for end in socket.socketpair():
-                end.close()
-            time.sleep(0.002)
+    def _proxy_read(self, stream: int) -> bytes | None:
+        """A read of the proxy's stdout (1) or stderr (2): None if nothing is there yet, b"" at its end
+        (then no longer watched)."""
+        child = self.children.get(self.proxy_pid)
+        fd = -1 if child is None else (child.stdout if stream == 1 else child.stderr)
+        if fd < 0:
+            return None
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return None
+        if not data:
+            self._unwatch(fd)
+        return data
+
+    def _on_proxy_output(self) -> None:
+        data = self._proxy_read(1)
+        if data is not None:
+            self._tell(ev.ProxyOutput(data))
+
+    def _on_proxy_stderr(self) -> None:
+        data = self._proxy_read(2)
+        if data:
+            self._tell(ev.ProxyStderr(data))
+
+    def _to_proxy(self, action: act.ToProxy) -> None:
+        from . import proxy_process
+
+        child = self.children.get(self.proxy_pid)
+        if child is None or child.stdin < 0:
+            return
+        try:
+            proxy_process.write_line(child.stdin, action.line)
+        except BrokenPipeError:
+            pass  # it exited: its wait status will tell
+
+    def _await_proxy(self, action: act.AwaitProxy) -> None:
+        """The reset's wait for the proxy, outside the event loop: nothing else is read meanwhile."""
+        deadline = _now() + action.timeout_s
+        while self.core.awaiting_proxy:
+            child = self.children.get(self.proxy_pid)
+            remaining = deadline - _now()
+            if child is None or child.stdout < 0:
+                self._tell(ev.ProxyOutput(b""))
+            elif remaining <= 0:
+                self._tell(ev.ProxySilent())
+            elif select.select([child.stdout], [], [], remaining)[0]:
+                data = self._proxy_read(1)
+                if data is not None:
+                    self._tell(ev.ProxyOutput(data))
+
+    # ==================================================================================== the reset
+
+    def _sweep(self, action: act.Sweep) -> list[ev.Event]:
+        from . import reset
+
+        assert self.baseline is not None  # taken when serving starts
+        reaped: list[tuple[int, int, object]] = []
+        keep = {os.getpid(), *action.kept}
+        swept = reset.sweep(self.config.uid, self.config.gid, list(self.config.wipe), self.baseline, self.census,
+                            lambda: reaped.extend(self._ended_children()), lambda: keep)
+        events: list[ev.Event] = []
+        for pid, status, rusage in reaped:
+            events += self._exited(pid, status, rusage)
+        return events + [swept]
+
+    def _inspect(self, action: act.Inspect) -> list[ev.Event]:
+        from . import reset
+
+        assert self.baseline is not None  # taken when serving starts
+        return [reset.inspect(self.baseline, action.shared_network, action.proxy_pid, self.config.proxy_uid)]
+
+    def _kill_all(self, action: act.KillAll) -> None:
+        if self.config.uid == 0 or os.getuid() != 0:
+            return
+        from . import reset
+
+        keep = {os.getpid(), *action.kept}
+        reset.kill_all(self.config.uid, self._reap_quietly, self.census, lambda: keep, deadline_s=action.deadline_s)
 
     def _reap_quietly(self) -> None:
-        for _ in self._ended_children():
-            pass
-
-    def _kill_everything(self) -> None:
-        for run in self.runs.values():
-            kill_group(run.child.pid)
-        self._discard_prestarts()
-        if self.config.uid != 0 and os.getuid() == 0:
-            reset.kill_all(self.config.uid, self._reap_quietly, self.census, self._kept_processes, deadline_s=2.0)
+        for pid, status, _rusage in self._ended_children():
+            child = self.children.pop(pid, None)
+            if child is not None:
+                child.reaped(status)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -709,5 +704,5 @@ def main(argv: list[str] | None = None) -> None:
     if os.getuid() == 0:
         os.setgroups([])
     config = AgentConfig(args.sandbox, args.uid, args.gid, tuple(filter(None, args.wipe.split(","))), args.debug)
-    Agent(config).serve()
+    Supervisor(config).serve()
     sys.exit(0)

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 
 import trio
 
+from isol8rt.agent.proxy_protocol import Error, Listening, SetPolicy, encoder
 from isol8rt_proxy.config import Settings, parse_args
 from isol8rt_proxy.output import Output
 from isol8rt_proxy.policy import Policy, PolicyError
 from isol8rt_proxy.server import Proxy, compile_policy
-from isol8rt_proxy.wire import Error, Listening, SetPolicy, encoder
 
 
 def main(argv: Sequence[str]) -> int:

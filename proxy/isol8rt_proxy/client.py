@@ -15,16 +15,16 @@ from typing import Protocol
 import h11
 import trio
 
+from isol8rt.agent.proxy_protocol import RequestLog
 from isol8rt_proxy.config import Settings
 from isol8rt_proxy.dial import DialError, dial
-from isol8rt_proxy.exchange import Exchange
+from isol8rt_proxy.exchange import Exchange, text
 from isol8rt_proxy.forward import forward
 from isol8rt_proxy.origin import Kept, Origin, Stale, replayable
 from isol8rt_proxy.policy import Policy
 from isol8rt_proxy.streams import RECEIVE_SIZE, StreamGone, close_now, send_refusal
 from isol8rt_proxy.target import BadRequest, Target, parse_absolute, parse_connect
 from isol8rt_proxy.tunnel import tunnel
-from isol8rt_proxy.wire import RequestLog, text
 
 _TOO_LARGE = 431
 

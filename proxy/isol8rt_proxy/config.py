@@ -5,7 +5,7 @@
             [--connect-timeout S] [--idle-timeout S] [--header-timeout S]
             [--max-header-bytes N] [--max-connections N]
 
-The policy flags mean exactly what the fields of a stdin ``policy`` line mean (see ``wire``); any
+The policy flags mean exactly what the fields of a stdin ``policy`` line mean (see ``isol8rt.agent.proxy_protocol``); any
 ``--connect-port`` replaces the default ports (443, 80) rather than adding to them.
 """
 
@@ -16,8 +16,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from isol8rt_proxy.policy import DEFAULT_CONNECT_PORTS
-from isol8rt_proxy.wire import SetPolicy
+from isol8rt.agent.proxy_protocol import DEFAULT_CONNECT_PORTS, SetPolicy
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

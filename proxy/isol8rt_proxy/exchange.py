@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import time
 
-from isol8rt_proxy.wire import RequestLog, text
+from isol8rt.agent.proxy_protocol import RequestLog
+
+
+def text(raw: bytes) -> str:
+    """Bytes from the wire as a loggable str: UTF-8 where valid, ``\\xNN`` for every other byte."""
+    return raw.decode("utf-8", "backslashreplace")
 
 
 class Exchange:

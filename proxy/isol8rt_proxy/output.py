@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import trio
 
+from isol8rt.agent.proxy_protocol import Error, Out, encoder
 from isol8rt_proxy.streams import StreamGone
-from isol8rt_proxy.wire import Error, Out, encoder
 
 
 class Output:

@@ -24,10 +24,10 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
+from isol8rt.agent.proxy_protocol import DEFAULT_CONNECT_PORTS
 from isol8rt_proxy import addresses
 from isol8rt_proxy.addresses import IPAddress, IPNetwork
 
-DEFAULT_CONNECT_PORTS = (443, 80)
 
 #: Plain-HTTP requests may always use these, whatever ``connect_ports`` says.
 HTTP_PORTS = frozenset({80, 443})

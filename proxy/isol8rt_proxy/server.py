@@ -21,22 +21,22 @@ import traceback
 import msgspec
 import trio
 
-from isol8rt_proxy.client import serve_client
-from isol8rt_proxy.config import Settings
-from isol8rt_proxy.output import Output
-from isol8rt_proxy.policy import Policy, PolicyError
-from isol8rt_proxy.streams import RECEIVE_SIZE, close_now
-from isol8rt_proxy.wire import (
+from isol8rt.agent.proxy_protocol import (
     Error,
     LineSplitter,
     PolicyOk,
     RequestLog,
-    Reset,
+    ResetConnections,
     ResetFailed,
     ResetOk,
     SetPolicy,
     control_decoder,
 )
+from isol8rt_proxy.client import serve_client
+from isol8rt_proxy.config import Settings
+from isol8rt_proxy.output import Output
+from isol8rt_proxy.policy import Policy, PolicyError
+from isol8rt_proxy.streams import RECEIVE_SIZE, close_now
 
 #: accept() failing for want of file descriptors or memory: wait a little and accept again.
 _CAPACITY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
@@ -173,7 +173,7 @@ class Proxy:
         except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
             self._output.emit(Error(message=f"bad control line: {exc}"))
             return
-        if isinstance(message, Reset):
+        if isinstance(message, ResetConnections):
             try:
                 closed, refused = await self.reset()
             except OSError as exc:  # the agent then retires the container: its proxy may serve a stale request

@@ -94,3 +94,13 @@ async def agent(sandbox_dir):
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+@pytest.fixture
+def core():
+    """An agent core, started (its greeting taken), on a clock the test turns: see core_kit.py."""
+    from .core_kit import CoreHarness
+
+    harness = CoreHarness()
+    harness.start()
+    return harness

@@ -7,8 +7,8 @@ import json
 import trio
 import trio.testing
 
+from isol8rt.agent.proxy_protocol import Error, PolicyOk, ResetOk
 from isol8rt_proxy.output import Output
-from isol8rt_proxy.wire import Error, PolicyOk, ResetOk
 
 
 def lines(data: bytes) -> list[dict]:

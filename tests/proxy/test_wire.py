@@ -7,9 +7,9 @@ import json
 import msgspec
 import pytest
 
+from isol8rt.agent.proxy_protocol import LineSplitter, ResetConnections, SetPolicy, control_decoder, encoder
 from isol8rt_proxy import headers
-from isol8rt_proxy.exchange import Exchange
-from isol8rt_proxy.wire import LineSplitter, Reset, SetPolicy, control_decoder, encoder, text
+from isol8rt_proxy.exchange import Exchange, text
 
 HOSTILE_PATH = b'/a"b\\c\nd\re\x00f\x1b[31m\xff\xfe\xc3\xa9\xed\xa0\x80'
 
@@ -47,7 +47,7 @@ def test_blocked_log_has_reason_and_no_path_for_connect():
 def test_control_messages():
     policy = control_decoder.decode(b'{"type": "policy", "run": "r", "allow": ["a"], "allow_private": ["10.0.0.0/8"]}')
     assert policy == SetPolicy(run="r", allow=["a"], deny=[], allow_private=["10.0.0.0/8"], connect_ports=[443, 80])
-    assert control_decoder.decode(b'{"type": "reset"}') == Reset()
+    assert control_decoder.decode(b'{"type": "reset"}') == ResetConnections()
     for bad in (b'{"type": "policy", "alow": []}', b'{"type": "nope"}', b'{"type": "policy", "deny": "x"}', b"{"):
         with pytest.raises(msgspec.DecodeError):
             control_decoder.decode(bad)

@@ -1,14 +1,22 @@
-"""Every line the proxy reads on stdin and writes on stdout: one JSON object each, tagged by ``type``.
+"""The lines between the agent and the egress proxy it starts for filtered networking: one JSON object a
+line, tagged by ``type``. Both programs use these definitions: the agent to write the proxy's stdin and
+read its stdout, the proxy (``proxy/``, its own program) the other way round.
+
+They live here, in the agent's package, because the agent may import nothing but the standard library,
+msgspec and its own package, while the proxy is started by the agent in the same image and can be given
+the agent's package: the image puts it in ``/opt/isol8rt/lib`` with an empty ``isol8rt/__init__.py``
+(see ``isol8rt/images/catalog.py`` and ``proxy/main.py``). Like :mod:`.protocol`, this module does no I/O.
 
 stdin (from the agent)::
 
     {"type": "policy", "run": "<id>", "allow": [...], "deny": [...], "allow_private": [...],
      "connect_ports": [...]}      replace the policy; omitted lists are empty, omitted connect_ports
                                   is [443, 80]; answered by policy_ok, or by error (old policy stays).
-                                  What the fields mean: see ``policy``. It applies to every request
-                                  that arrives after policy_ok; tunnels already open are not re-judged.
+                                  What the fields mean: see the proxy's ``policy``. It applies to every
+                                  request that arrives after policy_ok; tunnels already open are not
+                                  re-judged.
     {"type": "reset"}             refuse every connection waiting to be accepted, close every client
-                                  connection and tunnel; answered by reset_ok
+                                  connection and tunnel; answered by reset_ok (or reset_failed)
 
 stdout (to the agent)::
 
@@ -20,20 +28,20 @@ stdout (to the agent)::
     {"type": "error", "message": "...", "run": ...}  a control line was refused (run: if known)
     {"type": "request", ...}                         one per request: see RequestLog
 
-Encoded with msgspec, so quotes, newlines and control characters in what a client sent are escaped, and
-text that was not valid UTF-8 reaches the log as ``\\xNN`` escapes (see :func:`text`).
+Encoded with msgspec, so quotes, newlines and control characters in what a client sent are escaped.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Union
 
 import msgspec
 
-from isol8rt_proxy.policy import DEFAULT_CONNECT_PORTS
+#: The ports CONNECT may reach when a policy names none.
+DEFAULT_CONNECT_PORTS = (443, 80)
 
 # --------------------------------------------------------------------------------------------------
-# stdin
+# stdin: agent -> proxy
 
 
 class _In(msgspec.Struct, frozen=True, tag_field="type", forbid_unknown_fields=True):
@@ -49,14 +57,14 @@ class SetPolicy(_In, tag="policy"):
     connect_ports: list[int] = msgspec.field(default_factory=lambda: list(DEFAULT_CONNECT_PORTS))
 
 
-class Reset(_In, tag="reset"):
-    pass
+class ResetConnections(_In, tag="reset"):
+    """Refuse what waits in the backlog, close every connection: the run that made them is over."""
 
 
-Control = SetPolicy | Reset
+Control = Union[SetPolicy, ResetConnections]
 
 # --------------------------------------------------------------------------------------------------
-# stdout
+# stdout: proxy -> agent
 
 
 class _Out(msgspec.Struct, frozen=True, tag_field="type", omit_defaults=True):
@@ -114,15 +122,12 @@ class RequestLog(_Out, tag="request", kw_only=True):
     error: str | None = None  # ALLOW whose origin failed
 
 
-Out = Listening | PolicyOk | ResetOk | ResetFailed | Error | RequestLog
+Out = Union[Listening, PolicyOk, ResetOk, ResetFailed, Error, RequestLog]
 
+#: What the proxy decodes its stdin with, and the agent the proxy's stdout.
 control_decoder = msgspec.json.Decoder(Control)
+output_decoder = msgspec.json.Decoder(Out)
 encoder = msgspec.json.Encoder()
-
-
-def text(raw: bytes) -> str:
-    """Bytes from the wire as a loggable str: UTF-8 where valid, ``\\xNN`` for every other byte."""
-    return raw.decode("utf-8", "backslashreplace")
 
 
 class LineSplitter:

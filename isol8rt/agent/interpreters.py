@@ -6,7 +6,8 @@ Unix socket (the program text, its cwd and environment, and a fresh pipe for its
 descriptor); the driver runs the cell in the session's namespace, flushes, and answers with the cell's
 exit status. Output goes to the session's stdout and stderr pipes, which the agent forwards to the run
 in progress. A cell that never finishes gets SIGINT first (its state survives a KeyboardInterrupt), then
-SIGKILL, which ends the session; the next run starts a fresh interpreter.
+SIGKILL, which ends the session; the next run starts a fresh interpreter. (Which run a session serves,
+and when, is the core's: core/sessions.py. This is the I/O.)
 
 Wire format on the control socket, both ways: a 4-byte big-endian length and a JSON object.
 Agent -> driver: ``{"code": str, "cwd": str, "env": {..}}`` with the stdin pipe's read end attached
@@ -17,14 +18,10 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import socket
 import struct
 
-from .prestarts import PIPE_SIZE
 from .process import Child, Identity, spawn
-from .protocol import Failed, Run
-from .run import READ_SIZE, ActiveRun
 
 _LENGTH = struct.Struct(">I")
 
@@ -147,15 +144,13 @@ DRIVERS = {
 class SessionInterpreter:
     """A live interpreter and the agent's end of its control socket."""
 
-    __slots__ = ("name", "child", "control", "replies", "takes_stdin")
+    __slots__ = ("name", "child", "control", "replies")
 
     def __init__(self, name: str, child: Child, control: socket.socket) -> None:
         self.name = name
         self.child = child
         self.control = control
         self.replies = bytearray()
-        # Python's driver takes each cell's stdin as a fresh descriptor; Node's cannot adopt one.
-        self.takes_stdin = name == "python"
 
     @classmethod
     def start(cls, name: str, env: dict[str, str], cwd: str, identity: Identity) -> SessionInterpreter:
@@ -213,109 +208,3 @@ class SessionInterpreter:
         reply = json.loads(bytes(self.replies[4 : 4 + length]))
         del self.replies[: 4 + length]
         return int(reply.get("status", 1))
-
-
-class SessionMixin:
-    """The agent's side of persistent sessions: starting an interpreter, handing it cells, forwarding its
-    output to the run in progress, and noticing its end. A mixin of the agent, sharing its state
-    (``sessions``, ``session_runs``) and event loop."""
-
-    def _start_session_run(self, request: Run, arrived: float) -> None:
-        name = request.session
-        if request.code is None:
-            self.send(Failed(id=request.id, message="a run in a persistent session needs code", kind="bad_request"))
-            return
-        if name in self.session_runs:
-            self.send(Failed(id=request.id, message=f"the {name} session is busy with another run", kind="busy"))
-            return
-        if len(request.stdin) > PIPE_SIZE:
-            self.send(Failed(id=request.id, message=f"stdin for a session run is limited to {PIPE_SIZE} bytes",
-                             kind="too_large"))
-            return
-        if not self._prepare(request, write_code=False):
-            return
-        session = self.sessions.get(name)
-        if session is None:
-            try:
-                session = SessionInterpreter.start(name, self._environment(request.env), self.config.sandbox,
-                                                    self.identity)
-            except (OSError, ValueError) as exc:
-                self.send(Failed(id=request.id, message=f"cannot start the {name} session: {exc}", kind="spawn"))
-                return
-            self.sessions[name] = session
-            self.by_pid[session.child.pid] = session
-            os.close(session.child.stdin)
-            session.child.stdin = -1
-            for fd, stream in ((session.child.stdout, 1), (session.child.stderr, 2)):
-                self.selector.register(fd, selectors.EVENT_READ, lambda s=session, fd=fd, st=stream: self._on_session_output(s, fd, st))
-            self.selector.register(session.control, selectors.EVENT_READ, lambda s=session: self._on_session_control(s))
-        if request.stdin and not session.takes_stdin:
-            self.send(Failed(id=request.id, message=f"stdin is not available to runs in a persistent {name} session",
-                             kind="unsupported"))
-            return
-        try:
-            session.send_cell(request.code.decode("utf-8", "replace"), request.cwd, self._environment(request.env),
-                              request.stdin)
-        except OSError as exc:
-            self.send(Failed(id=request.id, message=f"the {name} session is gone: {exc}", kind="spawn"))
-            self._end_session(session)
-            return
-        run = ActiveRun(request, session.child, session)
-        run.start_ms = (run.started - arrived) * 1000
-        self.runs[request.id] = run
-        self.session_runs[name] = run
-
-    def _on_session_output(self, session: SessionInterpreter, fd: int, stream: int) -> None:
-        try:
-            data = os.read(fd, READ_SIZE)
-        except BlockingIOError:
-            return
-        if not data:
-            self.selector.unregister(fd)
-            return
-        run = self.session_runs.get(session.name)
-        if run is not None:
-            self._forward(run, stream, data)
-        # Output between runs (a background thread, a timer) belongs to no run: dropped.
-
-    def _drain_session(self, session: SessionInterpreter, run: ActiveRun) -> None:
-        for fd, stream in ((session.child.stdout, 1), (session.child.stderr, 2)):
-            for _ in range(64):
-                try:
-                    data = os.read(fd, READ_SIZE)
-                except (BlockingIOError, OSError):
-                    break
-                if not data:
-                    break
-                self._forward(run, stream, data)
-
-    def _on_session_control(self, session: SessionInterpreter) -> None:
-        status = session.read_status()
-        if status is None:
-            return
-        if status < 0:  # the interpreter closed its end: it is exiting, and its wait status will tell
-            self.selector.unregister(session.control)
-            return
-        run = self.session_runs.get(session.name)
-        if run is None:
-            return
-        self._drain_session(session, run)
-        run.cell_status = status
-        self._maybe_finish(run)
-
-    def _end_session(self, session: SessionInterpreter, status: int | None = None) -> None:
-        """The interpreter is gone (it exited, was killed, or the container is being reset)."""
-        if self.sessions.get(session.name) is session:
-            del self.sessions[session.name]
-        run = self.session_runs.get(session.name)
-        if run is not None:
-            self._drain_session(session, run)
-        for fd in (session.child.stdout, session.child.stderr, session.control.fileno()):
-            if self.selector.get_map().get(fd) is not None:
-                self.selector.unregister(fd)
-        os.close(session.child.stdout)
-        os.close(session.child.stderr)
-        session.control.close()
-        if run is not None and not run.ended:
-            run.status = status if status is not None else 9  # killed
-            self._maybe_finish(run)
