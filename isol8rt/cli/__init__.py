@@ -42,6 +42,14 @@ def main(argv: list[str] | None = None) -> int:
         # Every failure the library expects is one line that says what to do; tracebacks are for bugs.
         print(f"isol8rt: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:
+        # Commands that talk to Docker directly (setup, build, list-custom): where the daemon is, or
+        # what it answered, in one line too. Looked up, not imported: --version needs no Docker client.
+        docker = sys.modules.get("isol8rt.docker")
+        if docker is None or not isinstance(exc, docker.DockerError):
+            raise
+        print(f"isol8rt: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
