@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-OWN_DOCS = ("quickstart.md", "library.md", "cli.md", "server.md")
+OWN_DOCS = ("quickstart.md", "library.md", "cli.md", "server.md", "scaling.md")
 FENCE = re.compile(r"^```(\w*)\s*$")
 
 
