@@ -7,7 +7,8 @@
 Each round is a fresh process of one version. It times, on one container, a warm ``print(1)`` (Run to
 Exit) and the reset after it (Reset sent to the next Ready: kill, verdict, wipe, next interpreter warm),
 each run followed by its reset, as the pool does; then closed-loop throughput with 1 and 4 callers on a
-pool of 4. Only engine APIs both versions have are used (Sandbox.create, operate, begin_reset, settle).
+pool of 4. Only engine APIs both versions have are used (Container.create, operate, begin_reset, settle;
+Container was called Sandbox before).
 Rounds alternate between the versions so a noisy moment of the machine falls on both.
 """
 
@@ -32,7 +33,10 @@ async def _one_round(image: str | None, runs: int, seconds: float) -> dict:
 
     from isol8rt import DockerIsol8, ExecutionRequest, Isol8Options
     from isol8rt.engine.plan import plan_execution
-    from isol8rt.engine.container import Container
+    try:
+        from isol8rt.engine.container import Container
+    except ImportError:   # a checkout from before the rename (engine/sandbox.py's Sandbox)
+        from isol8rt.engine.sandbox import Sandbox as Container
     from isol8rt.runtimes import RUNTIMES
 
     options = Isol8Options(pool_size=4, max_concurrent=16, image=image)

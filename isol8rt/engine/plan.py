@@ -102,7 +102,7 @@ class RunPlan:
         return messages
 
 
-#: Runtimes whose persistent sessions keep a live interpreter (see isol8rt/agent/session.py).
+#: Runtimes whose persistent sessions keep a live interpreter (see isol8rt/agent/core/sessions.py).
 SESSION_INTERPRETERS = ("python", "node")
 
 _BASH_STATE = "/tmp/.isol8rt-bash-session"
