@@ -30,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else argv) == ["--version"]:
+        # What argparse's version action prints, without importing every command (and trio) first.
+        print(f"isol8rt {__version__}")
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)

@@ -1,0 +1,42 @@
+"""Commands start fast: `import isol8rt` and `isol8rt --version` load no trio, engine, client or server
+(each costs tens of milliseconds on every CLI call an agent makes), and the lazy names still resolve."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ("trio", "isol8rt.engine", "isol8rt.client", "isol8rt.server", "msgspec")
+
+
+def _loaded_after(code: str) -> set[str]:
+    probe = f"import sys\n{code}\nprint(' '.join(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(done.stdout.split())
+
+
+def test_importing_the_package_loads_nothing_heavy():
+    assert _loaded_after("import isol8rt").isdisjoint(HEAVY)
+
+
+def test_the_version_command_loads_nothing_heavy(capsys):
+    loaded = _loaded_after("from isol8rt.cli import main\nassert main(['--version']) == 0")
+    assert loaded.isdisjoint(HEAVY), loaded & set(HEAVY)
+    done = subprocess.run([sys.executable, "-m", "isol8rt", "--version"], capture_output=True, text=True)
+    import isol8rt
+
+    assert (done.returncode, done.stdout) == (0, f"isol8rt {isol8rt.__version__}\n")
+
+
+def test_every_public_name_resolves():
+    import isol8rt
+
+    for name in isol8rt.__all__:
+        assert getattr(isol8rt, name) is not None, name
+    assert set(isol8rt.__all__) <= set(dir(isol8rt))
+    try:
+        isol8rt.NoSuchThing  # noqa: B018
+    except AttributeError as exc:
+        assert "NoSuchThing" in str(exc)
+    else:
+        raise AssertionError("an unknown name must raise AttributeError")
