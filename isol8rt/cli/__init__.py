@@ -13,18 +13,39 @@ import sys
 from .._version import __version__
 from ..errors import Isol8Error
 
-_COMMANDS = ("run", "session", "setup", "build", "list_custom", "cleanup", "config", "profile", "serve", "mcp", "tools", "bench")
+#: Each command and the line `isol8rt --help` shows for it. A command's module (its name with "_" for
+#: "-") is imported only when that command runs or shows its own help: most import trio and the
+#: engine, which a call that needs another command should not pay for.
+SUMMARIES = {
+    "run": "run code in a sandbox",
+    "session": "list or stop the sessions `run --persistent/--session` keep",
+    "setup": "build the sandbox images (only what changed), optionally with packages baked in",
+    "build": "build a custom image (packages, set-up scripts) to run code in",
+    "list-custom": "list the custom images built with `isol8rt build`",
+    "cleanup": "remove isol8rt's containers (and images)",
+    "config": "show the settings in force and where each came from",
+    "profile": "inspect seccomp profiles",
+    "serve": "run the HTTP server",
+    "mcp": "serve the Model Context Protocol on stdio",
+    "tools": "print tool definitions for LLM tool calling (OpenAI, Anthropic)",
+    "bench": "measure latency and throughput (source checkouts only)",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None, *, lazy: bool = False) -> argparse.ArgumentParser:
+    """The whole parser; with ``lazy``, only ``command``'s own parser is built (its module imported), and
+    every other command is a name and a summary line, enough for the top-level help and for errors."""
     parser = argparse.ArgumentParser(
         prog="isol8rt",
         description="Run untrusted code in locked-down Docker containers.",
     )
     parser.add_argument("--version", action="version", version=f"isol8rt {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMANDS:
-        module = __import__(f"{__name__}.{name}", fromlist=["register"])
+    for name, summary in SUMMARIES.items():
+        if lazy and name != command:
+            subparsers.add_parser(name, help=summary)
+            continue
+        module = __import__(f"{__name__}.{name.replace('-', '_')}", fromlist=["register"])
         module.register(subparsers)
     return parser
 
@@ -34,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         # What argparse's version action prints, without importing every command (and trio) first.
         print(f"isol8rt {__version__}")
         return 0
-    parser = build_parser()
+    arguments = sys.argv[1:] if argv is None else argv
+    parser = build_parser(arguments[0] if arguments else None, lazy=True)
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from . import SUMMARIES
 
 _CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -16,7 +17,7 @@ _CHECKOUT = Path(__file__).resolve().parents[2]
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "bench",
-        help="measure latency and throughput (source checkouts only)",
+        help=SUMMARIES["bench"],
         description="Benchmark isol8rt on this machine: cold and warm runs with their phases, sequential, "
         "staggered and burst modes, a concurrency sweep, variants (network, server, session, output and file "
         "sizes) and docker exec / docker run baselines. Prints a table with PASS/FAIL targets.",

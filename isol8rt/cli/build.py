@@ -9,12 +9,13 @@ import trio
 
 from ..errors import InvalidRequest
 from ..runtimes import RUNTIME_NAMES
+from . import SUMMARIES
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "build",
-        help="build a custom image (packages, set-up scripts) to run code in",
+        help=SUMMARIES["build"],
         description="Build isol8rt-custom:NAME on top of a runtime's image: packages installed as `setup` "
         "bakes them, then set-up scripts run as root. Run code in it with `isol8rt run --image "
         "isol8rt-custom:NAME`. Building the same thing again reuses the image.",

@@ -5,12 +5,13 @@ from __future__ import annotations
 import sys
 
 import trio
+from . import SUMMARIES
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "cleanup",
-        help="remove isol8rt's containers (and images)",
+        help=SUMMARIES["cleanup"],
         description="Remove every container isol8rt made, found by label, whichever engine made it.",
     )
     parser.add_argument("--images", action="store_true", help="also remove isol8rt's images")

@@ -10,12 +10,13 @@ import msgspec
 from ..config import LoadedConfig, effective
 from ._config import load
 from .serve import SERVE_DEFAULTS, resolve_port
+from . import SUMMARIES
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "config",
-        help="show the settings in force and where each came from",
+        help=SUMMARIES["config"],
         description="Show every setting in force: the file's (isol8rt.config.json in this directory, else "
         "~/.isol8rt/config.json, else the reference system's isol8.config.json or ~/.isol8/config.json), "
         "and the built-in defaults for what it leaves out; each with where it came from. The serve "

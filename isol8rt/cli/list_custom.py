@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime
 
 import trio
+from . import SUMMARIES
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("list-custom", help="list the custom images built with `isol8rt build`",
+    parser = subparsers.add_parser("list-custom", help=SUMMARIES["list-custom"],
                                    description="List the custom images built with `isol8rt build`.")
     parser.set_defaults(handler=_handle)
 

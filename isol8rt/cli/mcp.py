@@ -10,12 +10,13 @@ import trio
 
 from ..errors import InvalidRequest
 from ..runtimes import RUNTIME_NAMES
+from . import SUMMARIES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "mcp",
-        help="serve the Model Context Protocol on stdio",
+        help=SUMMARIES["mcp"],
         description="Serve MCP (JSON-RPC 2.0, one message per line) on stdin/stdout: tools execute_code and, "
         "with --persistent, write_file, read_file and reset_session. Options come from the configuration "
         "file (see `isol8rt config`), then these flags.",

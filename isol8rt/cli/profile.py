@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 
 from ..security import seccomp
+from . import SUMMARIES
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("profile", help="inspect seccomp profiles")
+    parser = subparsers.add_parser("profile", help=SUMMARIES["profile"])
     actions = parser.add_subparsers(dest="profile_command", metavar="ACTION", required=True)
     show = actions.add_parser(
         "show",

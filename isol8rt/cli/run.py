@@ -14,6 +14,7 @@ from ..errors import InvalidRequest
 from ..runtimes import EXTENSIONS, RUNTIME_NAMES
 from ..types import ExecutionRequest, Isol8Options
 from ._config import load
+from . import SUMMARIES
 
 #: The hosts each runtime's installer downloads from: what `--install` opens in filtered mode.
 REGISTRY_HOSTS = {
@@ -27,7 +28,7 @@ REGISTRY_HOSTS = {
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "run",
-        help="run code in a sandbox",
+        help=SUMMARIES["run"],
         description="Run a program in a sandbox: inline (-e), from a file, or from stdin. The program's exit "
         "code becomes this command's exit code.",
     )

@@ -24,6 +24,7 @@ from ..errors import InvalidRequest
 from ..runtimes import RUNTIME_NAMES
 from ..types import AuditConfig, SecurityConfig
 from ._config import load
+from . import SUMMARIES
 
 DEFAULT_PORT = 3000
 #: The server's own defaults where the config file and the flags say nothing:
@@ -35,7 +36,7 @@ _MAX_FILE_BYTES = 32 * 1024 * 1024
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="run the HTTP server",
+        help=SUMMARIES["serve"],
         description="Serve the isol8 REST API, with the config file's settings (as `isol8rt config` shows them) "
         "and the flags below over them; a default below holds where neither sets a value. The limits are a "
         "ceiling: a client's options may tighten them, never loosen them.",

@@ -5,12 +5,13 @@ from __future__ import annotations
 import trio
 
 from ..errors import SessionError
+from . import SUMMARIES
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "session",
-        help="list or stop the sessions `run --persistent/--session` keep",
+        help=SUMMARIES["session"],
         description="Sessions made by `isol8rt run --persistent` (named 'default') or `--session NAME` keep "
         "their container, files and live interpreter between commands, and end by themselves when idle.",
     )

@@ -12,6 +12,7 @@ from ..docker import DockerClient
 from ..images import BuildFailed, ImageReport, normalize_packages, selected_runtimes, setup
 from ..runtimes import RUNTIME_NAMES
 from ._config import load
+from . import SUMMARIES
 
 _BAKE_HELP = {
     "python": "PyPI packages to bake into a custom Python image, e.g. numpy,pandas",
@@ -25,7 +26,7 @@ _BAKE_HELP = {
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "setup",
-        help="build the sandbox images (only what changed), optionally with packages baked in",
+        help=SUMMARIES["setup"],
         description="Start Docker if it is not running (root on Debian only), then build the images "
         "isol8rt runs code in, rebuilding only those whose recipe or sources changed.",
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from . import SUMMARIES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "tools",
-        help="print tool definitions for LLM tool calling (OpenAI, Anthropic)",
+        help=SUMMARIES["tools"],
         description="Print the execute_code tool's definition for a provider's tool calling, as JSON: "
         "`openai` (Chat Completions' tools list), `openai-responses` (the Responses API's), `anthropic` "
         "(the Messages API's) or `schema` (the arguments' JSON Schema alone). Made from ExecutionRequest.",

@@ -40,3 +40,15 @@ def test_every_public_name_resolves():
         assert "NoSuchThing" in str(exc)
     else:
         raise AssertionError("an unknown name must raise AttributeError")
+
+
+def test_the_help_loads_nothing_heavy_and_says_what_the_full_parser_says():
+    loaded = _loaded_after("from isol8rt.cli import build_parser\nbuild_parser(None, lazy=True).format_help()")
+    assert loaded.isdisjoint(HEAVY), loaded & set(HEAVY)
+    from isol8rt.cli import SUMMARIES, build_parser
+
+    assert build_parser(None, lazy=True).format_help() == build_parser().format_help()
+    for command in SUMMARIES:   # a command's own parser is the full one's, whichever way it was built
+        lazy = build_parser(command, lazy=True)._subparsers._group_actions[0].choices[command]
+        full = build_parser()._subparsers._group_actions[0].choices[command]
+        assert lazy.format_help() == full.format_help(), command
