@@ -18,7 +18,7 @@ from pathlib import Path
 
 import trio
 
-from .docker import DockerClient, DockerError
+from .docker import DockerClient, DockerError, parse_docker_host
 from .errors import SetupError
 from .images.host import apt_install, can_install_packages
 
@@ -50,9 +50,15 @@ async def ensure_daemon(
             return
     except DockerError as exc:  # a DOCKER_HOST this client cannot speak to
         raise SetupError(str(exc)) from None
-    docker_host = os.environ.get("DOCKER_HOST")
-    if docker_host and docker_host != DEFAULT_SOCKET:
-        raise SetupError(f"the Docker daemon at DOCKER_HOST={docker_host} does not answer: start it, or unset DOCKER_HOST")
+    # Only this machine's own daemon is ours to start: not one that DOCKER_HOST or a docker context names.
+    try:
+        endpoint = parse_docker_host()
+    except DockerError as exc:
+        raise SetupError(str(exc)) from None
+    if endpoint.url != DEFAULT_SOCKET:
+        where = f"DOCKER_HOST={endpoint.url}" if os.environ.get("DOCKER_HOST") else endpoint.where
+        raise SetupError(f"the Docker daemon at {where} does not answer: start it there, or unset DOCKER_HOST "
+                         "(and DOCKER_CONTEXT, or `docker context use default`)")
     if _socket_refuses_this_user():
         raise SetupError(
             f"Docker is running but this user may not use {DEFAULT_SOCKET_PATH}: add the user to the docker "

@@ -172,3 +172,20 @@ async def test_a_running_daemon_needs_nothing():
     lines = []
     await daemon.ensure_daemon(progress=lines.append)
     assert lines == []
+
+
+async def test_a_docker_context_elsewhere_is_not_started_here(host, monkeypatch, tmp_path):
+    # The current context of the docker CLI names another host: that daemon is not this machine's to start.
+    import hashlib
+    import json
+
+    config = tmp_path / "docker-config"
+    meta = config / "contexts" / "meta" / hashlib.sha256(b"remote").hexdigest()
+    meta.mkdir(parents=True)
+    (meta / "meta.json").write_text(json.dumps({"Name": "remote", "Endpoints": {"docker": {"Host": "tcp://10.0.0.6:2375"}}}))
+    (config / "config.json").write_text(json.dumps({"currentContext": "remote"}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    _, factory = fake_factory(answers_after=None)
+    with pytest.raises(SetupError, match=r"tcp://10\.0\.0\.6:2375 \(context remote\) does not answer"):
+        await daemon.ensure_daemon(factory, progress=lambda line: None)
+    assert host["started"] == [] and host["apt"] == []

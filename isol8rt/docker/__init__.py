@@ -18,6 +18,7 @@ Only the names below are public. Every failure is a :class:`DockerError`.
 """
 
 from ._client import BuildStream, DockerClient
+from ._endpoint import Endpoint, parse_docker_host
 from ._errors import (
     APIError,
     BuildError,
@@ -48,6 +49,8 @@ from ._tar import tar_stream
 from ._transport import HijackedStream
 
 __all__ = [
+    "Endpoint",
+    "parse_docker_host",
     "APIError",
     "BuildError",
     "BuildEvent",
