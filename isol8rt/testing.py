@@ -32,7 +32,8 @@ from .agent import protocol
 from .engine.backend import SandboxSpec
 from .runtimes import LABEL_MANAGED_BY, MANAGED_BY
 
-__all__ = ["After", "AgentScript", "CRASH", "FakeAgent", "MemoryBackend", "RunReply", "open_memory_backend"]
+__all__ = ["After", "AgentScript", "CRASH", "FakeAgent", "MemoryAgentStream", "MemoryBackend", "RunReply",
+           "open_memory_backend"]
 
 #: Everything a real agent's reset can verify; the default script reports all of it.
 ALL_CHECKS = ("processes", "tasks", "files", "ipc", "state", "network")
@@ -188,7 +189,7 @@ class FakeAgent:
         return actions
 
 
-class _HostEnd:
+class MemoryAgentStream:
     """:class:`~isol8rt.engine.backend.AgentStream` over the host's end of a memory stream pair: every
     byte that arrives is the agent's stdout."""
 
@@ -229,7 +230,7 @@ class MemoryContainer:
         self._attached = trio.Event()
         self._scope = trio.CancelScope()
 
-    def attach(self) -> _HostEnd:
+    def attach(self) -> MemoryAgentStream:
         """A new connection to the agent's stdin and stdout, replacing the current one (which ends)."""
         host_end, agent_end = trio.testing.memory_stream_pair()
         if self._attachment is not None:
@@ -239,7 +240,7 @@ class MemoryContainer:
         self._attached = trio.Event()
         if self.state not in ("created", "running"):
             _close(agent_end)  # attached to a container that has exited: the stream ends at once
-        return _HostEnd(host_end)
+        return MemoryAgentStream(host_end)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The agent's life: greet, then answer whoever is attached, until :meth:`stop`."""
@@ -334,7 +335,7 @@ class MemoryBackend:
         self.containers[container_id] = MemoryContainer(container_id, spec, FakeAgent(self.script, container_id))
         return container_id
 
-    async def attach(self, container_id: str) -> _HostEnd:
+    async def attach(self, container_id: str) -> MemoryAgentStream:
         await trio.lowlevel.checkpoint()
         return self._get(container_id).attach()
 

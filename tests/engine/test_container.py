@@ -16,6 +16,7 @@ from isol8rt.engine.backend import SandboxSpec
 from isol8rt.engine.channel import AgentChannel
 from isol8rt.engine.conversation import Conversation, State
 from isol8rt.engine.container import AGENT_GRACE_S, RESET_CHECKS, Container, required_checks
+from isol8rt.testing import MemoryAgentStream
 from isol8rt.errors import SandboxError
 from isol8rt.testing import AgentScript, RunReply, open_memory_backend
 
@@ -187,30 +188,13 @@ def test_the_checks_a_reset_must_verify():
 # an agent that breaks the protocol (played by the test on the other end of a memory stream)
 
 
-class _Stream:
-    """AgentStream over one end of a memory stream pair."""
-
-    def __init__(self, stream: trio.abc.Stream) -> None:
-        self._stream = stream
-
-    async def send_all(self, data: bytes) -> None:
-        await self._stream.send_all(data)
-
-    async def receive(self) -> list[tuple[int, bytes]]:
-        data = await self._stream.receive_some()
-        return [(1, data)] if data else []
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
-
-
 async def test_an_agent_that_breaks_the_protocol_breaks_the_sandbox_for_good():
     async with open_memory_backend() as backend:
         host, agent = trio.testing.memory_stream_pair()
         conversation = Conversation(RESET_CHECKS)
         conversation.receive_messages([protocol.Ready(version=protocol.PROTOCOL_VERSION)])
         conversation.next_event()
-        container = Container(backend, SPEC, "c" * 64, AgentChannel(_Stream(host)), conversation)
+        container = Container(backend, SPEC, "c" * 64, AgentChannel(MemoryAgentStream(host)), conversation)
         messages = run(container)
         op_id = messages[-1].id
         encoder = protocol.FrameEncoder()
