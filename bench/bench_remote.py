@@ -1,8 +1,8 @@
 """What a remote Docker endpoint adds per run: warm ``print(1)`` and cold ``execute()`` (a fresh
 container: create, attach, start, run, remove) through the local unix socket, through a mutual-TLS front
-on loopback (tests/docker/tls.py, as a ``tcp://...:2376`` daemon with ``DOCKER_TLS_VERIFY``), and through
-``ssh://`` (a stand-in ssh that runs ``docker system dial-stdio`` locally, so the cost is the stdio hop
-and dial-stdio's own, not a network's), in alternating rounds of one process each.
+on loopback (tests/docker/standins.py, as a ``tcp://...:2376`` daemon with ``DOCKER_TLS_VERIFY``), and
+through ``ssh://`` (the tests' stand-in ssh, which runs ``docker system dial-stdio`` locally, so the cost
+is the stdio hop and dial-stdio's own, not a network's), in alternating rounds of one process each.
 
     python bench/bench_remote.py [--rounds 3] [--runs 200] [--cold 15]
 """
@@ -21,11 +21,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-FAKE_SSH = """#!/bin/sh
-while [ "$1" != "--" ]; do shift; done
-shift 2
-exec env -u DOCKER_HOST "$@"
-"""
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -59,7 +54,7 @@ async def _round(transport: str, runs: int, cold: int) -> dict:
     if transport != "tls":
         return await _measure(runs, cold)
     sys.path.insert(0, str(ROOT))
-    from tests.docker.tls import make_certificates, serve_tls_front
+    from tests.docker.standins import make_certificates, serve_tls_front
 
     certificates = make_certificates(Path(tempfile.mkdtemp()))
     async with trio.open_nursery() as nursery:
@@ -83,9 +78,10 @@ def main() -> None:
 
         print(json.dumps(trio.run(_round, args.one, args.runs, args.cold)))
         return
-    ssh = Path(tempfile.mkdtemp()) / "ssh"
-    ssh.write_text(FAKE_SSH)
-    ssh.chmod(0o755)
+    sys.path.insert(0, str(ROOT))
+    from tests.docker.standins import write_fake_ssh
+
+    ssh, _ = write_fake_ssh(Path(tempfile.mkdtemp()), "bench-host")
     environments = {
         "unix": {},
         "tls": {},

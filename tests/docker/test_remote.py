@@ -1,5 +1,5 @@
 """The Docker client over TLS, as a remote ``DOCKER_HOST=tcp://...:2376`` with ``DOCKER_TLS_VERIFY``: the
-daemon is this machine's, behind a mutual-TLS front (tls.py). Attach-before-start (the engine's every
+daemon is this machine's, behind a mutual-TLS front (standins.py). Attach-before-start (the engine's every
 run) must work over it, and each way TLS can fail must be one clear line that names the endpoint."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import trio
 from isol8rt import DockerIsol8, ExecutionRequest, Isol8Options
 from isol8rt.docker import DaemonNotRunning, DaemonRefused, DockerClient
 
-from .tls import make_certificates, serve_tls_front
+from .standins import make_certificates, serve_tls_front, write_fake_ssh
 
 pytestmark = pytest.mark.docker
 
@@ -98,22 +98,11 @@ async def test_a_tls_host_that_does_not_answer_says_where(certificates, monkeypa
 # The ssh here is a stand-in (ISOL8RT_SSH_COMMAND, as GIT_SSH_COMMAND for git) that checks the
 # arguments the client gives ssh and runs the far side's command locally: no sshd on this machine.
 
-FAKE_SSH = """#!/bin/sh
-# Records its arguments, then runs what follows "--" and the host name, as sshd would on the host.
-echo "$@" > "{log}"
-while [ "$1" != "--" ]; do shift; done
-shift
-[ "$1" = "{host}" ] || {{ echo "ssh: Could not resolve hostname $1: Name or service not known" >&2; exit 255; }}
-shift
-exec env -u DOCKER_HOST -u DOCKER_TLS_VERIFY -u DOCKER_CERT_PATH "$@"   # the far side has its own environment
-"""
 
 
 @pytest.fixture
 def fake_ssh(tmp_path, monkeypatch):
-    script, log = tmp_path / "ssh", tmp_path / "ssh.log"
-    script.write_text(FAKE_SSH.format(log=log, host="build-box"))
-    script.chmod(0o755)
+    script, log = write_fake_ssh(tmp_path, "build-box")
     monkeypatch.setenv("ISOL8RT_SSH_COMMAND", str(script))
     monkeypatch.delenv("DOCKER_TLS_VERIFY", raising=False)
     return log

@@ -1,7 +1,11 @@
-"""A TLS front for the local daemon, as a remote ``tcp://host:2376`` with ``--tlsverify`` is: mutual TLS
-with certificates made by ``openssl`` for the test, forwarding each connection, hijacked ones included,
-to the daemon's unix socket. The client under test speaks real TLS to it; what it checks of the client's
-certificate is what dockerd checks (signed by the CA it trusts)."""
+"""Stand-ins for a remote Docker host, both in front of this machine's daemon.
+
+- A TLS front, as a remote ``tcp://host:2376`` with ``--tlsverify`` is: mutual TLS with certificates made
+  by ``openssl`` for the test, forwarding each connection, hijacked ones included, to the daemon's unix
+  socket. The client under test speaks real TLS to it; what it checks of the client's certificate is what
+  dockerd checks (signed by the CA it trusts).
+- An ``ssh`` (for ``ISOL8RT_SSH_COMMAND``) that records its arguments and runs the far side's command
+  (``docker system dial-stdio``) here: there is no sshd on a test machine."""
 
 from __future__ import annotations
 
@@ -107,3 +111,23 @@ async def serve_tls_front(certificates: Certificates, *, task_status=trio.TASK_S
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     task_status.started(listeners[0].socket.getsockname()[1])
     await trio.serve_listeners(handle, listeners)
+
+
+FAKE_SSH = """#!/bin/sh
+# Records its arguments, then runs what follows "--" and the host name, as sshd would on the host.
+echo "$@" > "{log}"
+while [ "$1" != "--" ]; do shift; done
+shift
+[ "$1" = "{host}" ] || {{ echo "ssh: Could not resolve hostname $1: Name or service not known" >&2; exit 255; }}
+shift
+exec env -u DOCKER_HOST -u DOCKER_TLS_VERIFY -u DOCKER_CERT_PATH "$@"   # the far side has its own environment
+"""
+
+
+def write_fake_ssh(directory: Path, host: str) -> tuple[Path, Path]:
+    """The stand-in ssh in ``directory``, answering for ``host`` only; returns it and the file where it
+    records its arguments."""
+    script, log = directory / "ssh", directory / "ssh.log"
+    script.write_text(FAKE_SSH.format(log=log, host=host))
+    script.chmod(0o755)
+    return script, log
