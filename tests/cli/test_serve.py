@@ -147,3 +147,25 @@ def test_a_served_run_has_the_config_files_defaults(tmp_path):
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
+
+
+def test_keys_db_takes_a_file_or_a_postgres_url(tmp_path, monkeypatch):
+    from isol8rt.server.keys_pg import DEFAULT_MAX_STALE_S
+
+    monkeypatch.delenv("ISOL8RT_KEYS_DB", raising=False)
+    assert serve_config(tmp_path, {}, "--keys-db", str(tmp_path / "k.db")).keys_db == tmp_path / "k.db"
+    url = "postgresql://isol8rt:secret@db.internal/keys"
+    config = serve_config(tmp_path, {}, "--keys-db", url)
+    assert (config.keys_db, config.keys_max_stale_s) == (url, DEFAULT_MAX_STALE_S)  # the parser's own copy agrees
+    assert config.keys_refresh_s <= config.keys_max_stale_s / 2
+    monkeypatch.setenv("ISOL8RT_KEYS_DB", url)  # keeps the password off the command line
+    assert serve_config(tmp_path, {}).keys_db == url
+
+
+def test_a_bad_keys_db_url_is_one_line_and_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        serve_config(tmp_path, {}, "--keys-db", "postgresql://db.internal/keys")
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "isol8rt: --keys-db: key store URL: name the user and the database, as postgresql://user@host/database"]
+
