@@ -136,6 +136,10 @@ def register(subparsers) -> None:
                          help="option sets one key may hold at once (default 2)")
     budgets.add_argument("--audit", metavar="DIR",
                          help="write the audit log (a JSON line per run, with its key and tenant) in DIR")
+    server.add_argument("--node-id", metavar="ID",
+                        help="this node's name, on every container it makes: clean-up on a Docker daemon several "
+                             "nodes share touches only this node's (default: $ISOL8RT_NODE_ID, else one made and "
+                             "kept in the state directory)")
     server.add_argument("--state-dir", metavar="DIR", help="where instance files for orphan clean-up live "
                         "(default ~/.isol8rt/server)")
     server.add_argument("--debug", action="store_true", help="log the server's and engine's steps")
@@ -220,6 +224,14 @@ def _config(args, loaded: LoadedConfig | None = None):
     )
     if args.state_dir:
         config.state_dir = Path(args.state_dir)
+    if args.node_id is not None:
+        from ..node import check
+
+        try:
+            config.node_id = check(args.node_id, "--node-id")
+        except ValueError as exc:  # bad input: one line, exit 2
+            print(f"isol8rt: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
     return config
 
 

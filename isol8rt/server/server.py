@@ -31,7 +31,7 @@ from collections import deque
 import msgspec
 import trio
 
-from .. import docker
+from .. import docker, node
 from ..errors import Isol8Error
 from ..wire import errors, websocket
 from . import _http_server
@@ -79,9 +79,12 @@ class Server:
         #: The ceiling every run is under: the configured options, with the server's own defaults filled in.
         self.options = options
         self.instance = InstanceFile(config.state_dir)
+        #: This node's id, on each of its containers: its clean-up touches no other node's.
+        self.node_id = node.for_server(config.state_dir, config.node_id)
         self.keys = key_store(config)
         self.engines = EngineSet(options, max_extra=config.max_engines, per_owner=config.max_engines_per_key,
-                                 idle_s=config.engine_idle_s, on_new_engine=self.instance.add_engine)
+                                 idle_s=config.engine_idle_s, on_new_engine=self.instance.add_engine,
+                                 node_id=self.node_id)
         self.sessions = SessionRegistry(self.engines, ttl_s=config.session_ttl_s,
                                         max_per_owner=config.max_sessions_per_key,
                                         memory_per_owner=config.session_memory_per_key,
@@ -122,7 +125,7 @@ class Server:
 
     async def _sweep(self) -> int:
         async with docker.DockerClient() as client:
-            return await sweep(self.config.state_dir, client)
+            return await sweep(self.config.state_dir, client, self.node_id)
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Serve until :meth:`stop` (or a signal); ``task_status.started`` gets the bound port."""

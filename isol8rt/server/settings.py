@@ -43,8 +43,11 @@ class ServerConfig:
     #: The tenant of a key made without a ``tenantId`` (the reference's "default"; its keys share their
     #: sessions). None: such a key stands alone, its sessions its own.
     default_tenant: str | None = DEFAULT_TENANT
-    #: Where instance files live (orphan detection).
+    #: Where instance files live (orphan detection), and this node's id if none is given.
     state_dir: Path = field(default_factory=default_state_dir)
+    #: The node's id, on every container it makes (None: ``$ISOL8RT_NODE_ID``, else the one kept in
+    #: ``state_dir``; see :mod:`isol8rt.node`).
+    node_id: str | None = None
     prewarm: list[str] = field(default_factory=lambda: ["python"])
     max_body: int = 32 * 1024 * 1024
     rate_limit: float = 0.0

@@ -169,3 +169,12 @@ def test_a_bad_keys_db_url_is_one_line_and_exit_2(tmp_path, capsys):
     assert capsys.readouterr().err.splitlines() == [
         "isol8rt: --keys-db: key store URL: name the user and the database, as postgresql://user@host/database"]
 
+
+def test_node_id_flag(tmp_path, capsys):
+    assert serve_config(tmp_path, {}, "--node-id", "node-7").node_id == "node-7"
+    assert serve_config(tmp_path, {}).node_id is None  # decided at start: $ISOL8RT_NODE_ID, else the state dir's
+    with pytest.raises(SystemExit) as exited:
+        serve_config(tmp_path, {}, "--node-id", "a/b")
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "isol8rt: --node-id: 'a/b' must be 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit"]
