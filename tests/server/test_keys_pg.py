@@ -12,11 +12,10 @@ from isol8rt.server.app import error_answer
 from isol8rt.server.auth import AuthError, Authenticator
 from isol8rt.server.keys_pg import DEFAULT_MAX_STALE_S, KeyStoreUnavailable, PostgresKeyStore, connect_params
 
+from .conftest import MASTER, raw_request
 from .postgres import postgres  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.cluster
-
-MASTER = "master-key"
 
 
 @pytest.fixture
@@ -177,3 +176,45 @@ def test_the_url_says_what_is_wrong_with_it():
         "me", "p@ss", "db.example", 6432, "keys")
     assert params["ssl_context"] is not None
     assert connect_params("postgresql://me@x/keys?host=/run/pg")["unix_sock"] == "/run/pg/.s.PGSQL.5432"
+
+
+@pytest.mark.docker
+async def test_two_servers_share_their_keys(postgres, tmp_path, nursery):  # noqa: F811
+    from isol8rt import Isol8Options
+    from isol8rt.server import Server, ServerConfig
+
+    name = postgres.new_database()
+    servers, ports = [], []
+    for node in ("one", "two"):
+        config = ServerConfig(port=0, api_key=MASTER, keys_db=postgres.url(name), state_dir=tmp_path / node,
+                              prewarm=[], options=Isol8Options(pool_size=0), keys_refresh_s=0.05,
+                              keys_max_stale_s=1)
+        servers.append(Server(config))
+        ports.append(await nursery.start(servers[-1].run))
+    (one, two), (one_keys, two_keys) = ports, [server.keys for server in servers]
+
+    async def after_next_read(store) -> None:
+        await store.next_refresh()  # one that may have begun before the write,
+        await store.next_refresh()  # and one that began after it
+
+    made = await raw_request(one, "POST", "/auth/keys", {"name": "everywhere"})
+    assert made.status == 201
+    key, key_id = made.json()["key"], made.json()["id"]
+    await after_next_read(two_keys)
+    assert (await raw_request(two, "GET", "/sessions", key=key)).status == 200
+    assert (await raw_request(two, "DELETE", f"/auth/keys/{key_id}")).status == 200
+    await after_next_read(one_keys)
+    refused = await raw_request(one, "GET", "/sessions", key=key)
+    assert (refused.status, refused.json()["error"]) == (403, "Invalid API key")
+
+    # The database goes away: once what node one read is over 1 s old, issued keys get a 503 with a body.
+    doomed = (await raw_request(one, "POST", "/auth/keys", {"name": "doomed"})).json()["key"]
+    postgres.sql(f"DROP DATABASE {name} WITH (FORCE)")
+    with trio.fail_after(30):
+        while (answer := await raw_request(one, "GET", "/sessions", key=doomed)).status == 200:
+            await one_keys.next_refresh()
+    assert (answer.status, answer.json()["kind"]) == (503, "unavailable"), answer
+    assert answer.json()["error"].startswith("the shared key store has not been read for over 1 s")
+    assert answer.headers[b"retry-after"] == b"5"
+    assert (await raw_request(one, "GET", "/sessions")).status == 200  # the master key still works
+    nursery.cancel_scope.cancel()
