@@ -238,7 +238,7 @@ def _config(args, loaded: LoadedConfig | None = None):
 def _keys_location(value: str | None) -> Path | str:
     """A SQLite file, or a PostgreSQL URL (checked here, so a mistyped one is one line, not a traceback)."""
     from ..server.keys import default_path
-    from ..server.keys_pg import connect_params, is_url
+    from ..server.keys_pg import check_driver, connect_params, is_url
 
     if not value:
         return default_path()
@@ -246,6 +246,7 @@ def _keys_location(value: str | None) -> Path | str:
         return Path(value)
     try:
         connect_params(value)
+        check_driver()
     except ValueError as exc:  # bad input: one line, exit 2
         print(f"isol8rt: --keys-db: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

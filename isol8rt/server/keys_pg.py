@@ -67,10 +67,20 @@ class KeyStoreUnavailable(HTTPError):
         super().__init__(503, message, [(b"Retry-After", b"5")])
 
 
+def check_driver() -> None:
+    """ValueError, saying what to install, when the driver is missing (it is an optional extra)."""
+    try:
+        import pg8000.native  # noqa: F401
+    except ImportError:
+        raise ValueError("a postgresql:// key store needs the pg8000 driver: pip install 'isol8rt[postgres]'") from None
+
+
 def connect_params(url: str) -> dict[str, Any]:
     """pg8000's connection arguments from a libpq-style URL:
     ``postgresql://user[:password]@host[:port]/database[?sslmode=require&host=/socket/dir]``. A ``host``
-    query parameter that is a directory is the server's Unix socket directory, as libpq has it."""
+    query parameter that is a directory is the server's Unix socket directory, as libpq has it. Without
+    ``sslmode`` (or with ``prefer`` or ``allow``) the connection is not encrypted: pg8000 cannot try TLS and
+    fall back as libpq does; ``require`` or ``verify-full`` across a network."""
     parts = urlsplit(url)
     if parts.scheme.lower() not in URL_SCHEMES:
         raise ValueError(f"key store URL: the scheme must be postgresql://, not {parts.scheme}://")
@@ -123,6 +133,7 @@ class PostgresKeyStore(KeyIndex):
         super().__init__()
         self.url = url
         self._params = connect_params(url)  # a bad URL fails here, at configuration time
+        check_driver()
         self.refresh_s = refresh_s
         self.max_stale_s = max(max_stale_s, refresh_s)
         self._lock = threading.Lock()

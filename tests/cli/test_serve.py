@@ -178,3 +178,13 @@ def test_node_id_flag(tmp_path, capsys):
     assert exited.value.code == 2
     assert capsys.readouterr().err.splitlines() == [
         "isol8rt: --node-id: 'a/b' must be 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit"]
+
+
+def test_a_key_store_database_that_does_not_answer_is_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "isol8rt", "serve", "--port", "0", "--key", "k", "--prewarm", "",
+                           "--keys-db", "postgresql://me:secret@127.0.0.1:1/keys", "--state-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("isol8rt: the shared key store at postgresql://me:***@127.0.0.1:1/keys failed: ")
+    assert "127.0.0.1" in line.split(" failed: ")[1] and "secret" not in line
