@@ -224,6 +224,9 @@ def _config(args, loaded: LoadedConfig | None = None):
     )
     if args.state_dir:
         config.state_dir = Path(args.state_dir)
+    if not args.keys_max_stale > 0:  # bad input: one line, exit 2 (also NaN)
+        print("isol8rt: --keys-max-stale: must be a positive number of seconds", file=sys.stderr)
+        raise SystemExit(2)
     if args.node_id is not None:
         from ..node import check
 

@@ -162,6 +162,13 @@ def test_keys_db_takes_a_file_or_a_postgres_url(tmp_path, monkeypatch):
     assert serve_config(tmp_path, {}).keys_db == url
 
 
+def test_keys_max_stale_must_be_positive(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        serve_config(tmp_path, {}, "--keys-max-stale", "0")
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == ["isol8rt: --keys-max-stale: must be a positive number of seconds"]
+
+
 def test_a_bad_keys_db_url_is_one_line_and_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as exited:
         serve_config(tmp_path, {}, "--keys-db", "postgresql://db.internal/keys")
