@@ -28,6 +28,8 @@ PROXY_PORT = 3128
 #: Every image and container isol8rt makes carries these labels, so strays can always be found.
 LABEL_MANAGED_BY = "isol8rt.managed-by"
 LABEL_ENGINE = "isol8rt.engine"
+#: The node (an `isol8rt serve`, or a machine's CLI and library) whose engine made the container.
+LABEL_NODE = "isol8rt.node"
 LABEL_RUNTIME = "isol8rt.runtime"
 LABEL_CONTENT_HASH = "isol8rt.content-hash"
 LABEL_PACKAGES = "isol8rt.packages"

@@ -17,7 +17,8 @@ from pathlib import Path
 import msgspec
 
 from ..docker import NotFound
-from ..runtimes import LABEL_ENGINE, LABEL_SESSION
+from .. import node
+from ..runtimes import LABEL_ENGINE, LABEL_NODE, LABEL_SESSION
 from ..server.orphans import Instance, InstanceFile, alive
 
 _decode = msgspec.json.Decoder(Instance).decode
@@ -43,13 +44,17 @@ def dead_runs(directory: Path) -> list[tuple[Path, Instance]]:
     return dead
 
 
-async def sweep(directory: Path, client) -> int:
-    """Remove the containers of dead runs recorded in ``directory``, sessions' excepted; how many went."""
+async def sweep(directory: Path, client, node_id: str | None = None) -> int:
+    """Remove the containers of dead runs recorded in ``directory``, sessions' excepted, and only those of
+    node ``node_id`` (default: this machine's, as the CLI's engines have it; on a daemon other machines
+    share, theirs are not ours to remove); how many went."""
+    node_id = node_id or node.local()
     removed = 0
     for path, instance in dead_runs(directory):
         for engine_id in instance.engines:
             for container in await client.list_containers(all=True, labels={LABEL_ENGINE: engine_id}):
-                if LABEL_SESSION in (container.labels or {}):
+                labels = container.labels or {}
+                if LABEL_SESSION in labels or labels.get(LABEL_NODE, node_id) != node_id:
                     continue
                 try:
                     await client.remove_container(container.id, force=True)

@@ -31,6 +31,9 @@ DEFAULT_PORT = 3000
 #: config key -> (option, value).
 SERVE_DEFAULTS = {"poolSize": ("pool_size", 2), "maxConcurrent": ("max_concurrent", 16)}
 _MAX_FILE_BYTES = 32 * 1024 * 1024
+#: ``--keys-max-stale``'s default: isol8rt.server.keys_pg.DEFAULT_MAX_STALE_S (not imported: building
+#: the parser stays cheap; a test checks the two agree).
+_KEYS_MAX_STALE_S = 5.0
 
 
 def register(subparsers) -> None:
@@ -48,7 +51,12 @@ def register(subparsers) -> None:
     auth.add_argument("-k", "--key", help="master API key (default: $ISOL8_API_KEY)")
     auth.add_argument("--no-auth", action="store_true", help="serve WITHOUT authentication: anyone who can "
                       "reach the port can run code (for a trusted loopback only)")
-    auth.add_argument("--keys-db", metavar="PATH", help="SQLite file of API keys (default ~/.isol8rt/keys.db)")
+    auth.add_argument("--keys-db", metavar="PATH|URL",
+                      help="SQLite file of API keys (default ~/.isol8rt/keys.db), or a postgresql:// URL that "
+                           "several nodes share ($ISOL8RT_KEYS_DB)")
+    auth.add_argument("--keys-max-stale", type=float, metavar="SECONDS", default=_KEYS_MAX_STALE_S,
+                      help="with a postgresql:// key store: a key revoked on any node is refused here within "
+                           f"this long (default {_KEYS_MAX_STALE_S:g})")
     auth.add_argument("--no-keys-db", action="store_true", help="disable API key management (/auth/keys)")
     auth.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                       help="let web pages from this origin (https://app.example; '*' for any) call the API "
@@ -128,6 +136,10 @@ def register(subparsers) -> None:
                          help="option sets one key may hold at once (default 2)")
     budgets.add_argument("--audit", metavar="DIR",
                          help="write the audit log (a JSON line per run, with its key and tenant) in DIR")
+    server.add_argument("--node-id", metavar="ID",
+                        help="this node's name, on every container it makes: clean-up on a Docker daemon several "
+                             "nodes share touches only this node's (default: $ISOL8RT_NODE_ID, else one made and "
+                             "kept in the state directory)")
     server.add_argument("--state-dir", metavar="DIR", help="where instance files for orphan clean-up live "
                         "(default ~/.isol8rt/server)")
     server.add_argument("--debug", action="store_true", help="log the server's and engine's steps")
@@ -153,6 +165,7 @@ def resolve_port(flag: int | None, environ=os.environ) -> int:
 def _config(args, loaded: LoadedConfig | None = None):
     from ..server import ServerConfig
     from ..server.keys import default_path
+    from ..server.keys_pg import DEFAULT_REFRESH_S
 
     if loaded is None:
         loaded = load(getattr(args, "config", None))
@@ -200,7 +213,8 @@ def _config(args, loaded: LoadedConfig | None = None):
         rate_limit=args.rate_limit, key_concurrency=args.key_concurrency, key_runs=args.key_runs,
         queue_depth=args.queue_depth, queue_wait_s=args.queue_wait,
         session_ttl_s=session_ttl,
-        keys_db=None if args.no_keys_db else Path(args.keys_db) if args.keys_db else default_path(),
+        keys_db=None if args.no_keys_db else _keys_location(args.keys_db or os.environ.get("ISOL8RT_KEYS_DB")),
+        keys_max_stale_s=args.keys_max_stale, keys_refresh_s=min(DEFAULT_REFRESH_S, args.keys_max_stale / 2),
         max_connections=args.max_connections, max_connections_per_address=args.max_connections_per_address,
         header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout, keepalive_s=args.keepalive,
         send_timeout_s=args.send_timeout, ws_idle_s=args.ws_idle, max_sessions_per_key=args.max_sessions_per_key,
@@ -210,10 +224,41 @@ def _config(args, loaded: LoadedConfig | None = None):
     )
     if args.state_dir:
         config.state_dir = Path(args.state_dir)
+    if not args.keys_max_stale > 0:  # bad input: one line, exit 2 (also NaN)
+        print("isol8rt: --keys-max-stale: must be a positive number of seconds", file=sys.stderr)
+        raise SystemExit(2)
+    if args.node_id is not None:
+        from ..node import check
+
+        try:
+            config.node_id = check(args.node_id, "--node-id")
+        except ValueError as exc:  # bad input: one line, exit 2
+            print(f"isol8rt: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
     return config
 
 
+def _keys_location(value: str | None) -> Path | str:
+    """A SQLite file, or a PostgreSQL URL (checked here, so a mistyped one is one line, not a traceback)."""
+    from ..server.keys import default_path
+    from ..server.keys_pg import check_driver, connect_params, is_url
+
+    if not value:
+        return default_path()
+    if not is_url(value):
+        return Path(value)
+    try:
+        connect_params(value)
+        check_driver()
+    except ValueError as exc:  # bad input: one line, exit 2
+        print(f"isol8rt: --keys-db: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return value
+
+
 def _handle(args) -> int:
+    from ..server.keys_pg import KeyStoreUnavailable
+
     config = _config(args)
     if not config.api_key and not config.open_access:
         print("isol8rt: serve needs an API key: pass --key or set ISOL8_API_KEY (or --no-auth, for a trusted "
@@ -226,6 +271,9 @@ def _handle(args) -> int:
                         format="isol8rt: %(name)s: %(message)s")
     try:
         trio.run(_serve, config)
+    except KeyStoreUnavailable as exc:  # the shared key store's database did not answer at start
+        print(f"isol8rt: {exc.message}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"isol8rt: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -45,12 +45,14 @@ class Link:
     """An open byte stream to the daemon, whatever carries it: a unix or TCP socket, TLS over TCP, or
     the stdio of an ssh command. ``stream`` is what HTTP and hijacked streams read and write."""
 
-    __slots__ = ("stream", "endpoint", "_fd", "_process")
+    __slots__ = ("stream", "endpoint", "heard", "_fd", "_process")
 
     def __init__(self, stream: trio.abc.Stream, endpoint: Endpoint, fd: int,
                  process: trio.Process | None = None) -> None:
         self.stream = stream
         self.endpoint = endpoint
+        #: Whether the daemon has sent anything on this link yet (see :meth:`refused_unheard`).
+        self.heard = False
         self._fd = fd
         self._process = process
 
@@ -87,7 +89,20 @@ class Link:
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, ssl.SSLError):
             return _tls_refused(self.endpoint, cause)
-        return (await self.explain_end()) or StreamClosed(f"{what} broke: {exc}")
+        return (await self.explain_end()) or self.refused_unheard(exc) or StreamClosed(f"{what} broke: {exc}")
+
+    def refused_unheard(self, exc: BaseException | None = None) -> DockerError | None:
+        """A TLS link the daemon closed or reset before sending a byte: dockerd (Go's TLS 1.3) checks the
+        client's certificate after the handshake, sends its alert and hangs up at once, and the reset
+        that follows our unread request often destroys the alert before it is read. So this is, most
+        likely, the client certificate refused; it says so, rather than "connection reset"."""
+        if self.heard or not isinstance(self.stream, trio.SSLStream):
+            return None
+        how = f"reset it ({cause})" if (cause := exc and (exc.__cause__ or exc.__context__)) else "closed it"
+        return DaemonRefused(
+            f"Docker at {self.endpoint.where} accepted the TLS connection, then {how} before answering: it "
+            "most likely refused the client certificate: check cert.pem and key.pem in DOCKER_CERT_PATH"
+        )
 
     async def explain_end(self) -> DockerError | None:
         """Why an ssh link ended before the daemon's answer: ssh's own words, when it failed."""
@@ -282,9 +297,11 @@ class Connection:
                     data = await self.stream.receive_some(RECEIVE_SIZE)
                 except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                     raise await self.link.broken(exc, "the connection to the Docker daemon") from None
+                if data:  # b"": the daemon's end, not a word from it
+                    self.link.heard = True
                 self.http.receive_data(data)
         except PeerClosed:
-            raise (await self.link.explain_end()) or StreamClosed(
+            raise (await self.link.explain_end()) or self.link.refused_unheard() or StreamClosed(
                 "the Docker daemon closed the connection before its answer was complete") from None
         except RemoteProtocolError as exc:
             raise DockerError(f"the Docker daemon sent {exc}") from None

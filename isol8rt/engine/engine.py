@@ -23,6 +23,7 @@ import trio
 from ..agent import protocol
 from ..audit import AuditLog, Caller, current_caller, record_for
 from ..errors import EngineClosed, InvalidRequest, Isol8Error, SandboxError, SessionError
+from .. import node
 from ..runtimes import LABEL_RUNTIME, LABEL_SESSION, PROXY_PORT, RUNTIME_NAMES, RUNTIMES, Runtime, RuntimeInfo
 from ..remote_code import fetch_code
 from ..security import seccomp
@@ -92,13 +93,18 @@ class DockerIsol8:
 
     def __init__(self, options: Isol8Options | None = None, *, backend: ContainerBackend | None = None,
                  detached_sessions: bool = False, session_idle_timeout_s: float = 1800.0,
-                 max_container_age_s: float | None = None, **option_fields: Any) -> None:
+                 max_container_age_s: float | None = None, node_id: str | None = None,
+                 **option_fields: Any) -> None:
         """``detached_sessions``: persistent sessions outlive this engine (and this process): their
         containers are found again by name by the next engine, and end by themselves after
         ``session_idle_timeout_s`` without use. That is what the CLI's ``--persistent`` needs.
 
         ``max_container_age_s``: no pooled container is handed out older than this (the config file's
-        ``cleanup.maxContainerAgeMs``); the pool's own limit, :data:`POOL_MAX_AGE_S`, applies if lower."""
+        ``cleanup.maxContainerAgeMs``); the pool's own limit, :data:`POOL_MAX_AGE_S`, applies if lower.
+
+        ``node_id``: the node this engine's containers say they belong to (label ``isol8rt.node``; the
+        host name unless given, see :mod:`isol8rt.node`): clean-up on a shared daemon touches only its own
+        node's containers."""
         if options is not None and option_fields:
             raise TypeError("pass either an Isol8Options or option keywords, not both")
         self.options = options if options is not None else Isol8Options(**option_fields)
@@ -109,6 +115,10 @@ class DockerIsol8:
         if self.options.max_concurrent < 1:
             raise InvalidRequest("maxConcurrent: must be at least 1")
         self.engine_id = uuid.uuid4().hex[:12]
+        try:
+            self.node_id = node.check(node_id) if node_id is not None else node.local()
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
         self._detached = detached_sessions
         self._session_idle_timeout_s = session_idle_timeout_s
         self._pool_max_age_s = min(POOL_MAX_AGE_S, max_container_age_s or POOL_MAX_AGE_S)
@@ -310,7 +320,8 @@ class DockerIsol8:
         key = (runtime.name, image)
         spec = self._specs.get(key)
         if spec is None:
-            spec = self._specs[key] = sandbox_spec(self.options, runtime, image, self.engine_id)
+            spec = self._specs[key] = sandbox_spec(self.options, runtime, image, self.engine_id,
+                                                             self.node_id)
         prestart = prestart_spec(runtime, self.options)
         configure = protocol.Configure(prestart=[prestart] if prestart else [], user_filter=self._user_filter(),
                                        network=self._network_config(),

@@ -9,7 +9,7 @@ import msgspec
 
 from ..agent import protocol
 from ..errors import InvalidRequest
-from ..runtimes import LABEL_ENGINE, LABEL_RUNTIME, RuntimeInfo
+from ..runtimes import LABEL_ENGINE, LABEL_NODE, LABEL_RUNTIME, RuntimeInfo
 from ..security import seccomp
 from ..types import Isol8Options, NetworkFilter, SecurityConfig
 from .backend import SandboxSpec
@@ -74,7 +74,8 @@ def seccomp_profile(security: SecurityConfig, network: str = "none") -> str:
     return "unconfined" if profile.is_unconfined else seccomp.docker_json(profile)
 
 
-def sandbox_spec(options: Isol8Options, runtime: RuntimeInfo, image: str, engine_id: str) -> SandboxSpec:
+def sandbox_spec(options: Isol8Options, runtime: RuntimeInfo, image: str, engine_id: str,
+                 node_id: str | None = None) -> SandboxSpec:
     memory = parse_size("memoryLimit", options.memory_limit)
     if memory < MIN_MEMORY_BYTES:
         raise InvalidRequest(f"memoryLimit: {options.memory_limit!r} is below Docker's 6 MiB minimum")
@@ -90,7 +91,7 @@ def sandbox_spec(options: Isol8Options, runtime: RuntimeInfo, image: str, engine
         cap_add += ("NET_ADMIN",)
     return SandboxSpec(
         image=image,
-        labels={LABEL_ENGINE: engine_id, LABEL_RUNTIME: runtime.name},
+        labels={LABEL_ENGINE: engine_id, LABEL_RUNTIME: runtime.name, **({LABEL_NODE: node_id} if node_id else {})},
         memory_bytes=memory,
         nano_cpus=nano_cpus,
         pids_limit=options.pids_limit,

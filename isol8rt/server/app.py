@@ -35,7 +35,7 @@ from .pieces import Pieces, encode_file_content, encode_result
 from ._http_server import HTTPError, Request
 from .auth import Authenticator, Principal
 from .engines import EngineSet
-from .keys import KeyStore, iso
+from .keys import KeyIndex, iso
 from .limits import KeyLimits, Limited, Ticket
 from .origins import BrowserGuard
 from .policy import OptionsPolicy, PolicyViolation, options_key
@@ -132,7 +132,7 @@ _DEADLINE: contextvars.ContextVar[float] = contextvars.ContextVar("isol8rt_serve
 class App:
     def __init__(self, *, options: Isol8Options, auth: Authenticator, engines: EngineSet, sessions: SessionRegistry,
                  limits: KeyLimits, slots: RunSlots, guard: BrowserGuard | None = None,
-                 keys: KeyStore | None = None, cleanup: Callable[[], Awaitable[int]] | None = None,
+                 keys: KeyIndex | None = None, cleanup: Callable[[], Awaitable[int]] | None = None,
                  ws_idle_s: float = 30.0, key_ttl_ms: int = DEFAULT_KEY_TTL_MS,
                  remove_images: Callable[[], Awaitable[dict[str, Any]]] | None = None,
                  default_tenant: str | None = api.DEFAULT_TENANT) -> None:
@@ -378,7 +378,7 @@ class App:
 
     # ------------------------------------------------------------------------------------ keys
 
-    def _store(self, principal: Principal) -> KeyStore:
+    def _store(self, principal: Principal) -> KeyIndex:
         _master(principal)
         if self.keys is None:
             raise HTTPError(404, "API key management is not enabled on this server")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..audit import Caller
 from ._http_server import HTTPError
-from .keys import KeyStore, digest
+from .keys import KeyIndex, digest
 
 
 class AuthError(HTTPError):
@@ -44,7 +44,7 @@ MASTER = Principal(id="master", owner="master", is_master=True)
 class Authenticator:
     """``open_access`` (``serve --no-auth``) makes every caller the master: for a trusted loopback only."""
 
-    def __init__(self, master_key: str | None, store: KeyStore | None = None, *, open_access: bool = False) -> None:
+    def __init__(self, master_key: str | None, store: KeyIndex | None = None, *, open_access: bool = False) -> None:
         if not master_key and not open_access:
             raise ValueError("a master key is needed unless open_access is set")
         self._master = digest(master_key) if master_key else None

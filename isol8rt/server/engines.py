@@ -86,11 +86,15 @@ class _Lease:
 
 
 class EngineSet:
-    """``on_new_engine`` is told each engine's id before it makes any container (orphan tracking)."""
+    """``on_new_engine`` is told each engine's id before it makes any container (orphan tracking);
+    ``node_id`` is the node whose containers they all are."""
 
     def __init__(self, base: Isol8Options, *, max_extra: int = 4, per_owner: int = 0, idle_s: float = 300.0,
-                 extra_pool_size: int = 1, on_new_engine: Callable[[str], None] = lambda engine_id: None) -> None:
+                 extra_pool_size: int = 1, on_new_engine: Callable[[str], None] = lambda engine_id: None,
+                 node_id: str | None = None) -> None:
         self.base_options = base
+        #: The node every engine's containers are labelled with (see :mod:`isol8rt.node`).
+        self.node_id = node_id
         self.max_extra = max_extra
         #: Tightened engines one owner may hold at once (0: no limit).
         self.per_owner = per_owner
@@ -124,7 +128,7 @@ class EngineSet:
         return self._entries[self._base_key].engine
 
     def _make(self, key: bytes, options: Isol8Options) -> _Entry:
-        engine = DockerIsol8(options)
+        engine = DockerIsol8(options, node_id=self.node_id)
         self._on_new_engine(engine.engine_id)
         entry = self._entries[key] = _Entry(engine, key)
         return entry

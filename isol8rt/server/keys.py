@@ -5,7 +5,8 @@ A key is 256 random bits, so a plain SHA-256 is enough to store it (no salt or s
 secret nobody chose). Every key in use is also held in memory, by digest: authenticating a request costs
 one hash and one dict lookup, never a database read. Writes (create, revoke) go to SQLite in a worker
 thread, since a commit waits on the disk. One server owns the file: keys created or revoked by another
-process show up here only after a restart.
+process show up here only after a restart. Several nodes share their keys through PostgreSQL instead
+(:mod:`.keys_pg`), whose store keeps the same in-memory index fresh from the database.
 """
 
 from __future__ import annotations
@@ -71,36 +72,25 @@ class KeyRecord:
         return self.expires_at is not None and (now or time.time()) >= self.expires_at
 
 
-class KeyStore:
-    """The keys in one SQLite file. Open with :meth:`open` (which loads every live key into memory)."""
+class KeyIndex:
+    """Every live key, in memory by digest: what authenticating a request reads. Where the keys are kept
+    is the subclass's business (:class:`KeyStore`: SQLite; :class:`~.keys_pg.PostgresKeyStore`)."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        self._db: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
+    def __init__(self) -> None:
         self._by_hash: dict[bytes, KeyRecord] = {}
         #: When each key last authenticated a request, since this process opened the store (kept in
         #: memory only: a write per request is not worth a listing's column).
         self._last_used: dict[str, float] = {}
 
     def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fresh = not self.path.exists()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        if fresh:
-            os.chmod(self.path, 0o600)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
-        rows = self._db.execute(
-            "SELECT id, name, key_hash, key_prefix, tenant_id, created_at, expires_at FROM api_keys "
-            "WHERE revoked_at IS NULL").fetchall()
-        self._by_hash = {bytes(row[2]): KeyRecord(row[0], row[1], bytes(row[2]), *row[3:]) for row in rows}
+        raise NotImplementedError
 
     def close(self) -> None:
-        if self._db is not None:
-            with self._lock:
-                self._db.close()
-            self._db = None
+        raise NotImplementedError
+
+    async def keep_fresh(self) -> None:
+        """Keep the in-memory index in step with what other processes write, until cancelled. A store
+        only this process writes has nothing to do."""
 
     def lookup(self, key: str) -> KeyRecord | None:
         """The live record of ``key`` (expired ones too: the caller says why it refuses them), or None."""
@@ -129,24 +119,67 @@ class KeyStore:
         record = KeyRecord(
             id=str(uuid.uuid4()), name=name, key_hash=digest(key), key_prefix=key[:SHOWN_CHARS],
             tenant_id=tenant_id, created_at=now, expires_at=now + ttl_ms / 1000 if ttl_ms else None)
-        await self._write(
-            "INSERT INTO api_keys (id, name, key_hash, key_prefix, tenant_id, created_at, expires_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (record.id, record.name, record.key_hash, record.key_prefix, record.tenant_id, record.created_at,
-             record.expires_at))
+        await self._insert(record)
         self._by_hash[record.key_hash] = record
         return record, key
 
     async def revoke(self, key_id: str) -> bool:
         """Revoke a key by id; False when there is no live key of that id."""
         record = next((r for r in self._by_hash.values() if r.id == key_id), None)
-        if record is None:
-            return False
-        # Out of memory first: from this moment on the key authenticates nothing.
-        del self._by_hash[record.key_hash]
-        self._last_used.pop(key_id, None)
-        await self._write("UPDATE api_keys SET revoked_at = ? WHERE id = ?", (time.time(), key_id))
-        return True
+        if record is not None:
+            # Out of memory first: from this moment on the key authenticates nothing here.
+            del self._by_hash[record.key_hash]
+            self._last_used.pop(key_id, None)
+        return await self._mark_revoked(key_id, time.time(), record is not None)
+
+    async def _insert(self, record: KeyRecord) -> None:
+        raise NotImplementedError
+
+    async def _mark_revoked(self, key_id: str, when: float, known: bool) -> bool:
+        """Record the revocation; whether a live key of that id existed (``known``: this process had it)."""
+        raise NotImplementedError
+
+
+class KeyStore(KeyIndex):
+    """The keys in one SQLite file. Open with :meth:`open` (which loads every live key into memory)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fresh = not self.path.exists()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        if fresh:
+            os.chmod(self.path, 0o600)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(_SCHEMA)
+        rows = self._db.execute(
+            "SELECT id, name, key_hash, key_prefix, tenant_id, created_at, expires_at FROM api_keys "
+            "WHERE revoked_at IS NULL").fetchall()
+        self._by_hash = {bytes(row[2]): KeyRecord(row[0], row[1], bytes(row[2]), *row[3:]) for row in rows}
+
+    def close(self) -> None:
+        if self._db is not None:
+            with self._lock:
+                self._db.close()
+            self._db = None
+
+    async def _insert(self, record: KeyRecord) -> None:
+        await self._write(
+            "INSERT INTO api_keys (id, name, key_hash, key_prefix, tenant_id, created_at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (record.id, record.name, record.key_hash, record.key_prefix, record.tenant_id, record.created_at,
+             record.expires_at))
+
+    async def _mark_revoked(self, key_id: str, when: float, known: bool) -> bool:
+        # This process is the file's only writer: what it does not hold is not a live key.
+        if known:
+            await self._write("UPDATE api_keys SET revoked_at = ? WHERE id = ?", (when, key_id))
+        return known
 
     async def _write(self, sql: str, params: tuple) -> None:
         def write() -> None:

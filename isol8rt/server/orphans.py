@@ -7,6 +7,13 @@ it makes, written before the engine makes its first container. At start, a serve
 files: one whose process is gone (no such pid, or a pid reused by a process that started at another
 time) belonged to a server that died without cleaning up; the containers of its engines are removed and
 the file deleted. Live servers and every non-server engine are never touched.
+
+Several nodes may share one Docker daemon (over TCP), each with its own state directory, which the
+others cannot read. So every container also carries its node's id (label ``isol8rt.node``,
+:mod:`isol8rt.node`), and a server removes only containers of its own node: those of its dead servers'
+engines, and any other of its node's containers that no live server of its state directory holds (a
+node restarted with its id but not its state directory still finds what it left). Containers of other
+nodes are never touched, whatever their engines.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from pathlib import Path
 import msgspec
 
 from .. import docker
-from ..runtimes import LABEL_ENGINE
+from ..runtimes import LABEL_ENGINE, LABEL_NODE
 
 log = logging.getLogger("isol8rt.server")
 
@@ -83,10 +90,12 @@ class InstanceFile:
         self.path.unlink(missing_ok=True)
 
 
-async def sweep(directory: Path, client: docker.DockerClient) -> int:
-    """Remove the containers of every dead server recorded in ``directory``; how many were removed."""
+async def sweep(directory: Path, client: docker.DockerClient, node_id: str) -> int:
+    """Remove the containers node ``node_id`` left behind: its dead servers' (recorded in ``directory``)
+    and any other of its containers no live server of ``directory`` holds; how many were removed."""
     directory = Path(directory)
-    removed = 0
+    live: set[str] = set()  # engines of the servers still running on this state directory
+    dead: list[tuple[Path, Instance]] = []
     for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
         try:
             instance = _decode(path.read_bytes())
@@ -94,15 +103,26 @@ async def sweep(directory: Path, client: docker.DockerClient) -> int:
             log.warning("ignoring unreadable instance file %s", path)
             continue
         if alive(instance):
-            continue
+            live.update(instance.engines)
+        else:
+            dead.append((path, instance))
+    doomed = {c.id for c in await client.list_containers(all=True, labels={LABEL_NODE: node_id})
+              if (c.labels or {}).get(LABEL_ENGINE) not in live}
+    for _, instance in dead:
         for engine_id in instance.engines:
-            for container in await client.list_containers(all=True, labels={LABEL_ENGINE: engine_id}):
-                try:
-                    await client.remove_container(container.id, force=True)
-                    removed += 1
-                except docker.NotFound:
-                    pass
+            # Containers made before nodes had ids carry none: the engine id alone says they are ours.
+            doomed.update(c.id for c in await client.list_containers(all=True, labels={LABEL_ENGINE: engine_id})
+                          if (c.labels or {}).get(LABEL_NODE, node_id) == node_id)
+    removed = 0
+    for container_id in sorted(doomed):
+        try:
+            await client.remove_container(container_id, force=True)
+            removed += 1
+        except docker.NotFound:
+            pass
+    for path, _ in dead:
         path.unlink(missing_ok=True)
     if removed:
-        log.warning("removed %d container(s) left by servers that did not shut down cleanly", removed)
+        log.warning("removed %d container(s) left by servers of node %s that did not shut down cleanly", removed,
+                    node_id)
     return removed

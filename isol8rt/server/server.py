@@ -31,14 +31,15 @@ from collections import deque
 import msgspec
 import trio
 
-from .. import docker
+from .. import docker, node
 from ..errors import Isol8Error
 from ..wire import errors, websocket
 from . import _http_server
 from .app import App, Call, ClientGone
 from .auth import Authenticator
 from .engines import EngineSet
-from .keys import KeyStore
+from .keys import KeyIndex, KeyStore
+from .keys_pg import PostgresKeyStore, is_url
 from .limits import KeyLimits
 from .orphans import InstanceFile, sweep
 from .pieces import Pieces
@@ -60,6 +61,15 @@ WATCH_AFTER_S = 0.02
 MAX_READ_AHEAD = 64 * 1024
 
 
+def key_store(config: ServerConfig) -> KeyIndex | None:
+    """Where the API keys are kept: a ``postgresql://`` URL (shared by several nodes) or a SQLite file."""
+    if config.keys_db is None:
+        return None
+    if isinstance(config.keys_db, str) and is_url(config.keys_db):
+        return PostgresKeyStore(config.keys_db, refresh_s=config.keys_refresh_s, max_stale_s=config.keys_max_stale_s)
+    return KeyStore(config.keys_db)
+
+
 class Server:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
@@ -69,9 +79,12 @@ class Server:
         #: The ceiling every run is under: the configured options, with the server's own defaults filled in.
         self.options = options
         self.instance = InstanceFile(config.state_dir)
-        self.keys = KeyStore(config.keys_db) if config.keys_db is not None else None
+        #: This node's id, on each of its containers: its clean-up touches no other node's.
+        self.node_id = node.for_server(config.state_dir, config.node_id)
+        self.keys = key_store(config)
         self.engines = EngineSet(options, max_extra=config.max_engines, per_owner=config.max_engines_per_key,
-                                 idle_s=config.engine_idle_s, on_new_engine=self.instance.add_engine)
+                                 idle_s=config.engine_idle_s, on_new_engine=self.instance.add_engine,
+                                 node_id=self.node_id)
         self.sessions = SessionRegistry(self.engines, ttl_s=config.session_ttl_s,
                                         max_per_owner=config.max_sessions_per_key,
                                         memory_per_owner=config.session_memory_per_key,
@@ -112,13 +125,14 @@ class Server:
 
     async def _sweep(self) -> int:
         async with docker.DockerClient() as client:
-            return await sweep(self.config.state_dir, client)
+            return await sweep(self.config.state_dir, client, self.node_id)
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Serve until :meth:`stop` (or a signal); ``task_status.started`` gets the bound port."""
         config = self.config
         if self.keys is not None:
-            self.keys.open()
+            # A thread: a shared store's database may take a while to answer (or not answer at all).
+            await trio.to_thread.run_sync(self.keys.open)
         listeners = await trio.open_tcp_listeners(config.port, host=config.host)
         self.port = listeners[0].socket.getsockname()[1]
         try:
@@ -156,6 +170,8 @@ class Server:
             if self.config.handle_signals:
                 nursery.start_soon(self._signals)
             nursery.start_soon(self._janitor)
+            if self.keys is not None:
+                nursery.start_soon(self.keys.keep_fresh)
             nursery.start_soon(self._watchdog.run)
             nursery.start_soon(self._reap_stuck_sends)
             async with trio.open_nursery() as connections:

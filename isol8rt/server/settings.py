@@ -10,6 +10,7 @@ from pathlib import Path
 from ..types import Isol8Options
 from ..wire.api import DEFAULT_TENANT
 from .app import DEFAULT_KEY_TTL_MS
+from .keys_pg import DEFAULT_MAX_STALE_S, DEFAULT_REFRESH_S
 from .limits import DEFAULT_QUEUE_DEPTH, DEFAULT_QUEUE_WAIT_S
 from .orphans import default_state_dir
 
@@ -28,15 +29,25 @@ class ServerConfig:
     #: No authentication at all: every caller is the master. For a trusted loopback only.
     open_access: bool = False
     options: Isol8Options = field(default_factory=Isol8Options)
-    #: SQLite file of the API keys the master key hands out; None disables key management.
-    keys_db: Path | None = None
+    #: Where the API keys the master key hands out are kept: a SQLite file, or a ``postgresql://`` URL
+    #: that several nodes share (docs/scaling.md); None disables key management.
+    keys_db: Path | str | None = None
+    #: How often a node reads a shared (PostgreSQL) key store's live keys.
+    keys_refresh_s: float = DEFAULT_REFRESH_S
+    #: How long a node trusts what it last read of a shared key store: a key revoked on one node is
+    #: refused on every node within this long; a node that cannot read the store for longer refuses
+    #: issued keys (503) until it can.
+    keys_max_stale_s: float = DEFAULT_MAX_STALE_S
     #: The lifetime of a key made without a ``ttlMs`` (the reference's 24 hours; 0: forever).
     key_ttl_ms: int = DEFAULT_KEY_TTL_MS
     #: The tenant of a key made without a ``tenantId`` (the reference's "default"; its keys share their
     #: sessions). None: such a key stands alone, its sessions its own.
     default_tenant: str | None = DEFAULT_TENANT
-    #: Where instance files live (orphan detection).
+    #: Where instance files live (orphan detection), and this node's id if none is given.
     state_dir: Path = field(default_factory=default_state_dir)
+    #: The node's id, on every container it makes (None: ``$ISOL8RT_NODE_ID``, else the one kept in
+    #: ``state_dir``; see :mod:`isol8rt.node`).
+    node_id: str | None = None
     prewarm: list[str] = field(default_factory=lambda: ["python"])
     max_body: int = 32 * 1024 * 1024
     rate_limit: float = 0.0

@@ -51,7 +51,8 @@ KINDS: Final[dict[str, tuple[int, str]]] = {
     SANDBOX_FAILED: (500, "the sandbox failed: its container died or its agent broke; the run's outcome is "
                           "unknown"),
     INTERNAL_ERROR: (500, "a bug in the server (it is logged; the answer never carries a traceback)"),
-    UNAVAILABLE: (503, "Docker unavailable, or the runtime's image not built"),
+    UNAVAILABLE: (503, "Docker unavailable, the runtime's image not built, or the shared key store (PostgreSQL) "
+                       "unreadable for longer than `--keys-max-stale`"),
     SHUTTING_DOWN: (503, "the server is stopping (`Retry-After`)"),
 }
 

@@ -14,7 +14,7 @@ import pytest
 
 from isol8rt.cli.orphans import InstanceFile, dead_runs, sweep
 from isol8rt.docker._models import ContainerSummary
-from isol8rt.runtimes import LABEL_ENGINE, LABEL_SESSION
+from isol8rt.runtimes import LABEL_ENGINE, LABEL_NODE, LABEL_SESSION
 from isol8rt.server.orphans import Instance, process_started
 
 
@@ -108,3 +108,15 @@ async def test_auto_prune_off_leaves_dead_runs_alone_and_still_records_this_one(
     assert (directory / "dead.json").exists()
     assert json.loads(instance.path.read_text())["engines"] == ["e-mine"]
     instance.remove()
+
+
+async def test_a_dead_runs_containers_on_another_nodes_daemon_are_not_ours(tmp_path):
+    # One daemon, two machines: an engine id recorded here, on a container another node made, is left.
+    write(tmp_path, "dead", Instance(pid=dead_pid(), started="1", engines=["e-dead"]))
+    docker = FakeDocker([
+        ContainerSummary(id="ours", labels={LABEL_ENGINE: "e-dead", LABEL_NODE: "here"}),
+        ContainerSummary(id="older", labels={LABEL_ENGINE: "e-dead"}),  # made before containers had a node
+        ContainerSummary(id="theirs", labels={LABEL_ENGINE: "e-dead", LABEL_NODE: "elsewhere"}),
+    ])
+    assert await sweep(tmp_path, docker, "here") == 2
+    assert set(docker.containers) == {"theirs"}

@@ -147,3 +147,51 @@ def test_a_served_run_has_the_config_files_defaults(tmp_path):
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
+
+
+def test_keys_db_takes_a_file_or_a_postgres_url(tmp_path, monkeypatch):
+    from isol8rt.server.keys_pg import DEFAULT_MAX_STALE_S
+
+    monkeypatch.delenv("ISOL8RT_KEYS_DB", raising=False)
+    assert serve_config(tmp_path, {}, "--keys-db", str(tmp_path / "k.db")).keys_db == tmp_path / "k.db"
+    url = "postgresql://isol8rt:secret@db.internal/keys"
+    config = serve_config(tmp_path, {}, "--keys-db", url)
+    assert (config.keys_db, config.keys_max_stale_s) == (url, DEFAULT_MAX_STALE_S)  # the parser's own copy agrees
+    assert config.keys_refresh_s <= config.keys_max_stale_s / 2
+    monkeypatch.setenv("ISOL8RT_KEYS_DB", url)  # keeps the password off the command line
+    assert serve_config(tmp_path, {}).keys_db == url
+
+
+def test_keys_max_stale_must_be_positive(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        serve_config(tmp_path, {}, "--keys-max-stale", "0")
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == ["isol8rt: --keys-max-stale: must be a positive number of seconds"]
+
+
+def test_a_bad_keys_db_url_is_one_line_and_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        serve_config(tmp_path, {}, "--keys-db", "postgresql://db.internal/keys")
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "isol8rt: --keys-db: key store URL: name the user and the database, as postgresql://user@host/database"]
+
+
+def test_node_id_flag(tmp_path, capsys):
+    assert serve_config(tmp_path, {}, "--node-id", "node-7").node_id == "node-7"
+    assert serve_config(tmp_path, {}).node_id is None  # decided at start: $ISOL8RT_NODE_ID, else the state dir's
+    with pytest.raises(SystemExit) as exited:
+        serve_config(tmp_path, {}, "--node-id", "a/b")
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "isol8rt: --node-id: 'a/b' must be 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit"]
+
+
+def test_a_key_store_database_that_does_not_answer_is_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "isol8rt", "serve", "--port", "0", "--key", "k", "--prewarm", "",
+                           "--keys-db", "postgresql://me:secret@127.0.0.1:1/keys", "--state-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("isol8rt: the shared key store at postgresql://me:***@127.0.0.1:1/keys failed: ")
+    assert "127.0.0.1" in line.split(" failed: ")[1] and "secret" not in line

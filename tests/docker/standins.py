@@ -56,11 +56,12 @@ class Certificates:
     doubter: Path
 
 
-def make_certificates(directory: Path) -> Certificates:
+def make_certificates(directory: Path, address: str = "127.0.0.1") -> Certificates:
+    """``address``: the IP the daemon's certificate is for (besides the name localhost)."""
     ca = _authority(directory, "ca")
     other = _authority(directory, "other-ca")
     server_key, server_cert = _issue(directory, "daemon", ca,
-                                     "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+                                     f"subjectAltName=IP:{address},DNS:localhost\nextendedKeyUsage=serverAuth\n")
     client_ext = "extendedKeyUsage=clientAuth\n"
     paths = {}
     for name, signer, trusted in (("client", ca, ca), ("stranger", other, ca), ("doubter", ca, other)):

@@ -93,6 +93,32 @@ async def test_a_tls_host_that_does_not_answer_says_where(certificates, monkeypa
         closed.close()
 
 
+
+async def test_a_tls_daemon_that_hangs_up_before_answering_names_the_client_certificate(
+        nursery, certificates, monkeypatch):
+    # As dockerd (Go's TLS 1.3) does with a client certificate it refuses: the handshake completes on
+    # the client's side, then the daemon hangs up; the alert it sent is often lost to the reset.
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(certificates.server_cert), str(certificates.server_key))
+
+    async def hang_up(tcp: trio.SocketStream) -> None:
+        tls = trio.SSLStream(tcp, context, server_side=True)
+        await tls.do_handshake()
+        await trio.aclose_forcefully(tcp)
+
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    nursery.start_soon(trio.serve_listeners, hang_up, listeners)
+    host = f"tcp://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+    _tls_environment(monkeypatch, host, certificates.client)
+    with trio.fail_after(30):
+        async with DockerClient() as docker:
+            with pytest.raises(DaemonRefused) as caught:
+                await docker.ping()
+    assert str(caught.value).startswith(f"Docker at {host} accepted the TLS connection, then ")
+    assert "before answering: it most likely refused the client certificate" in str(caught.value)
+
 # --------------------------------------------------------------------------------------------------
 # ssh://: the client runs `ssh ... -- host docker system dial-stdio` and speaks HTTP over its stdio.
 # The ssh here is a stand-in (ISOL8RT_SSH_COMMAND, as GIT_SSH_COMMAND for git) that checks the
