@@ -26,6 +26,7 @@ SUMMARIES = {
     "config": "show the settings in force and where each came from",
     "profile": "inspect seccomp profiles",
     "serve": "run the HTTP server",
+    "engine": "start, stop or look at the local engine `run` uses when it answers",
     "mcp": "serve the Model Context Protocol on stdio",
     "tools": "print tool definitions for LLM tool calling (OpenAI, Anthropic)",
     "bench": "measure latency and throughput (source checkouts only)",

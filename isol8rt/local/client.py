@@ -1,0 +1,169 @@
+"""One run sent to the local engine, over its Unix socket, with blocking standard-library sockets.
+
+``isol8rt run`` must answer in about a tenth of a second through a warm engine, and importing trio
+alone takes longer than that here; so this is the one call of the API made without it: the sans-io
+HTTP client (:mod:`isol8rt.wire.http_client`), the wire bodies (:mod:`isol8rt.wire.api`) and the SSE
+parser (:mod:`isol8rt.wire.sse`) over a plain socket.
+
+Until the engine has begun its answer nothing has run, so every failure before that (no socket, a dead
+engine's socket, no answer in time, a refusal such as options it cannot honour exactly, a busy engine)
+is :class:`Refused`, and the caller runs the program cold instead. Once the run has begun, it is the
+run's: a failure then is :class:`EngineLost`.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+
+from ..types import ExecutionRequest, ExecutionResult, Isol8Options, StreamEvent
+from ..wire import api, errors, sse
+from ..wire.http_client import NEED_DATA, Body, ClientConnection, EndOfBody, PeerClosed, RemoteProtocolError, Response
+from .paths import check_socket
+
+#: How long a connection and the engine's /health answer may take: an engine that answers neither is
+#: stopped or wedged, and the run goes cold rather than wait on it.
+HEALTH_TIMEOUT_S = 2.0
+#: How long the engine may take to begin a streamed answer (a tightened engine's first start included).
+START_TIMEOUT_S = 60.0
+#: Beyond the run's own timeout, how long to wait for what the engine sends next.
+MARGIN_S = 30.0
+_RECEIVE = 64 * 1024
+
+
+class Refused(Exception):
+    """The engine did not take the run (or there is none): nothing ran; run it cold."""
+
+
+class EngineLost(Exception):
+    """The engine stopped answering, or broke its answer, after the run began."""
+
+
+def _body(request: ExecutionRequest, options: Isol8Options) -> bytes:
+    if request.files:
+        request = msgspec.structs.replace(request, files=api.wire_files(request.files))
+    wire_options = api.every_field(options)
+    if options.max_file_bytes is None:
+        del wire_options["maxFileBytes"]  # "the sandbox's size" has no wire value; the CLI asks for no files
+    return api.encode(api.ExecuteBody(request=request, options=wire_options))
+
+
+class _Connection:
+    def __init__(self, path: Path) -> None:
+        try:
+            check_socket(path)
+        except FileNotFoundError:
+            raise Refused(f"no engine at {path}") from None
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.http = ClientConnection(b"localhost")
+        self.sock.settimeout(HEALTH_TIMEOUT_S)
+        try:
+            self.sock.connect(str(path))
+            # One round trip that proves an isol8rt engine is there and answering, before the run is sent.
+            status, _ = self._whole(self.send("GET", "/health"))
+        except (OSError, PeerClosed, RemoteProtocolError) as exc:
+            self.close()
+            raise Refused(f"the engine at {path} does not answer ({exc})") from None
+        if status != 200 or not self.http.reusable:
+            self.close()
+            raise Refused(f"the engine at {path} answered /health with {status}")
+        self.http.start_next_cycle()
+
+    def send(self, method: str, target: str, body: bytes | None = None) -> Response:
+        content_type = "application/json" if body is not None else None
+        self.sock.sendall(self.http.request(method, target, body=body, content_type=content_type))
+        event = self._next()
+        if not isinstance(event, Response):
+            raise RemoteProtocolError(f"expected a response head, got {event!r}")
+        return event
+
+    def _next(self):
+        while True:
+            event = self.http.next_event()
+            if event is not NEED_DATA:
+                return event
+            self.http.receive_data(self.sock.recv(_RECEIVE))
+
+    def pieces(self) -> Iterator[bytes]:
+        while True:
+            event = self._next()
+            if isinstance(event, EndOfBody):
+                return
+            if isinstance(event, Body):
+                yield event.data
+
+    def _whole(self, response: Response) -> tuple[int, bytes]:
+        return response.status, b"".join(self.pieces())
+
+    def refusal(self, response: Response) -> Refused:
+        status, body = self._whole(response)
+        try:
+            message = errors.decode_error(body).error
+        except msgspec.DecodeError:
+            message = body[:200].decode("utf-8", "replace")
+        return Refused(f"the engine refused the run ({status}): {message}")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def health(path: Path) -> None:
+    """Return if an isol8rt engine answers on ``path``; else :class:`Refused` (or NotPrivate)."""
+    _Connection(path).close()
+
+
+def _post(path: Path, target: str, request: ExecutionRequest, options: Isol8Options,
+          wait_s: float) -> tuple[_Connection, Response]:
+    """Send the run; the open connection and the head of the engine's (200) answer. A stream's head comes
+    before the run starts; a whole result's after it ends, so losing the engine while waiting for that
+    one is :class:`EngineLost` (the run may have happened: it is not run again)."""
+    connection = _Connection(path)
+    try:
+        connection.sock.settimeout(wait_s)
+        try:
+            response = connection.send("POST", target, _body(request, options))
+        except (OSError, PeerClosed, RemoteProtocolError) as exc:
+            if target == "/execute":
+                raise EngineLost(f"the local engine stopped answering during the run ({exc})") from None
+            raise Refused(f"the engine at {path} did not take the run ({exc})") from None
+        if response.status != 200:
+            raise connection.refusal(response)
+    except BaseException:
+        connection.close()
+        raise
+    return connection, response
+
+
+def stream(path: Path, request: ExecutionRequest, options: Isol8Options) -> Iterator[StreamEvent]:
+    """The run's events as the engine sends them (``POST /execute/stream``). :class:`Refused` comes
+    before the first event or not at all."""
+    connection, _ = _post(path, "/execute/stream", request, options, START_TIMEOUT_S)
+    return _events(connection, options.timeout_ms / 1000 + MARGIN_S)
+
+
+def _events(connection: _Connection, wait_s: float) -> Iterator[StreamEvent]:
+    parser = sse.EventParser()
+    try:
+        connection.sock.settimeout(wait_s)
+        for piece in connection.pieces():
+            for data in parser.feed(piece):
+                yield api.decode_event(data)
+    except (OSError, PeerClosed, RemoteProtocolError, msgspec.DecodeError) as exc:
+        raise EngineLost(f"the local engine stopped answering during the run ({exc})") from None
+    finally:
+        connection.close()
+
+
+def execute(path: Path, request: ExecutionRequest, options: Isol8Options) -> ExecutionResult:
+    """The run's whole result (``POST /execute``), once it has ended."""
+    connection, response = _post(path, "/execute", request, options, options.timeout_ms / 1000 + MARGIN_S)
+    try:
+        _, body = connection._whole(response)
+        return api.decode_result(body)
+    except (OSError, PeerClosed, RemoteProtocolError, msgspec.DecodeError) as exc:
+        raise EngineLost(f"the local engine stopped answering during the run ({exc})") from None
+    finally:
+        connection.close()
