@@ -83,3 +83,33 @@ async def test_the_listener_accepts_on_the_socket(tmp_path):
     finally:
         await listener.aclose()
         endpoint.close()
+
+
+async def test_an_idle_engine_stops_itself_and_removes_its_socket(tmp_path, monkeypatch, autojump_clock):
+    """``--idle-exit``: unused for that long (virtual time here), the server stops on its own; a connection
+    in between puts the stop off."""
+    import functools
+
+    from isol8rt import DockerIsol8, Isol8Options
+    from isol8rt.server import Server, ServerConfig
+    from isol8rt.server import engines as engines_module
+    from isol8rt.testing import AgentScript, open_memory_backend
+
+    path = tmp_path / "e" / "engine.sock"
+    async with open_memory_backend(AgentScript()) as backend:
+        monkeypatch.setattr(engines_module, "DockerIsol8", functools.partial(DockerIsol8, backend=backend))
+        server = Server(ServerConfig(socket_path=path, open_access=True, exact_options=True, idle_exit_s=60,
+                                     options=Isol8Options(pool_size=0), prewarm=[], state_dir=tmp_path / "state"))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.run)
+            assert path.exists()
+            await trio.sleep(45)
+            client = trio.socket.socket(trio.socket.AF_UNIX)
+            await client.connect(str(path))
+            await trio.sleep(30)  # 75 s since the start, 30 since the connection: still serving
+            assert path.exists() and not server._stop.is_set()
+            client.close()
+            with trio.fail_after(120):
+                await server._stop.wait()
+        assert trio.current_time() >= 75 + 60 - 1
+    assert not path.exists()
