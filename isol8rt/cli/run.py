@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shlex
 import sys
@@ -261,6 +260,8 @@ def _handle(args) -> int:
         if exit_code is not None:
             return exit_code
     # No local engine took it: a cold run, here (trio imported only now: it costs more than a warm run).
+    import logging
+
     import trio
 
     if args.debug:
@@ -318,6 +319,8 @@ async def _track(engine_id: str, config: Isol8Config):
                 print(f"isol8rt: removed {removed} container(s) left by killed runs (cleanup.autoPrune)",
                       file=sys.stderr)
         except (DockerError, OSError) as exc:  # the engine says it better if Docker is down; never block a run
+            import logging
+
             logging.getLogger("isol8rt.cli").debug("could not remove killed runs' containers: %s", exc)
     try:
         instance = InstanceFile(directory)
