@@ -19,6 +19,7 @@ from pathlib import Path
 
 import msgspec
 
+from ..config import resolved
 from ..types import ExecutionRequest, ExecutionResult, Isol8Options, StreamEvent
 from ..wire import api, errors, sse
 from ..wire.http_client import NEED_DATA, Body, ClientConnection, EndOfBody, PeerClosed, RemoteProtocolError, Response
@@ -45,7 +46,8 @@ class EngineLost(Exception):
 def _body(request: ExecutionRequest, options: Isol8Options) -> bytes:
     if request.files:
         request = msgspec.structs.replace(request, files=api.wire_files(request.files))
-    wire_options = api.every_field(options)
+    # Every field written, defaults too: to the engine a field left out means "yours", not this default.
+    wire_options = resolved(options)
     if options.max_file_bytes is None:
         del wire_options["maxFileBytes"]  # "the sandbox's size" has no wire value; the CLI asks for no files
     return api.encode(api.ExecuteBody(request=request, options=wire_options))

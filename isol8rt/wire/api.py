@@ -200,19 +200,6 @@ decode_cleanup_body = msgspec.json.Decoder(CleanupBody).decode
 OK = encode(OkBody())
 
 
-def every_field(value: Any) -> Any:
-    """``value`` (a struct, nested ones included) as JSON-ready builtins with every field written, defaults
-    too: to a server, a field left out means "yours" (see the policy), so a client that wants exactly its
-    own options (the local engine's CLI) must write them all."""
-    if isinstance(value, msgspec.Struct):
-        return {field.encode_name: every_field(getattr(value, field.name)) for field in msgspec.structs.fields(value)}
-    if isinstance(value, dict):
-        return {key: every_field(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [every_field(item) for item in value]
-    return value
-
-
 def wire_files(files: dict[str, Any]) -> dict[str, Any]:
     """A request's files as they go on the wire: text stays text; bytes go as ``{"base64": ...}``, which
     the server writes back as the same bytes (msgspec alone would send them as a base64 *string*, which

@@ -166,9 +166,9 @@ async def test_tightened_options_apply_and_get_their_own_engine(live):
 # ------------------------------------------------------------------------------------ exact (the local engine)
 
 def _all_written(options: Isol8Options) -> dict:
-    from isol8rt.wire.api import every_field
+    from isol8rt.config import resolved
 
-    return every_field(options)
+    return resolved(options)
 
 
 def test_exact_policy_runs_what_was_asked_or_refuses():
