@@ -50,7 +50,8 @@ class Row:
         stdout = done.stdout.decode(errors="replace")
         problem = None
         if done.returncode != 0 or (self.expected is not None and stdout != self.expected):
-            problem = f"exit {done.returncode}, stdout {stdout[:60]!r}, stderr {done.stderr.decode(errors='replace')[-160:]!r}"
+            stderr = done.stderr.decode(errors="replace")
+            problem = f"exit {done.returncode}, stdout {stdout[:60]!r}, stderr {stderr[-160:]!r}"
         self.result.record(problem, elapsed, keep=keep)
 
 
