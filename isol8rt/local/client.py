@@ -19,6 +19,7 @@ from pathlib import Path
 
 import msgspec
 
+from .._version import __version__
 from ..config import resolved
 from ..types import ExecutionRequest, ExecutionResult, Isol8Options, StreamEvent
 from ..wire import api, errors, sse
@@ -65,13 +66,22 @@ class _Connection:
         try:
             self.sock.connect(str(path))
             # One round trip that proves an isol8rt engine is there and answering, before the run is sent.
-            status, _ = self._whole(self.send("GET", "/health"))
+            status, body = self._whole(self.send("GET", "/health"))
         except (OSError, PeerClosed, RemoteProtocolError) as exc:
             self.close()
             raise Refused(f"the engine at {path} does not answer ({exc})") from None
         if status != 200 or not self.http.reusable:
             self.close()
             raise Refused(f"the engine at {path} answered /health with {status}")
+        try:
+            version = api.decode_health(body).version
+        except msgspec.DecodeError:
+            version = None
+        if version != __version__:
+            # Another release may know other options, or the same ones by other rules: runs go cold until the
+            # engine is restarted with this one.
+            self.close()
+            raise Refused(f"the engine at {path} is isol8rt {version}, this is {__version__}: restart it")
         self.http.start_next_cycle()
 
     def send(self, method: str, target: str, body: bytes | None = None) -> Response:

@@ -373,8 +373,11 @@ def _check_exact(raw: dict[str, Any], asked: Isol8Options, effective: Isol8Optio
     secret, an added deny rule or the server's value of a nested field is a refusal, not a surprise."""
     for key in raw:
         rule = OPTION_RULES.get(key)
-        if rule is None or rule.kind in (IGNORED, PER_RUN):
-            continue  # not an option here, how the server runs, or applied to the run as asked
+        if rule is None:
+            # An option this engine does not know (a newer client's): it cannot honour it.
+            raise _violation(key, "this engine does not know this option")
+        if rule.kind in (IGNORED, PER_RUN):
+            continue  # how the server runs, or applied to the run as asked
         name = _FIELDS[key]
         value = getattr(effective, name)
         if key == "networkFilter":

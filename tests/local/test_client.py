@@ -10,12 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from isol8rt._version import __version__
 from isol8rt.local import client
 from isol8rt.local.paths import make_directory
 from isol8rt.types import ExecutionRequest, Isol8Options, StreamEvent
 from isol8rt.wire import api, errors, sse
 
-HEALTH = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+def _health(version: str = __version__) -> bytes:
+    body = api.encode(api.HealthBody(status="ok", version=version))
+    return f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+HEALTH = _health()
 
 
 def _head(status: int, body: bytes) -> bytes:
@@ -161,5 +167,15 @@ def test_a_whole_result_lost_is_not_refused_since_the_run_may_have_happened(tmp_
     try:
         with pytest.raises(client.EngineLost):
             client.execute(engine.path, REQUEST, OPTIONS)
+    finally:
+        engine.close()
+
+
+def test_an_engine_of_another_release_is_refused(tmp_path):
+    """It may know other options, or the same ones by other rules: the run goes cold until it is restarted."""
+    engine = StandIn(tmp_path / "d", _health("0.0.1"))
+    try:
+        with pytest.raises(client.Refused, match=f"is isol8rt 0.0.1, this is {__version__}: restart it"):
+            client.stream(engine.path, REQUEST, OPTIONS)
     finally:
         engine.close()

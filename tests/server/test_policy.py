@@ -179,6 +179,12 @@ def test_exact_policy_runs_what_was_asked_or_refuses():
     assert policy.effective(_all_written(Isol8Options())).options == policy.ceiling
 
 
+def test_exact_policy_refuses_an_option_it_does_not_know():
+    with pytest.raises(PolicyViolation, match="gpuLimit: this engine does not know this option"):
+        OptionsPolicy(Isol8Options(), exact=True).effective({**_all_written(Isol8Options()), "gpuLimit": 1})
+    OptionsPolicy(Isol8Options()).effective({"gpuLimit": 1})  # a ceiling alone ignores it, as before
+
+
 @pytest.mark.parametrize(("ceiling", "asked", "field"), [
     # The server's secret would be added to the run: not what was asked.
     (Isol8Options(secrets={"TOKEN": "x"}), Isol8Options(), "secrets"),
