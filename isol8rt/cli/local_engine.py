@@ -44,11 +44,13 @@ def run_near(request, options, args) -> int | None:
     except NotPrivate as exc:
         print(f"isol8rt: {exc}", file=sys.stderr)
         return None
-    except client.Refused:
+    except client.NoEngine:
         if mode == "auto":
             from .engine import spawn
 
             spawn(path, config=args.config, idle_s=AUTO_IDLE_S)
+        return None
+    except client.Refused:  # an engine that did not take this run (other options, busy): one is running
         return None
 
 

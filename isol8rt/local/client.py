@@ -40,6 +40,10 @@ class Refused(Exception):
     """The engine did not take the run (or there is none): nothing ran; run it cold."""
 
 
+class NoEngine(Refused):
+    """No engine answers there: no socket, a dead engine's, or one that does not answer in time."""
+
+
 class EngineLost(Exception):
     """The engine stopped answering, or broke its answer, after the run began."""
 
@@ -59,7 +63,7 @@ class _Connection:
         try:
             check_socket(path)
         except FileNotFoundError:
-            raise Refused(f"no engine at {path}") from None
+            raise NoEngine(f"no engine at {path}") from None
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.http = ClientConnection(b"localhost")
         self.sock.settimeout(HEALTH_TIMEOUT_S)
@@ -69,7 +73,7 @@ class _Connection:
             status, body = self._whole(self.send("GET", "/health"))
         except (OSError, PeerClosed, RemoteProtocolError) as exc:
             self.close()
-            raise Refused(f"the engine at {path} does not answer ({exc})") from None
+            raise NoEngine(f"the engine at {path} does not answer ({exc})") from None
         if status != 200 or not self.http.reusable:
             self.close()
             raise Refused(f"the engine at {path} answered /health with {status}")

@@ -22,7 +22,7 @@ def _args(*flags: str):
 @pytest.fixture
 def refused(monkeypatch):
     def stream(path, request, options):
-        raise client.Refused("no engine")
+        raise client.NoEngine("no engine")
 
     monkeypatch.setattr(client, "stream", stream)
     spawned = []
@@ -37,6 +37,16 @@ def test_no_engine_means_a_cold_run_and_auto_starts_one_for_next_time(monkeypatc
     assert bool(refused) is starts
     if starts:
         assert refused[0][1]["idle_s"] == local_engine.AUTO_IDLE_S
+
+
+def test_auto_starts_none_when_one_runs_but_refuses_the_run(monkeypatch, refused):
+    def stream(path, request, options):
+        raise client.Refused("the engine refused the run (403): Option not allowed: image")
+
+    monkeypatch.setattr(client, "stream", stream)
+    monkeypatch.setenv("ISOL8RT_ENGINE", "auto")
+    assert local_engine.run_near(ExecutionRequest(code="1"), Isol8Options(), _args()) is None
+    assert refused == []
 
 
 def test_off_never_asks(monkeypatch):

@@ -118,14 +118,14 @@ def test_a_whole_result(tmp_path):
 
 
 def test_no_socket_and_a_dead_engines_socket_are_refused_at_once(tmp_path):
-    with pytest.raises(client.Refused, match="no engine"):
+    with pytest.raises(client.NoEngine, match="no engine"):
         client.health(tmp_path / "engine.sock")
     make_directory(tmp_path / "d")
     stale = socket.socket(socket.AF_UNIX)
     stale.bind(str(tmp_path / "d" / "engine.sock"))
     os.chmod(tmp_path / "d" / "engine.sock", 0o600)
     stale.close()
-    with pytest.raises(client.Refused, match="does not answer"):
+    with pytest.raises(client.NoEngine, match="does not answer"):
         client.stream(tmp_path / "d" / "engine.sock", REQUEST, OPTIONS)
 
 
