@@ -1,9 +1,9 @@
 """One run sent to the local engine, over its Unix socket, with blocking standard-library sockets.
 
 ``isol8rt run`` must answer in about a tenth of a second through a warm engine, and importing trio
-alone takes longer than that here; so this is the one call of the API made without it: the sans-io
-HTTP client (:mod:`isol8rt.wire.http_client`), the wire bodies (:mod:`isol8rt.wire.api`) and the SSE
-parser (:mod:`isol8rt.wire.sse`) over a plain socket.
+alone takes longer than that here; so this is the one call of the API made without it: the least of
+HTTP/1.1 it needs (:mod:`.http`), with the wire bodies (:mod:`isol8rt.wire.api`) and the SSE parser
+(:mod:`isol8rt.wire.sse`) over a plain socket.
 
 Until the engine has begun its answer nothing has run, so every failure before that (no socket, a dead
 engine's socket, no answer in time, a refusal such as options it cannot honour exactly, a busy engine)
@@ -23,7 +23,7 @@ from .._version import __version__
 from ..config import resolved
 from ..types import ExecutionRequest, ExecutionResult, Isol8Options, StreamEvent
 from ..wire import api, errors, sse
-from ..wire.http_client import NEED_DATA, Body, ClientConnection, EndOfBody, PeerClosed, RemoteProtocolError, Response
+from . import http
 from .paths import check_socket
 
 #: How long a connection and the engine's /health answer may take: an engine that answers neither is
@@ -33,7 +33,6 @@ HEALTH_TIMEOUT_S = 2.0
 START_TIMEOUT_S = 60.0
 #: Beyond the run's own timeout, how long to wait for what the engine sends next.
 MARGIN_S = 30.0
-_RECEIVE = 64 * 1024
 
 
 class Refused(Exception):
@@ -65,13 +64,13 @@ class _Connection:
         except FileNotFoundError:
             raise NoEngine(f"no engine at {path}") from None
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.http = ClientConnection(b"localhost")
+        self.http = http.Connection(self.sock)
         self.sock.settimeout(HEALTH_TIMEOUT_S)
         try:
             self.sock.connect(str(path))
             # One round trip that proves an isol8rt engine is there and answering, before the run is sent.
-            status, body = self._whole(self.send("GET", "/health"))
-        except (OSError, PeerClosed, RemoteProtocolError) as exc:
+            status, body = self.whole(self.send("GET", "/health"))
+        except (OSError, http.ProtocolError) as exc:
             self.close()
             raise NoEngine(f"the engine at {path} does not answer ({exc})") from None
         if status != 200 or not self.http.reusable:
@@ -86,36 +85,16 @@ class _Connection:
             # engine is restarted with this one.
             self.close()
             raise Refused(f"the engine at {path} is isol8rt {version}, this is {__version__}: restart it")
-        self.http.start_next_cycle()
 
-    def send(self, method: str, target: str, body: bytes | None = None) -> Response:
-        content_type = "application/json" if body is not None else None
-        self.sock.sendall(self.http.request(method, target, body=body, content_type=content_type))
-        event = self._next()
-        if not isinstance(event, Response):
-            raise RemoteProtocolError(f"expected a response head, got {event!r}")
-        return event
+    def send(self, method: str, target: str, body: bytes | None = None) -> tuple[int, dict[str, str]]:
+        self.http.send(method, target, body)
+        return self.http.head()
 
-    def _next(self):
-        while True:
-            event = self.http.next_event()
-            if event is not NEED_DATA:
-                return event
-            self.http.receive_data(self.sock.recv(_RECEIVE))
+    def whole(self, head: tuple[int, dict[str, str]]) -> tuple[int, bytes]:
+        return head[0], b"".join(self.http.body(head[1]))
 
-    def pieces(self) -> Iterator[bytes]:
-        while True:
-            event = self._next()
-            if isinstance(event, EndOfBody):
-                return
-            if isinstance(event, Body):
-                yield event.data
-
-    def _whole(self, response: Response) -> tuple[int, bytes]:
-        return response.status, b"".join(self.pieces())
-
-    def refusal(self, response: Response) -> Refused:
-        status, body = self._whole(response)
+    def refusal(self, head: tuple[int, dict[str, str]]) -> Refused:
+        status, body = self.whole(head)
         try:
             message = errors.decode_error(body).error
         except msgspec.DecodeError:
@@ -132,7 +111,7 @@ def health(path: Path) -> None:
 
 
 def _post(path: Path, target: str, request: ExecutionRequest, options: Isol8Options,
-          wait_s: float) -> tuple[_Connection, Response]:
+          wait_s: float) -> tuple[_Connection, tuple[int, dict[str, str]]]:
     """Send the run; the open connection and the head of the engine's (200) answer. A stream's head comes
     before the run starts; a whole result's after it ends, so losing the engine while waiting for that
     one is :class:`EngineLost` (the run may have happened: it is not run again)."""
@@ -140,34 +119,34 @@ def _post(path: Path, target: str, request: ExecutionRequest, options: Isol8Opti
     try:
         connection.sock.settimeout(wait_s)
         try:
-            response = connection.send("POST", target, _body(request, options))
-        except (OSError, PeerClosed, RemoteProtocolError) as exc:
+            head = connection.send("POST", target, _body(request, options))
+        except (OSError, http.ProtocolError) as exc:
             if target == "/execute":
                 raise EngineLost(f"the local engine stopped answering during the run ({exc})") from None
             raise Refused(f"the engine at {path} did not take the run ({exc})") from None
-        if response.status != 200:
-            raise connection.refusal(response)
+        if head[0] != 200:
+            raise connection.refusal(head)
     except BaseException:
         connection.close()
         raise
-    return connection, response
+    return connection, head
 
 
 def stream(path: Path, request: ExecutionRequest, options: Isol8Options) -> Iterator[StreamEvent]:
     """The run's events as the engine sends them (``POST /execute/stream``). :class:`Refused` comes
     before the first event or not at all."""
-    connection, _ = _post(path, "/execute/stream", request, options, START_TIMEOUT_S)
-    return _events(connection, options.timeout_ms / 1000 + MARGIN_S)
+    connection, head = _post(path, "/execute/stream", request, options, START_TIMEOUT_S)
+    return _events(connection, head[1], options.timeout_ms / 1000 + MARGIN_S)
 
 
-def _events(connection: _Connection, wait_s: float) -> Iterator[StreamEvent]:
+def _events(connection: _Connection, headers: dict[str, str], wait_s: float) -> Iterator[StreamEvent]:
     parser = sse.EventParser()
     try:
         connection.sock.settimeout(wait_s)
-        for piece in connection.pieces():
+        for piece in connection.http.body(headers):
             for data in parser.feed(piece):
                 yield api.decode_event(data)
-    except (OSError, PeerClosed, RemoteProtocolError, msgspec.DecodeError) as exc:
+    except (OSError, http.ProtocolError, msgspec.DecodeError) as exc:
         raise EngineLost(f"the local engine stopped answering during the run ({exc})") from None
     finally:
         connection.close()
@@ -175,11 +154,11 @@ def _events(connection: _Connection, wait_s: float) -> Iterator[StreamEvent]:
 
 def execute(path: Path, request: ExecutionRequest, options: Isol8Options) -> ExecutionResult:
     """The run's whole result (``POST /execute``), once it has ended."""
-    connection, response = _post(path, "/execute", request, options, options.timeout_ms / 1000 + MARGIN_S)
+    connection, head = _post(path, "/execute", request, options, options.timeout_ms / 1000 + MARGIN_S)
     try:
-        _, body = connection._whole(response)
+        _, body = connection.whole(head)
         return api.decode_result(body)
-    except (OSError, PeerClosed, RemoteProtocolError, msgspec.DecodeError) as exc:
+    except (OSError, http.ProtocolError, msgspec.DecodeError) as exc:
         raise EngineLost(f"the local engine stopped answering during the run ({exc})") from None
     finally:
         connection.close()
