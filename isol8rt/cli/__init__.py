@@ -7,6 +7,7 @@ Each sub-command is a module here exposing ``register(subparsers)``, which adds 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 
@@ -43,7 +44,10 @@ class _Formatter(argparse.HelpFormatter):
         super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width)
 
 
+@functools.cache
 def _columns() -> int:
+    # Asked once per process: argparse makes a formatter for every argument added, and the terminal's
+    # width does not change while a command line is parsed.
     try:
         columns = int(os.environ["COLUMNS"])
     except (KeyError, ValueError):
