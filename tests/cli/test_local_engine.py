@@ -51,6 +51,9 @@ CASES = [
     pytest.param(["run", "-e", "import sys; print(sys.stdin.read().upper())"], "piped\n", id="stdin"),
     pytest.param(["run", "--no-stream", "-r", "bash", "-e", "echo a; echo b >&2; exit 3"], None, id="no-stream"),
     pytest.param(["run", "-r", "node", "-e", "console.log(6 * 7)"], None, id="node"),
+    pytest.param(["run", "--timeout", "500", "-e", "import time; print('start', flush=True); time.sleep(5)"], None,
+                 id="timeout"),
+    pytest.param(["run", "-r", "bash", "--env", "A=1", "-e", "echo $A; echo bad >&2; exit 42"], None, id="env"),
 ]
 
 
@@ -60,6 +63,19 @@ def test_a_run_through_the_engine_is_the_run_made_here(engine, args, stdin):
     here = isol8rt(*args, socket=engine, stdin=stdin, env={"ISOL8RT_ENGINE": "off"})
     near = isol8rt(*args, socket=engine, stdin=stdin, env=NO_DOCKER)
     assert (near.stdout, near.stderr, near.returncode) == (here.stdout, here.stderr, here.returncode)
+
+
+@pytest.mark.docker
+def test_files_through_the_engine(engine, tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "data.bin").write_bytes(bytes(range(256)))
+    (tmp_path / "in" / "note.txt").write_text("héllo")
+    args = ["run", "--files", str(tmp_path / "in"), "-e",
+            "print(len(open('data.bin','rb').read()), open('data.bin','rb').read()[250:], open('note.txt').read())"]
+    here = isol8rt(*args, socket=engine, env={"ISOL8RT_ENGINE": "off"})
+    near = isol8rt(*args, socket=engine, env=NO_DOCKER)
+    assert (near.stdout, near.returncode) == (here.stdout, here.returncode) == (
+        "256 b'\\xfa\\xfb\\xfc\\xfd\\xfe\\xff' héllo\n", 0), near.stderr
 
 
 @pytest.mark.docker
