@@ -48,7 +48,10 @@ def run_near(request, options, args) -> int | None:
         if mode == "auto":
             from .engine import spawn
 
-            spawn(path, config=args.config, idle_s=AUTO_IDLE_S)
+            try:
+                spawn(path, config=args.config, idle_s=AUTO_IDLE_S)
+            except (OSError, NotPrivate) as exc:  # this run goes on regardless: it is made here
+                print(f"isol8rt: could not start a local engine at {path}: {exc}", file=sys.stderr)
         return None
     except client.Refused:  # an engine that did not take this run (other options, busy): one is running
         return None

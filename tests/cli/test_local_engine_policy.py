@@ -85,3 +85,19 @@ def test_runs_that_are_always_made_here_never_ask(monkeypatch, flags):
     monkeypatch.setattr(trio, "run", cold)
     with pytest.raises(Ran):
         run._handle(_args(*flags))
+
+
+def test_auto_that_cannot_start_an_engine_says_so_and_runs_here(monkeypatch, capsys):
+    def stream(path, request, options):
+        raise client.NoEngine("no engine")
+
+    def spawn(path, **kw):
+        raise NotPrivate("directory /x has mode 0755, not 0700: not used")
+
+    monkeypatch.setattr(client, "stream", stream)
+    monkeypatch.setattr(engine_command, "spawn", spawn)
+    monkeypatch.setenv("ISOL8RT_ENGINE", "auto")
+    assert local_engine.run_near(ExecutionRequest(code="1"), Isol8Options(), _args()) is None
+    assert capsys.readouterr().err.endswith("could not start a local engine at "
+                                            f"{local_engine.default_socket()}: directory /x has mode 0755, not 0700: "
+                                            "not used\n")
