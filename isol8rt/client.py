@@ -22,7 +22,7 @@ import msgspec
 import trio
 
 from .errors import EngineUnavailable, InvalidRequest, Isol8Error, SandboxError, SessionError
-from .types import ExecutionRequest, ExecutionResult, FileBlob, Isol8Options, SessionInfo, StreamEvent
+from .types import ExecutionRequest, ExecutionResult, Isol8Options, SessionInfo, StreamEvent
 from .wire import api, errors, sse, websocket
 from .wire.http_client import (
     NEED_DATA,
@@ -191,15 +191,6 @@ class RemoteControl:
         return await self._message(api.WsSignal(signal=signum))
 
 
-def _wire_files(files: dict[str, Any]) -> dict[str, Any]:
-    """A request's files as they go on the wire: text stays text; bytes go as ``{"base64": ...}``, which
-    the server writes back as the same bytes (msgspec alone would send them as a base64 *string*, which
-    the server, like the reference, takes for the file's text)."""
-    return {path: FileBlob(base64=base64.b64encode(content).decode("ascii"))
-            if isinstance(content, (bytes, bytearray, memoryview)) else content
-            for path, content in files.items()}
-
-
 class RemoteIsol8:
     """An isol8rt server at ``host`` (``http://host:port``, or https), used like a local engine.
 
@@ -296,7 +287,7 @@ class RemoteIsol8:
             request = msgspec.structs.replace(request, files={**staged, **request.files})
         if request.files and any(isinstance(content, (bytes, bytearray, memoryview))
                                  for content in request.files.values()):
-            request = msgspec.structs.replace(request, files=_wire_files(request.files))
+            request = msgspec.structs.replace(request, files=api.wire_files(request.files))
         return kind(request=request, options=options or None, session_id=session)
 
     async def execute(self, request: ExecutionRequest, *, session_id: str | None = None) -> ExecutionResult:

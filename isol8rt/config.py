@@ -16,7 +16,6 @@ combine with the file's network rules (they narrow or extend them, never discard
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -339,6 +338,8 @@ def json_schema() -> dict:
 def _clean_descriptions(node: Any) -> Any:
     """Docstrings dedented the same way whichever msgspec made the schema (0.23 dedents them itself,
     earlier releases kept a docstring's indentation), so the shipped schema matches either."""
+    import inspect  # here, not at the top: loading a config file (every `run`) needs none of it
+
     if isinstance(node, dict):
         return {key: inspect.cleandoc(value) if key == "description" and isinstance(value, str)
                 else _clean_descriptions(value) for key, value in node.items()}

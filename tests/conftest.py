@@ -68,6 +68,13 @@ def _daemon_problem() -> str | None:
 
 
 @pytest.fixture(autouse=True)
+def _no_local_engine(monkeypatch, tmp_path_factory):
+    """`isol8rt run` in a test never reaches a local engine the developer happens to run: the socket it
+    looks for is in a directory of the test session's own (tests of the engine path start their own)."""
+    monkeypatch.setenv("ISOL8RT_SOCKET", str(tmp_path_factory.getbasetemp() / "no-engine" / "engine.sock"))
+
+
+@pytest.fixture(autouse=True)
 def _docker_rule(request, monkeypatch):
     if request.node.get_closest_marker("docker") is None:
         monkeypatch.setenv("DOCKER_HOST", UNMARKED_DOCKER_HOST)

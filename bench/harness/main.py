@@ -79,7 +79,11 @@ def settings_from(args) -> Settings:
         # One -n for every latency row, so a tiny smoke run stays tiny.
         changes.update(network_runs=args.runs, server_runs=args.runs, session_runs=args.runs,
                        size_runs=min(settings.size_runs, args.runs), exec_runs=min(settings.exec_runs, args.runs),
-                       docker_run_runs=min(settings.docker_run_runs, args.runs))
+                       docker_run_runs=min(settings.docker_run_runs, args.runs),
+                       cli_runs=min(settings.cli_runs, args.runs),
+                       cli_cold_runs=min(settings.cli_cold_runs, args.runs))
+    if args.cold_runs is not None:
+        changes["cli_cold_runs"] = min(changes.get("cli_cold_runs", settings.cli_cold_runs), args.cold_runs)
     if args.concurrency:
         changes["concurrency"] = _ints(args.concurrency, "--concurrency")
     if args.seconds is not None:

@@ -18,6 +18,7 @@ from isol8rt import ExecutionRequest, ExecutionResult, Isol8Options, SecurityCon
 from isol8rt.docker import DockerClient
 
 from . import baselines, machine, server
+from .cli_runs import section_cli
 from .instrument import HOOKS, TimedBackend, TimedIsol8, timed_execute
 from .phases import cold_phases, warm_phases
 from .results import COLD_PHASES, WARM_PHASES, Result, build_document, unavailable
@@ -587,7 +588,7 @@ async def run(settings: Settings, *, command: str = "isol8rt bench", quiet: bool
                     "tenants": section_tenants,
                     # One engine (with a larger output cap) serves both size variants.
                     sizes[0] if sizes else "output": lambda c: section_sizes(c, sizes),
-                    "cold": section_cold, "baselines": section_baselines,
+                    "cold": section_cold, "baselines": section_baselines, "cli": section_cli,
                 }
                 for name, section in sections.items():
                     if name not in settings.sections:

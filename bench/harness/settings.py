@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 #: The sections of a run, in the order they run.
 SECTIONS = ("warm", "modes", "sweep", "session", "network", "server", "tenants", "output", "files", "cold",
-            "baselines")
+            "baselines", "cli")
 
 
 @dataclass
@@ -49,6 +49,11 @@ class Settings:
     exec_runs: int = 50
     #: docker run --rm baselines when the cold section is off (with it on, each cold run is paired with one).
     docker_run_runs: int = 20
+    #: The command line (see cli_runs.py): `isol8rt run` through a local engine and the floors, this many
+    #: times; cold `isol8rt run` and `docker run --rm`, this many.
+    cli_runs: int = 40
+    cli_cold_runs: int = 10
+    cli_warmup: int = 2
     #: A latency loop stops early (keeping what it has) once it has run this long.
     loop_cap_s: float = 180.0
 
@@ -65,4 +70,5 @@ def quick() -> Settings:
         cold_runs=5, bursts=4, burst_size=8, sweep_seconds=1.5, sweep_warmup_s=0.4, network_runs=60,
         server_runs=100, server_seconds=3.0, session_runs=50, tenant_runs=60, tenant_seconds=3.0, output_sizes=[1 << 10, 1 << 20],
         file_sizes=[1 << 20], size_runs=8, exec_runs=10, docker_run_runs=4, loop_cap_s=12.0,
+        cli_runs=15, cli_cold_runs=4, cli_warmup=1,
     )

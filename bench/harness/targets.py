@@ -69,6 +69,9 @@ TARGETS: tuple[Target, ...] = (
     Target("server throughput at concurrency 8, share of the library's", "x", 0.85, ">=",
            _throughput_ratio("server.python.library.c8", "server.python.server.c8"),
            ("server.python.library.c8", "server.python.server.c8")),
+    Target("isol8rt run -e \"print(1)\" through a local engine, wall p50", "ms", 150.0, "<=",
+           _latency("cli.run.engine", "p50"), ("cli.run.engine",)),
+    Target("isol8rt --version, wall p50", "ms", 150.0, "<=", _latency("cli.version", "p50"), ("cli.version",)),
 )
 
 
@@ -126,6 +129,12 @@ RATIO_SPECS: tuple[tuple[str, str, str, str, str], ...] = (
      "p50"),
     ("session_over_warm", "persistent session / ephemeral warm (python p50)", "session.python",
      "warm.python.sequential", "p50"),
+    ("cli_cold_over_docker_run", "isol8rt run cold / docker run --rm (CLI wall p50)", "cli.run.cold",
+     "cli.docker_run", "p50"),
+    ("cli_engine_over_docker_run", "isol8rt run through a local engine / docker run --rm (CLI wall p50)",
+     "cli.run.engine", "cli.docker_run", "p50"),
+    ("cli_engine_over_interpreter", "isol8rt run through a local engine / python -c pass (wall p50)",
+     "cli.run.engine", "cli.floor.interpreter", "p50"),
 )
 
 

@@ -20,7 +20,8 @@ def register(subparsers) -> None:
         help=SUMMARIES["bench"],
         description="Benchmark isol8rt on this machine: cold and warm runs with their phases, sequential, "
         "staggered and burst modes, a concurrency sweep, variants (network, server, session, output and file "
-        "sizes) and docker exec / docker run baselines. Prints a table with PASS/FAIL targets.",
+        "sizes), docker exec / docker run baselines and the command line's own wall time (isol8rt run cold and through a "
+        "local engine, docker run --rm). Prints a table with PASS/FAIL targets.",
     )
     parser.add_argument("--quick", action="store_true",
                         help="a smaller run (under 2 minutes): python/bash/node warm, python for the rest")
@@ -31,7 +32,7 @@ def register(subparsers) -> None:
     parser.add_argument("--from-json", metavar="PATH", help="measure nothing: report (and chart, compare) a saved "
                         "result")
     parser.add_argument("--only", metavar="SECTIONS", help="comma-separated sections to run (default: all): "
-                        "warm,modes,sweep,session,network,server,tenants,output,files,cold,baselines")
+                        "warm,modes,sweep,session,network,server,tenants,output,files,cold,baselines,cli")
     parser.add_argument("--skip", metavar="SECTIONS", help="comma-separated sections to leave out")
     parser.add_argument("--runtimes", metavar="LIST", help="runtimes of the warm runs (default: all five; "
                         "--quick: python,bash,node)")

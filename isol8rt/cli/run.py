@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shlex
 import sys
-
-import trio
 
 from ..config import Isol8Config, merge_network, options_from_config, session_idle_s
 from ..errors import InvalidRequest
@@ -15,6 +12,7 @@ from ..runtimes import EXTENSIONS, RUNTIME_NAMES
 from ..types import ExecutionRequest, Isol8Options
 from ._config import load
 from . import SUMMARIES
+from ._output import print_event, print_result, whole_result
 
 #: The hosts each runtime's installer downloads from: what `--install` opens in filtered mode.
 REGISTRY_HOSTS = {
@@ -155,13 +153,11 @@ def _runtime_of(url: str) -> str | None:
 
 
 def _code_url(args) -> str | None:
-    from ..remote_code import gist_url, github_url
+    if not (args.github or args.gist):
+        return args.url
+    from ..remote_code import gist_url, github_url  # imports trio: only when asked for
 
-    if args.github:
-        return github_url(args.github)
-    if args.gist:
-        return gist_url(args.gist)
-    return args.url
+    return github_url(args.github) if args.github else gist_url(args.gist)
 
 
 def _directory_files(directory: str) -> dict[str, bytes]:
@@ -180,7 +176,9 @@ def _directory_files(directory: str) -> dict[str, bytes]:
 
 
 def _setup_script(values: list[str]) -> str | None:
-    from .build import read_scripts
+    if not values:
+        return None
+    from .build import read_scripts  # imports trio: only when asked for
 
     scripts = read_scripts(values)
     # Each script in its own bash, in order; the first that fails stops the run before the program.
@@ -253,9 +251,22 @@ def _handle(args) -> int:
         files=_directory_files(args.files) if args.files else {},
         setup_script=_setup_script(args.setup),
     )
+    options = _options(args, config)
+    # Sessions, --persist, --debug and --host are this process's own (see local_engine's policy).
+    if not (args.host or session_name(args) or args.persist or args.debug):
+        from .local_engine import run_near
+
+        exit_code = run_near(request, options, args)
+        if exit_code is not None:
+            return exit_code
+    # No local engine took it: a cold run, here (trio imported only now: it costs more than a warm run).
+    import logging
+
+    import trio
+
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, format="isol8rt: %(name)s: %(message)s")
-    return trio.run(_run, request, _options(args, config), args, config)
+    return trio.run(_run, request, options, args, config)
 
 
 def _check_writable(path: str) -> None:
@@ -279,32 +290,12 @@ async def _run(request: ExecutionRequest, options: Isol8Options, args, config: I
         if not args.host:
             instance = await _track(engine.engine_id, config or Isol8Config())
         async with engine:
-            if args.no_stream or args.log_network or args.persist:
-                # The network log comes with the whole result, so --log-network waits for it too.
-                result = await engine.execute(request, **({"session_id": session} if session else {}))
-                _write(sys.stdout, result.stdout, out_file)
-                _write(sys.stderr, result.stderr)
-                for entry in result.network_logs or ():
-                    target = f"{entry.host}:{entry.port}{entry.path or ''}"
-                    _write(sys.stderr, f"isol8rt: network {entry.action} {entry.method} {target}"
-                                       f"{f' ({entry.reason})' if entry.reason else ''}\n")
-                if args.persist and result.container_id:
-                    _write(sys.stderr, f"isol8rt: container kept for inspection: {result.container_id[:12]}\n")
-                return result.exit_code
+            if whole_result(args):
+                return print_result(await engine.execute(request, **({"session_id": session} if session else {})),
+                                    args, out_file)
             exit_code = 1
             async for event in engine.execute_stream(request, **({"session_id": session} if session else {})):
-                if event.phase == "setup" and event.type in ("stdout", "stderr"):
-                    # Installer chatter is not the program's output: keep stdout for the program.
-                    _write(sys.stderr, event.data)
-                elif event.type == "stdout":
-                    _write(sys.stdout, event.data, out_file)
-                elif event.type == "stderr":
-                    _write(sys.stderr, event.data)
-                elif event.type == "exit":
-                    exit_code = int(event.data)
-                elif event.type == "error":
-                    _write(sys.stderr, f"isol8rt: {event.data}\n")
-                    exit_code = 1
+                exit_code = print_event(event, out_file, exit_code)
             return exit_code
     finally:
         if out_file is not None:
@@ -328,6 +319,8 @@ async def _track(engine_id: str, config: Isol8Config):
                 print(f"isol8rt: removed {removed} container(s) left by killed runs (cleanup.autoPrune)",
                       file=sys.stderr)
         except (DockerError, OSError) as exc:  # the engine says it better if Docker is down; never block a run
+            import logging
+
             logging.getLogger("isol8rt.cli").debug("could not remove killed runs' containers: %s", exc)
     try:
         instance = InstanceFile(directory)
@@ -359,11 +352,3 @@ def session_name(args) -> str | None:
     if args.session:
         return f"cli-{args.session}"
     return "cli-default" if args.persistent else None
-
-
-def _write(stream, text: str, copy=None) -> None:
-    stream.write(text)
-    stream.flush()
-    if copy is not None:
-        copy.write(text)
-

@@ -47,6 +47,13 @@ def register(subparsers) -> None:
     net = parser.add_argument_group("listening")
     net.add_argument("-p", "--port", type=int, help="port (default: $ISOL8_PORT, then $PORT, then 3000)")
     net.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    net.add_argument("--socket", nargs="?", const="", metavar="PATH",
+                     help="serve on a Unix socket only you can reach instead (mode 0600 in a 0700 directory; "
+                     "default: $ISOL8RT_SOCKET, else $XDG_RUNTIME_DIR/isol8rt/engine.sock, else "
+                     "/tmp/isol8rt-UID/engine.sock); no key: the file's permissions are the authentication, and "
+                     "every run gets exactly the options it sends or is refused. `isol8rt run` uses it")
+    net.add_argument("--idle-exit", type=float, default=0, metavar="S",
+                     help="stop once nothing has used the server for S seconds (default 0: never)")
     auth = parser.add_argument_group("authentication")
     auth.add_argument("-k", "--key", help="master API key (default: $ISOL8_API_KEY)")
     auth.add_argument("--no-auth", action="store_true", help="serve WITHOUT authentication: anyone who can "
@@ -255,11 +262,26 @@ def _keys_location(value: str | None) -> Path | str:
         raise SystemExit(2) from None
     return value
 
+def _socket_config(args, config):
+    """A local engine: on the socket, without keys (its permissions are the authentication), running each
+    request with exactly its options (see :mod:`isol8rt.local`)."""
+    from ..local.paths import default_socket
+
+    if args.port is not None or args.key or args.no_auth or args.host != "127.0.0.1":
+        raise InvalidRequest("--socket serves on a Unix socket only: leave out --port, --host, --key and --no-auth")
+    config.socket_path = Path(args.socket) if args.socket else default_socket()
+    config.api_key, config.open_access, config.keys_db = None, True, None
+    config.exact_options = True
+    return config
+
 
 def _handle(args) -> int:
     from ..server.keys_pg import KeyStoreUnavailable
 
     config = _config(args)
+    config.idle_exit_s = args.idle_exit
+    if args.socket is not None:
+        return _serve_socket(_socket_config(args, config), args.debug)
     if not config.api_key and not config.open_access:
         print("isol8rt: serve needs an API key: pass --key or set ISOL8_API_KEY (or --no-auth, for a trusted "
               "loopback only)", file=sys.stderr)
@@ -280,18 +302,39 @@ def _handle(args) -> int:
     return 0
 
 
+def _serve_socket(config, debug: bool) -> int:
+    from ..local.paths import NotPrivate
+    from ..server.unix import EngineRunning
+
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="isol8rt: %(name)s: %(message)s")
+    try:
+        trio.run(_serve, config)
+    except NotPrivate as exc:
+        print(f"isol8rt: {exc}", file=sys.stderr)
+        return 2
+    except EngineRunning as exc:
+        print(f"isol8rt: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"isol8rt: cannot listen on {config.socket_path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 class _Announce:
     """Stands in for a nursery's task status: says where the server listens once it does (no nursery, so
     a failure to start reaches the CLI as itself, not wrapped in an exception group)."""
 
-    def __init__(self, host: str) -> None:
-        self.host = host
+    def __init__(self, config) -> None:
+        self.config = config
 
-    def started(self, port: int) -> None:
-        print(f"isol8rt: serving on http://{self.host}:{port}", file=sys.stderr, flush=True)
+    def started(self, port: int | None) -> None:
+        where = (f"unix:{self.config.socket_path}" if self.config.socket_path is not None
+                 else f"http://{self.config.host}:{port}")
+        print(f"isol8rt: serving on {where}", file=sys.stderr, flush=True)
 
 
 async def _serve(config) -> None:
     from ..server import Server
 
-    await Server(config).run(task_status=_Announce(config.host))
+    await Server(config).run(task_status=_Announce(config))

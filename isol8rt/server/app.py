@@ -135,8 +135,8 @@ class App:
                  keys: KeyIndex | None = None, cleanup: Callable[[], Awaitable[int]] | None = None,
                  ws_idle_s: float = 30.0, key_ttl_ms: int = DEFAULT_KEY_TTL_MS,
                  remove_images: Callable[[], Awaitable[dict[str, Any]]] | None = None,
-                 default_tenant: str | None = api.DEFAULT_TENANT) -> None:
-        self.policy = OptionsPolicy(options)
+                 default_tenant: str | None = api.DEFAULT_TENANT, exact_options: bool = False) -> None:
+        self.policy = OptionsPolicy(options, exact=exact_options)
         self.auth = auth
         self.engines = engines
         self.sessions = sessions

@@ -254,9 +254,12 @@ class OptionsPolicy:
     """The server's options as a ceiling over what each request asks for (the proxy's ``Policy`` is another
     thing: which hosts a sandbox may reach)."""
 
-    def __init__(self, ceiling: Isol8Options) -> None:
+    def __init__(self, ceiling: Isol8Options, *, exact: bool = False) -> None:
         self.ceiling = ceiling
         self.ceiling_key = options_key(ceiling)
+        #: Refuse (403) rather than run with any other value than a field the client wrote (the local
+        #: engine: its CLI then runs cold, with exactly its own options).
+        self.exact = exact
 
     def effective(self, raw: dict[str, Any] | None) -> Decision:
         """What a client's ``options`` (as sent) come to. Only what a client *wrote* is checked: a default
@@ -311,6 +314,8 @@ class OptionsPolicy:
         network_filter = None
         if isinstance(raw.get("networkFilter"), dict) and effective.network == "filtered":
             network_filter = _network_filter(asked.network_filter, effective.network_filter)
+        if self.exact:
+            _check_exact(raw, asked, effective, network_filter)
         return Decision(effective, asked.timeout_ms if "timeoutMs" in raw else None, network_filter)
 
     def _each_field(self, key: str, sent: Any, value: Any, server: Any) -> None:
@@ -360,6 +365,28 @@ class OptionsPolicy:
             request.network_filter = _network_filter(request.network_filter, base)
         elif request.network_filter is None and decision.network_filter is not None:
             request.network_filter = decision.network_filter
+
+
+def _check_exact(raw: dict[str, Any], asked: Isol8Options, effective: Isol8Options,
+                 network_filter: NetworkFilter | None) -> None:
+    """Every field the client wrote, as the run would have it, is what the client asked for: a merged
+    secret, an added deny rule or the server's value of a nested field is a refusal, not a surprise."""
+    for key in raw:
+        rule = OPTION_RULES.get(key)
+        if rule is None:
+            # An option this engine does not know (a newer client's): it cannot honour it.
+            raise _violation(key, "this engine does not know this option")
+        if rule.kind in (IGNORED, PER_RUN):
+            continue  # how the server runs, or applied to the run as asked
+        name = _FIELDS[key]
+        value = getattr(effective, name)
+        if key == "networkFilter":
+            if effective.network != "filtered":
+                continue  # no proxy: the filter shapes nothing
+            value = network_filter or value
+        if value != getattr(asked, name):
+            raise _violation(key, "this engine would run it with another value (it runs only the options asked "
+                                  "for, exactly)")
 
 
 def _secrets(asked: dict[str, str], server: dict[str, str]) -> dict[str, str]:

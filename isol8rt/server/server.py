@@ -47,6 +47,7 @@ from .origins import BrowserGuard
 from .sessions import SessionRegistry
 from .settings import DEFAULT_MAX_FILE_BYTES, ServerConfig, key_runs
 from .slots import RunSlots
+from .unix import UnixEndpoint
 
 __all__ = ["Server", "ServerConfig"]
 
@@ -91,6 +92,7 @@ class Server:
                                         max_total=config.max_sessions)
         self.app = App(
             options=options,
+            exact_options=config.exact_options,
             auth=Authenticator(config.api_key, self.keys, open_access=config.open_access),
             engines=self.engines,
             sessions=self.sessions,
@@ -114,6 +116,8 @@ class Server:
         self._no_connections = trio.Event()
         self._no_connections.set()
         self._watchdog = _Watchdog()
+        #: When a connection last opened or closed (see :meth:`_exit_when_idle`).
+        self._last_activity = 0.0
         #: Sends in progress: who is sending, and since when (see :meth:`_reap_stuck_sends`).
         self.sending: dict[_Exchange, float] = {}
 
@@ -133,8 +137,13 @@ class Server:
         if self.keys is not None:
             # A thread: a shared store's database may take a while to answer (or not answer at all).
             await trio.to_thread.run_sync(self.keys.open)
-        listeners = await trio.open_tcp_listeners(config.port, host=config.host)
-        self.port = listeners[0].socket.getsockname()[1]
+        endpoint = None
+        if config.socket_path is not None:
+            endpoint = UnixEndpoint(config.socket_path)
+            listeners = [endpoint.open()]
+        else:
+            listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+            self.port = listeners[0].socket.getsockname()[1]
         try:
             try:
                 await self._sweep()
@@ -160,6 +169,8 @@ class Server:
             with trio.CancelScope(shield=True):
                 for listener in listeners:
                     await listener.aclose()
+                if endpoint is not None:
+                    endpoint.close()
                 if self.keys is not None:
                     self.keys.close()
                 self.instance.remove()
@@ -174,6 +185,9 @@ class Server:
                 nursery.start_soon(self.keys.keep_fresh)
             nursery.start_soon(self._watchdog.run)
             nursery.start_soon(self._reap_stuck_sends)
+            if self.config.idle_exit_s > 0:
+                self._last_activity = trio.current_time()
+                nursery.start_soon(self._exit_when_idle)
             async with trio.open_nursery() as connections:
                 accept_scope = trio.CancelScope()
                 nursery.start_soon(self._accept, listeners, connections, accept_scope)
@@ -223,6 +237,19 @@ class Server:
             except Exception:  # noqa: BLE001 - housekeeping must not take the server down
                 log.exception("pruning idle sessions and engines failed")
 
+    async def _exit_when_idle(self) -> None:
+        """Stop once nothing has happened for ``idle_exit_s``: no connection open, no session held (a
+        background engine, like a language server, goes away when unused)."""
+        idle_s = self.config.idle_exit_s
+        while True:
+            await trio.sleep_until(self._last_activity + idle_s)
+            if self._connections or len(self.sessions):
+                self._last_activity = trio.current_time()
+            elif trio.current_time() >= self._last_activity + idle_s:
+                log.warning("idle for %g s: stopping", idle_s)
+                self.stop()
+                return
+
     async def _reap_stuck_sends(self) -> None:
         """Every so often, drop the clients whose send has made no progress for ``send_timeout_s``: their
         request is cancelled (a run with it). Checked at a quarter of the timeout, so a stuck send ends
@@ -247,6 +274,7 @@ class Server:
             return await _turn_away(stream, f"Too many connections from {address} (limit "
                                             f"{config.max_connections_per_address})")
         self._connections += 1
+        self._last_activity = trio.current_time()
         self._per_address[address] = self._per_address.get(address, 0) + 1
         self._no_connections = trio.Event() if self._connections == 1 else self._no_connections
         try:
@@ -261,6 +289,7 @@ class Server:
         finally:
             stream.socket.close()
             self._connections -= 1
+            self._last_activity = trio.current_time()
             left = self._per_address[address] - 1
             if left:
                 self._per_address[address] = left
@@ -376,9 +405,11 @@ class Server:
 
 def _peer_address(stream: trio.SocketStream) -> str:
     try:
-        return str(stream.socket.getpeername()[0])
+        peer = stream.socket.getpeername()
     except OSError:
         return "?"
+    # A Unix socket's peer has no address (an empty name): all of them are this machine's one user.
+    return str(peer[0]) if isinstance(peer, tuple) else "local"
 
 
 async def _turn_away(stream: trio.SocketStream, message: str) -> None:

@@ -90,6 +90,14 @@ class ServerConfig:
     #: authentication, only those without it (against DNS rebinding).
     allowed_hosts: list[str] | None = None
     handle_signals: bool = False
+    #: Serve on this Unix socket instead of ``host``/``port`` (the local engine: see :mod:`.unix`).
+    socket_path: Path | None = None
+    #: Run every request with exactly the options it sends, or refuse it (403): never with the server's
+    #: value of a field the client wrote. The local engine's rule, so its CLI can fall back to a cold run.
+    exact_options: bool = False
+    #: Stop once no connection, run or session has been seen for this long (0: never); for an engine
+    #: started in the background.
+    idle_exit_s: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,12 @@ itself.
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Union
 
 import msgspec
 
-from ..types import ExecutionRequest, ExecutionResult, SessionInfo, StreamEvent
+from ..types import ExecutionRequest, ExecutionResult, FileBlob, SessionInfo, StreamEvent
 
 
 class _Wire(msgspec.Struct, rename="camel", omit_defaults=True):
@@ -197,3 +198,12 @@ decode_file_content = msgspec.json.Decoder(FileContent).decode
 decode_cleanup_body = msgspec.json.Decoder(CleanupBody).decode
 
 OK = encode(OkBody())
+
+
+def wire_files(files: dict[str, Any]) -> dict[str, Any]:
+    """A request's files as they go on the wire: text stays text; bytes go as ``{"base64": ...}``, which
+    the server writes back as the same bytes (msgspec alone would send them as a base64 *string*, which
+    the server, like the reference, takes for the file's text)."""
+    return {path: FileBlob(base64=base64.b64encode(content).decode("ascii"))
+            if isinstance(content, (bytes, bytearray, memoryview)) else content
+            for path, content in files.items()}

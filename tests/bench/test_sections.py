@@ -24,3 +24,21 @@ async def test_server_variant_without_a_server_is_not_available(monkeypatch):
                                        "server.python.library.c8", "server.python.server.c8"]
     assert {r.status for r in results} == {"not available"}
     assert "cannot be imported" in results[0].note
+
+
+async def test_a_cli_row_times_a_process_and_checks_its_output():
+    import os
+    import sys
+
+    from bench.harness.cli_runs import Row
+    from bench.harness.results import Result
+
+    good = Row(Result(id="cli.x", group="cli", label="x"), [sys.executable, "-c", "print('hello')"], dict(os.environ),
+               "hello\n")
+    await good.once(keep=False)  # a warm-up: checked, not kept
+    await good.once(keep=True)
+    assert len(good.result.samples) == 1 and good.result.samples[0] > 0 and good.result.errors == 0
+    bad = Row(Result(id="cli.y", group="cli", label="y"), [sys.executable, "-c", "print('no'); raise SystemExit(2)"],
+              dict(os.environ), "hello\n")
+    await bad.once(keep=True)
+    assert bad.result.samples == [] and bad.result.errors == 1 and "exit 2" in bad.result.note

@@ -31,7 +31,8 @@ def test_tiny_bench_runs_every_section(tmp_path):
                 "sweep.python.c1", "sweep.python.c2", "session.python", "network.python.none",
                 "network.python.filtered", "output.python.1KiB", "files.in.python.1KiB", "files.out.python.1KiB",
                 "cold.python", "baseline.python.exec", "baseline.python.run", "tenants.python.one_key",
-                "tenants.python.four_keys", "tenants.python.one_key.c4", "tenants.python.four_keys.c4"]
+                "tenants.python.four_keys", "tenants.python.one_key.c4", "tenants.python.four_keys.c4",
+                "cli.run.engine", "cli.run.cold", "cli.version", "cli.floor.interpreter", "cli.floor.import"]
     for result_id in expected:
         assert results[result_id]["status"] == "ok", results[result_id]
         assert results[result_id]["latency"]["n"] >= 1, result_id

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 GOLDEN = Path(__file__).parent / "golden"
-COMMANDS = ["run", "session", "setup", "build", "list-custom", "cleanup", "config", "profile", "serve", "mcp", "tools",
-            "bench"]
+COMMANDS = ["run", "session", "setup", "build", "list-custom", "cleanup", "config", "profile", "serve", "engine", "mcp",
+            "tools", "bench"]
 
 
 def isol8rt(*args: str, stdin: str | None = None, cwd=None, timeout: float = 180):

@@ -195,3 +195,19 @@ def test_a_key_store_database_that_does_not_answer_is_one_line(tmp_path):
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("isol8rt: the shared key store at postgresql://me:***@127.0.0.1:1/keys failed: ")
     assert "127.0.0.1" in line.split(" failed: ")[1] and "secret" not in line
+
+def test_serve_socket_refuses_a_directory_others_can_enter_in_one_line(tmp_path):
+    directory = tmp_path / "d"
+    directory.mkdir()
+    directory.chmod(0o755)
+    message = "has mode 0755, not 0700"
+    done = subprocess.run([sys.executable, "-m", "isol8rt", "serve", "--socket", str(directory / "e.sock")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+    assert not (directory / "e.sock").exists()
+
+
+def test_serve_socket_takes_no_port_or_key(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "isol8rt", "serve", "--socket", str(tmp_path / "e.sock"), "--key",
+                           "k"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--socket serves on a Unix socket only" in done.stderr, done.stderr

@@ -52,3 +52,26 @@ def test_the_help_loads_nothing_heavy_and_says_what_the_full_parser_says():
         lazy = build_parser(command, lazy=True)._subparsers._group_actions[0].choices[command]
         full = build_parser()._subparsers._group_actions[0].choices[command]
         assert lazy.format_help() == full.format_help(), command
+
+
+def test_a_run_through_the_local_engine_loads_no_trio_engine_server_or_h11(tmp_path):
+    """The warm path of `isol8rt run` (a stand-in engine on the socket) stays in the standard library and
+    the wire types: trio alone would cost more than the whole warm run, h11 a tenth of it."""
+    import os
+
+    from isol8rt.types import StreamEvent
+    from tests.local.test_client import HEALTH, StandIn, _events
+
+    engine = StandIn(tmp_path / "d", HEALTH, _events(StreamEvent("stdout", "hi\n"), StreamEvent("exit", "4")))
+    try:
+        probe = ("import sys\nfrom isol8rt.cli import main\ncode = main(['run', '-e', 'print(1)'])\n"
+                 "print(code, ' '.join(sorted(sys.modules)))")
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL, env={**os.environ, "ISOL8RT_SOCKET": str(engine.path)})
+    finally:
+        engine.close()
+    assert done.returncode == 0, done.stderr
+    printed, _, loaded = done.stdout.partition("4 ")
+    assert printed == "hi\n", done.stdout[:200]
+    heavy = (*HEAVY[:4], "h11")
+    assert set(loaded.split()).isdisjoint(heavy), set(loaded.split()) & set(heavy)

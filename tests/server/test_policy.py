@@ -161,3 +161,82 @@ async def test_tightened_options_apply_and_get_their_own_engine(live):
         "request": {"code": "import time; time.sleep(5)"}, "options": {"timeoutMs": 500}})
     assert timed.json()["timedOut"] is True
     assert len(live.server.engines.engines) == 2
+
+
+# ------------------------------------------------------------------------------------ exact (the local engine)
+
+def _all_written(options: Isol8Options) -> dict:
+    from isol8rt.config import resolved
+
+    return resolved(options)
+
+
+def test_exact_policy_runs_what_was_asked_or_refuses():
+    policy = OptionsPolicy(Isol8Options(), exact=True)
+    # Tighter limits are honoured as asked (an engine of their own), the same options are the shared engine.
+    tighter = policy.effective(_all_written(Isol8Options(memory_limit="256m", pids_limit=32)))
+    assert (tighter.options.memory_limit, tighter.options.pids_limit) == ("256m", 32)
+    assert policy.effective(_all_written(Isol8Options())).options == policy.ceiling
+
+
+def test_exact_policy_refuses_an_option_it_does_not_know():
+    with pytest.raises(PolicyViolation, match="gpuLimit: this engine does not know this option"):
+        OptionsPolicy(Isol8Options(), exact=True).effective({**_all_written(Isol8Options()), "gpuLimit": 1})
+    OptionsPolicy(Isol8Options()).effective({"gpuLimit": 1})  # a ceiling alone ignores it, as before
+
+
+@pytest.mark.parametrize(("ceiling", "asked", "field"), [
+    # The server's secret would be added to the run: not what was asked.
+    (Isol8Options(secrets={"TOKEN": "x"}), Isol8Options(), "secrets"),
+    # The server's deny rule would be added to the filter asked for.
+    (Isol8Options(network="filtered", network_filter=NetworkFilter(blacklist=["evil"])),
+     Isol8Options(network="filtered", network_filter=NetworkFilter()), "networkFilter"),
+    # A nested field left at its default here, set on the server.
+    (Isol8Options(security=SecurityConfig(seccomp="unconfined")), Isol8Options(), "security.seccomp"),
+    (Isol8Options(), Isol8Options(memory_limit="1g"), "memoryLimit"),
+    (Isol8Options(), Isol8Options(image="alpine"), "image"),
+    (Isol8Options(), Isol8Options(readonly_root_fs=False), "readonlyRootFs"),
+])
+def test_exact_policy_refuses_what_it_would_change(ceiling, asked, field):
+    with pytest.raises(PolicyViolation) as caught:
+        OptionsPolicy(ceiling, exact=True).effective(_all_written(asked))
+    assert caught.value.option == field
+    # Without exact, the first two are the ceiling's rules at work (merged), not refusals.
+    if field in ("secrets", "networkFilter"):
+        OptionsPolicy(ceiling).effective(_all_written(asked))
+
+
+def test_a_plain_cli_run_matches_the_default_local_engine(tmp_path, monkeypatch):
+    """`isol8rt run` without flags and `isol8rt serve --socket` read the same file into options the exact
+    policy takes as they are: the shared, warm engine; a flag that widens one is refused (the run goes cold)."""
+    import argparse
+
+    from isol8rt.cli import run, serve
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "isol8rt.config.json").write_text('{"defaults": {"memoryLimit": "256m", "network": "filtered"}, '
+                                                  '"network": {"whitelist": ["^pypi\\\\.org$"]}}')
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    run.register(sub)
+    serve.register(sub)
+    engine = serve._socket_config(parser.parse_args(["serve", "--socket", str(tmp_path / "e.sock")]),
+                                  serve._config(parser.parse_args(["serve", "--socket", str(tmp_path / "e.sock")])))
+    assert engine.exact_options and engine.open_access and engine.api_key is None
+    policy = OptionsPolicy(engine.options, exact=True)
+
+    def decision(*flags):
+        from isol8rt.local.client import _body
+        from isol8rt.wire.api import decode_execute
+
+        body = decode_execute(_body(ExecutionRequest(code="1"), run._options(parser.parse_args(["run", *flags]))))
+        return policy.effective(body.options)
+
+    assert decision().options is engine.options  # the base engine, with its warm pool
+    assert decision("--memory", "128m").options.memory_limit == "128m"
+    with pytest.raises(PolicyViolation, match="memoryLimit"):
+        decision("--memory", "1g")
+    with pytest.raises(PolicyViolation, match="network"):
+        decision("--net", "host")
+    with pytest.raises(PolicyViolation, match="timeoutMs"):
+        decision("--timeout", "60000")

@@ -1,0 +1,79 @@
+"""Where the local engine's socket lives, and whether it is private to this user.
+
+The socket is the engine's only authentication: whoever can connect to it runs code with this user's
+Docker. So it lives in a directory of this user's with mode 0700 (``$XDG_RUNTIME_DIR/isol8rt``, else
+``/tmp/isol8rt-<uid>``), and is itself mode 0600. A directory or socket owned by someone else, or
+readable or writable by others, is refused rather than used or repaired: in a shared /tmp, another user
+could have made it first (to read the programs sent, or answer them).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+#: Names the socket instead of the default (for ``run``, ``serve --socket`` and ``engine``).
+SOCKET_ENV = "ISOL8RT_SOCKET"
+SOCKET_NAME = "engine.sock"
+
+
+class NotPrivate(Exception):
+    """The socket or its directory is not this user's alone: the message says which and what to do."""
+
+
+def default_socket(environ=os.environ) -> Path:
+    """``$ISOL8RT_SOCKET``, else ``engine.sock`` in the user's runtime directory, else in a private
+    directory of /tmp."""
+    named = environ.get(SOCKET_ENV)
+    if named:
+        return Path(named)
+    runtime_dir = environ.get("XDG_RUNTIME_DIR")
+    if runtime_dir and os.path.isabs(runtime_dir):
+        return Path(runtime_dir) / "isol8rt" / SOCKET_NAME
+    return Path("/tmp") / f"isol8rt-{os.getuid()}" / SOCKET_NAME
+
+
+def pid_file(socket_path: Path) -> Path:
+    """Where the engine serving ``socket_path`` writes its process id (for ``isol8rt engine stop``)."""
+    return socket_path.with_name(socket_path.name + ".pid")
+
+
+def log_file(socket_path: Path) -> Path:
+    """Where an engine started in the background writes its log."""
+    return socket_path.with_name(socket_path.name + ".log")
+
+
+def _check(path: Path, info: os.stat_result, what: str, loose_bits: int, mode: str) -> None:
+    if info.st_uid != os.getuid():
+        raise NotPrivate(f"{what} {path} belongs to uid {info.st_uid}, not to you (uid {os.getuid()}): not "
+                         f"used; remove it or set ${SOCKET_ENV} to another path")
+    if stat.S_IMODE(info.st_mode) & loose_bits:
+        raise NotPrivate(f"{what} {path} has mode {stat.S_IMODE(info.st_mode):04o}, not {mode}: not used; "
+                         f"`chmod {mode} {path}` if it is yours, or remove it")
+
+
+def check_directory(directory: Path) -> None:
+    """The directory is a real directory (not a link), this user's, mode 0700 or tighter."""
+    info = os.lstat(directory)
+    if not stat.S_ISDIR(info.st_mode):
+        raise NotPrivate(f"{directory} is not a directory: not used; remove it or set ${SOCKET_ENV}")
+    _check(directory, info, "directory", 0o077, "0700")
+
+
+def check_socket(path: Path) -> None:
+    """The socket and its directory are this user's alone (FileNotFoundError when there is none)."""
+    check_directory(path.parent)
+    info = os.lstat(path)
+    if not stat.S_ISSOCK(info.st_mode):
+        raise NotPrivate(f"{path} is not a socket: not used; remove it or set ${SOCKET_ENV}")
+    _check(path, info, "socket", 0o177, "0600")
+
+
+def make_directory(directory: Path) -> None:
+    """Make the socket's directory (mode 0700) if it is missing; either way, check that it is private."""
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        pass
+    check_directory(directory)
