@@ -180,6 +180,25 @@ async def test_a_drained_node_keeps_its_sessions_and_new_ones_go_elsewhere(clust
         held = await holders(cluster)
         assert all(held[s] == ["node2"] for s in new), held
         assert all(held[s] == ["node1"] for s in drained)
+        # The restart (docs/scaling.md): node1's sessions are ended, then SIGTERM lets its run in flight
+        # finish while every other request is served by node2.
+        await end_sessions(cluster, drained[1:])
+        answers = []
+
+        async def in_flight() -> None:
+            code = "import time; time.sleep(2); print(x)"
+            answers.append(await reference_run(cluster, drained[0], code))
+
+        node1 = cluster.nodes["node1"]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(in_flight)
+            await wait_until_running(node1.port, drained[0])
+            node1.proc.send_signal(signal.SIGTERM)
+            for session_id in new:
+                assert (await reference_run(cluster, session_id, "print('on')"))["stdout"] == "on\n"
+        assert answers[0]["stdout"] == f"{old.index(drained[0])}\n"
+        assert node1.proc.wait(30) == 0
+        cluster.start("node1")
     finally:
         haproxy.runtime(f"set server {BACKEND}/node1 state ready")
     haproxy.wait_for({"node1": "UP"})
