@@ -379,6 +379,8 @@ class RemoteIsol8:
             while True:
                 for item in ws.events():
                     if isinstance(item, websocket.Closed):
+                        if item.code == websocket.ABNORMAL:  # no close frame: the run's end is unknown
+                            raise EngineUnavailable("the isol8rt server closed the WebSocket before the run ended")
                         async with lock:
                             await conn.send(item.reply)
                         return

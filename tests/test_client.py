@@ -223,3 +223,27 @@ async def test_a_session_s_requests_carry_its_id_in_the_query_for_a_load_balance
     with pytest.raises(InvalidRequest):
         await RemoteIsol8(url, "k").execute(request)
     assert targets[-1] == b"/execute"  # no session: no query
+
+
+async def test_a_websocket_cut_without_a_close_frame_is_an_error(nursery):
+    """A server that dies mid-run (or a proxy in front of it that cuts the stream) sends no close frame:
+    the run's end is unknown, so the stream raises instead of ending as if the run had."""
+    import h11
+
+    from isol8rt.wire import websocket
+
+    async def accept_then_die(stream: trio.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER)
+        while not isinstance(event := conn.next_event(), h11.Request):
+            conn.receive_data(await stream.receive_some(65536))
+        key = dict(event.headers)[b"sec-websocket-key"]
+        await stream.send_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                              b"Sec-WebSocket-Accept: " + websocket.accept_token(key) + b"\r\n\r\n")
+        await stream.receive_some(65536)  # the execute message
+        await stream.aclose()
+
+    [listener] = await nursery.start(functools.partial(trio.serve_tcp, accept_then_die, 0, host="127.0.0.1"))
+    remote = RemoteIsol8(f"http://127.0.0.1:{listener.socket.getsockname()[1]}", "k")
+    with pytest.raises(EngineUnavailable, match="closed the WebSocket before the run ended"):
+        async for _ in remote.execute_stream(ExecutionRequest(code="1"), transport="ws"):
+            pass
