@@ -128,8 +128,9 @@ class HAProxy:
 class Cluster:
     """Two (or more) nodes behind HAProxy; ``nodes[name]`` is a node's ServerProcess."""
 
-    #: Small nodes; the tests hold more sessions of one key than a node allows memory for by default.
-    NODE_ARGS = ("--prewarm", "python", "--pool-size", "1", "--session-memory-per-key", "0")
+    #: Small pools; the tests hold more sessions of one key than a node allows by default.
+    NODE_ARGS = ("--prewarm", "python", "--pool-size", "1", "--session-memory-per-key", "0",
+                 "--max-sessions-per-key", "64")
 
     def __init__(self, directory: Path, names: tuple[str, ...] = ("node1", "node2"), *args: str) -> None:
         self.directory = directory

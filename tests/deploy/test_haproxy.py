@@ -206,22 +206,32 @@ async def test_a_drained_node_keeps_its_sessions_and_new_ones_go_elsewhere(clust
 
 
 async def test_a_killed_node_fails_its_runs_cleanly_and_leaves_nothing_behind(cluster):
-    ids = [f"k{i}" for i in range(8)]
+    ids = [f"k{i}" for i in range(12)]
     for session_id in ids:
         await reference_run(cluster, session_id, f"x = {session_id!r}")
     held = await holders(cluster)
     lost = [s for s in ids if held[s] == ["node1"]]
     kept = [s for s in ids if held[s] == ["node2"]]
-    assert lost and kept, held
+    assert len(lost) >= 3 and kept, held  # three runs in flight on node1, each in a session of its own
     victim = cluster.nodes["node1"]
     errors: dict[str, BaseException] = {}
-    streaming = trio.Event()
+    streaming, on_ws = trio.Event(), trio.Event()
 
     async def plain_run() -> None:
         try:
             await reference_run_raising(cluster, lost[0], "import time; time.sleep(120)")
         except Isol8Error as exc:
             errors["plain"] = exc
+
+    async def ws_run() -> None:
+        try:
+            async with client(cluster, lost[1]) as remote:
+                async for event in remote.execute_stream(ExecutionRequest(
+                        code="print('started', flush=True); import time; time.sleep(120)"), transport="ws"):
+                    on_ws.set()
+            errors["ws"] = AssertionError(f"the WebSocket ended without an error: last event {event}")
+        except Isol8Error as exc:
+            errors["ws"] = exc
 
     async def streamed_run() -> None:
         try:
@@ -237,7 +247,9 @@ async def test_a_killed_node_fails_its_runs_cleanly_and_leaves_nothing_behind(cl
         async with trio.open_nursery() as nursery:
             nursery.start_soon(plain_run)
             nursery.start_soon(streamed_run)
+            nursery.start_soon(ws_run)
             await streaming.wait()
+            await on_ws.wait()
             await wait_until_running(victim.port, lost[0])
             engine_ids = victim.engine_ids()
             victim.proc.send_signal(signal.SIGKILL)
@@ -245,6 +257,7 @@ async def test_a_killed_node_fails_its_runs_cleanly_and_leaves_nothing_behind(cl
     assert isinstance(errors["plain"], SandboxError), errors
     assert "went away" in str(errors["plain"])
     assert isinstance(errors["stream"], Isol8Error), errors
+    assert isinstance(errors["ws"], Isol8Error), errors
 
     # New sessions succeed at once (on node2), before HAProxy's checks have noticed node1 is gone.
     fresh = [f"f{i}" for i in range(6)]
