@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -17,11 +18,11 @@ from urllib.parse import quote
 import pytest
 import trio
 
-from isol8rt import ExecutionRequest, Isol8Error, SandboxError
+from isol8rt import EngineUnavailable, ExecutionRequest, Isol8Error, SandboxError
 from isol8rt.client import RemoteControl, RemoteIsol8
 
 from ..server.conftest import MASTER, engine_containers, raw_request
-from .cluster import BACKEND, HAPROXY_CFG, haproxy_config
+from .cluster import BACKEND, HAPROXY_CFG, HAProxy, free_port, haproxy_config
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker]
 
@@ -76,6 +77,17 @@ async def test_the_config_is_the_shipped_file_with_only_addresses_changed(cluste
         haproxy_config(1, cluster.directory / "s", {"n": 2}, text=shipped.replace("bind :3000", "bind :3000\n    bind :80"))
 
 
+async def test_with_no_node_up_haproxy_answers_in_the_api_s_error_shape(tmp_path):
+    """Its own errors are JSON with a kind, so RemoteIsol8 raises what it raises for a node's."""
+    haproxy = HAProxy(tmp_path, {"node1": free_port(), "node2": free_port()})  # nothing listens there
+    try:
+        haproxy.wait_for({"node1": "DOWN", "node2": "DOWN"})
+        with pytest.raises(EngineUnavailable, match="No isol8rt node is available"):
+            await RemoteIsol8(haproxy.url, MASTER).execute(ExecutionRequest(code="print(1)"))
+    finally:
+        haproxy.stop()
+
+
 async def test_every_request_of_a_session_reaches_the_node_that_holds_it(cluster):
     # Escapes in the path, the query and JSON must hash alike (the same id through each route).
     ids = [f"s{i}" for i in range(8)] + ["a b/é", "100%", "x+y?z&w=1", 'say "hi"\\']
@@ -103,6 +115,10 @@ async def test_every_request_of_a_session_reaches_the_node_that_holds_it(cluster
         assert answer.status == 200 and answer.json()["content"]
         upload = {"sessionId": session_id, "path": "/sandbox/up", "content": "dXA="}
         assert (await raw_request(cluster.haproxy.port, "POST", "/file", upload)).status == 200
+        streamed = await raw_request(cluster.haproxy.port, "POST", "/execute/stream",
+                                     {"request": {"code": "print(x)"}, "sessionId": session_id})
+        events = [json.loads(line[6:]) for line in streamed.body.splitlines() if line.startswith(b"data: ")]
+        assert "".join(e["data"] for e in events if e["type"] == "stdout") == f"{session_id}\n"
     for session_id in ids:  # DELETE /session/<id> finds it: a node without it would answer removed: false
         answer = await raw_request(cluster.haproxy.port, "DELETE", f"/session/{quote(session_id, safe='')}")
         assert answer.json() == {"ok": True, "removed": True}, session_id
