@@ -94,6 +94,16 @@ def error_for(status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] |
     return _EXCEPTIONS[kind](message)
 
 
+def _routed(path: str, session_id: str | None) -> str:
+    """``path`` with the session's id in the query too (the server reads it from the body): a load
+    balancer in front of several servers sends every request of a session to the server that holds it
+    by that id, and finds it there without reading the body, however large (deploy/haproxy.cfg). A
+    WebSocket's id is in its first message, which no balancer reads: the query is its only way."""
+    if session_id is None:
+        return path
+    return f"{path}?{urlencode({'sessionId': session_id}, quote_via=quote)}"
+
+
 def _kind(body: bytes) -> str | None:
     """The error kind a server's answer names, if any (the reference server names none)."""
     try:
@@ -292,7 +302,8 @@ class RemoteIsol8:
 
     async def execute(self, request: ExecutionRequest, *, session_id: str | None = None) -> ExecutionResult:
         """Run ``request`` on the server to its end (in ``session_id``, or the client's own session)."""
-        body = await self._json("POST", "/execute", self._envelope(request, session_id=session_id))
+        envelope = self._envelope(request, session_id=session_id)
+        body = await self._json("POST", _routed("/execute", envelope.session_id), envelope)
         return api.decode_result(body)
 
     async def execute_stream(self, request: ExecutionRequest, *, session_id: str | None = None,
@@ -315,10 +326,11 @@ class RemoteIsol8:
 
     async def _sse_events(self, request: ExecutionRequest,
                           session_id: str | None) -> AsyncGenerator[StreamEvent, None]:
-        envelope = api.encode(self._envelope(request, session_id=session_id))
+        message = self._envelope(request, session_id=session_id)
+        envelope = api.encode(message)
         conn = await self._connect()
         try:
-            await conn.send(self._request(conn, "POST", "/execute/stream", envelope))
+            await conn.send(self._request(conn, "POST", _routed("/execute/stream", message.session_id), envelope))
             head = await conn.head()
             if not isinstance(head, Response) or head.status != 200:
                 raise await self._refusal(conn, head)
@@ -331,7 +343,8 @@ class RemoteIsol8:
 
     async def _ws_events(self, request: ExecutionRequest, control: RemoteControl | None,
                          session_id: str | None) -> AsyncGenerator[StreamEvent, None]:
-        envelope = api.encode(self._envelope(request, api.WsExecute, session_id)).decode()
+        message = self._envelope(request, api.WsExecute, session_id)
+        envelope = api.encode(message).decode()
         conn = await self._connect()
         lock = trio.Lock()
         ws: websocket.MessageConnection | None = None
@@ -344,7 +357,7 @@ class RemoteIsol8:
 
         try:
             key = websocket.client_key()
-            await conn.send(conn.http.request("GET", self._base + "/execute/ws", headers=websocket.client_headers(key)))
+            await conn.send(conn.http.request("GET", self._base + _routed("/execute/ws", message.session_id), headers=websocket.client_headers(key)))
             head = await conn.head()
             if not isinstance(head, Upgraded):
                 raise await self._refusal(conn, head)
@@ -357,6 +370,8 @@ class RemoteIsol8:
             while True:
                 for item in ws.events():
                     if isinstance(item, websocket.Closed):
+                        if item.code == websocket.ABNORMAL:  # no close frame: the run's end is unknown
+                            raise EngineUnavailable("the isol8rt server closed the WebSocket before the run ended")
                         async with lock:
                             await conn.send(item.reply)
                         return
@@ -389,7 +404,7 @@ class RemoteIsol8:
         data = content.encode() if isinstance(content, str) else bytes(content)
         session = self._need_session("put_file", session_id)
         upload = api.FileUpload(session_id=session, path=path, content=base64.b64encode(data).decode("ascii"))
-        status, headers, body = await self._call("POST", "/file", api.encode(upload))
+        status, headers, body = await self._call("POST", _routed("/file", session), api.encode(upload))
         if status == 404 and _kind(body) in (errors.SESSION_NOT_FOUND, None):
             # No such session yet: staged, to go with its first run (see _staged).
             self._staged.setdefault(session, {})[path] = data

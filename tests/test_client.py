@@ -3,6 +3,7 @@ isol8rt.errors, and `isol8rt run --host` going through it."""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -181,3 +182,68 @@ async def test_the_references_file_shapes_still_work(live):
                   "/sandbox/c": {"base64": "AAH/"}}}})
     assert answer.status == 200
     assert answer.json()["stdout"] == "[b'AAE=', b'\\x00\\x01\\xff', b'\\x00\\x01\\xff']\n"
+
+
+async def test_a_session_s_requests_carry_its_id_in_the_query_for_a_load_balancer(nursery):
+    """deploy/haproxy.cfg routes by the query's sessionId before the body's: a WebSocket's id is only
+    in its first message, and a large body's may lie past what the balancer reads."""
+    import h11
+
+    targets: list[bytes] = []
+
+    async def answer(stream: trio.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER)
+        while type(event := conn.next_event()) is not h11.EndOfMessage:
+            if event is h11.NEED_DATA:
+                conn.receive_data(await stream.receive_some(65536))
+            elif isinstance(event, h11.Request):
+                targets.append(event.target)
+        body = b'{"error": "no", "kind": "invalid_request"}'
+        await stream.send_all(conn.send(h11.Response(status_code=400, headers=[("Content-Length", str(len(body)))]))
+                              + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage()))
+        await stream.aclose()
+
+    [listener] = await nursery.start(functools.partial(trio.serve_tcp, answer, 0, host="127.0.0.1"))
+    url = f"http://127.0.0.1:{listener.socket.getsockname()[1]}"
+    remote = RemoteIsol8(url, "k", session_id="a b/é")
+    request = ExecutionRequest(code="1")
+    with pytest.raises(InvalidRequest):
+        await remote.execute(request)
+    for transport in ("sse", "ws"):
+        with pytest.raises(InvalidRequest):
+            async for _ in remote.execute_stream(request, transport=transport):
+                pass
+    with pytest.raises(InvalidRequest):
+        await remote.put_file("f", b"x")
+    with pytest.raises(InvalidRequest):
+        await remote.execute(ExecutionRequest(code="1"), session_id=None)  # the client's own session
+    query = b"?sessionId=a%20b%2F%C3%A9"
+    assert targets == [b"/execute" + query, b"/execute/stream" + query, b"/execute/ws" + query,
+                       b"/file" + query, b"/execute" + query]
+    with pytest.raises(InvalidRequest):
+        await RemoteIsol8(url, "k").execute(request)
+    assert targets[-1] == b"/execute"  # no session: no query
+
+
+async def test_a_websocket_cut_without_a_close_frame_is_an_error(nursery):
+    """A server that dies mid-run (or a proxy in front of it that cuts the stream) sends no close frame:
+    the run's end is unknown, so the stream raises instead of ending as if the run had."""
+    import h11
+
+    from isol8rt.wire import websocket
+
+    async def accept_then_die(stream: trio.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER)
+        while not isinstance(event := conn.next_event(), h11.Request):
+            conn.receive_data(await stream.receive_some(65536))
+        key = dict(event.headers)[b"sec-websocket-key"]
+        await stream.send_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                              b"Sec-WebSocket-Accept: " + websocket.accept_token(key) + b"\r\n\r\n")
+        await stream.receive_some(65536)  # the execute message
+        await stream.aclose()
+
+    [listener] = await nursery.start(functools.partial(trio.serve_tcp, accept_then_die, 0, host="127.0.0.1"))
+    remote = RemoteIsol8(f"http://127.0.0.1:{listener.socket.getsockname()[1]}", "k")
+    with pytest.raises(EngineUnavailable, match="closed the WebSocket before the run ended"):
+        async for _ in remote.execute_stream(ExecutionRequest(code="1"), transport="ws"):
+            pass

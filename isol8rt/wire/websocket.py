@@ -28,6 +28,8 @@ POLICY_VIOLATION = CloseReason.POLICY_VIOLATION  # 1008
 TOO_BIG = CloseReason.MESSAGE_TOO_BIG  # 1009
 INTERNAL_ERROR = CloseReason.INTERNAL_ERROR  # 1011
 GOING_AWAY = CloseReason.GOING_AWAY  # 1001
+#: Not sent by anyone: the stream ended without a close frame (the peer died, or a proxy cut it).
+ABNORMAL = CloseReason.ABNORMAL_CLOSURE  # 1006
 
 
 def accept_token(key: bytes) -> bytes:

@@ -130,3 +130,32 @@ async def test_kill_9_orphans_are_removed_by_the_next_server(spawn_server):
         health = await raw_request(second.port, "GET", "/health", key=None)
         assert health.status == 200
         assert second.stop() == 0
+
+
+async def test_a_stopping_server_refuses_new_connections_while_its_runs_finish(live):
+    """A load balancer's next connection to a draining node is refused at once (and HAProxy retries it
+    on another node), rather than waiting in the backlog, unanswered, until the drain ends: the listeners
+    close when accepting stops (trio's serve_listeners closes them)."""
+    answers = []
+
+    async def run():
+        code = "import time\ntime.sleep(1.5)\nprint('finished')"
+        answers.append(await raw_request(live.port, "POST", "/execute", {"request": {"code": code}}))
+
+    async def running():
+        return live.server.engines.active == 1
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run)
+        await wait_until(running)
+        live.server.stop()
+        with trio.fail_after(5):
+            while True:
+                try:
+                    probe = await trio.open_tcp_stream("127.0.0.1", live.port)
+                except OSError:
+                    break  # refused
+                await probe.aclose()  # accepted before the listener closed: try again
+                await trio.sleep(0.01)
+        assert not answers  # refused while the run was still going...
+    assert answers[0].status == 200 and answers[0].json()["stdout"] == "finished\n"  # ...which finished
