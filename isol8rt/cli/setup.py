@@ -10,6 +10,7 @@ import trio
 from ..daemon import ensure_daemon
 from ..docker import DockerClient
 from ..images import BuildFailed, ImageReport, normalize_packages, selected_runtimes, setup
+from ..images.presets import PRESETS, preset
 from ..runtimes import RUNTIME_NAMES
 from ._config import load
 from . import SUMMARIES
@@ -39,6 +40,10 @@ def register(subparsers) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     for runtime in RUNTIME_NAMES:
         parser.add_argument(f"--{runtime}", metavar="PACKAGES", help=_BAKE_HELP[runtime])
+    parser.add_argument("--preset", action="append", default=[], metavar="NAME",
+                        help=f"also build a preset image ({', '.join(PRESETS)}: numpy, pandas, matplotlib, scipy "
+                        "and more, pinned) that requests asking for its packages run in; `isol8rt build "
+                        "--preset NAME` builds it alone")
     parser.set_defaults(handler=run)
 
 
@@ -50,14 +55,15 @@ def run(args) -> int:
     for runtime in RUNTIME_NAMES:
         if runtime not in bake and getattr(dependencies, runtime):
             bake[runtime] = list(getattr(dependencies, runtime))
+    presets = [name.strip() for item in args.preset for name in item.split(",") if name.strip()]
     # Refuse bad names before Docker is even started.
-    selected_runtimes(runtimes, bake)
+    selected_runtimes(runtimes, [*bake, *(preset(name).runtime for name in presets)])
     for runtime, packages in bake.items():
         normalize_packages(runtime, packages)
     progress = _quiet if args.quiet else _print
     started = time.monotonic()
     try:
-        reports = trio.run(_setup, runtimes, args.force, bake, progress)
+        reports = trio.run(_setup, runtimes, args.force, bake, presets, progress)
     except BuildFailed as exc:
         print("\n".join(f"  | {line}" for line in exc.log), file=sys.stderr)
         raise
@@ -66,10 +72,10 @@ def run(args) -> int:
     return 0
 
 
-async def _setup(runtimes, force, bake, progress) -> list[ImageReport]:
+async def _setup(runtimes, force, bake, presets, progress) -> list[ImageReport]:
     await ensure_daemon(progress=progress)
     async with DockerClient() as client:
-        return await setup(client, runtimes=runtimes, force=force, bake=bake, progress=progress)
+        return await setup(client, runtimes=runtimes, force=force, bake=bake, presets=presets, progress=progress)
 
 
 def _summary(reports: list[ImageReport], seconds: float) -> str:
