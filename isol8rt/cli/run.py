@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import shlex
@@ -62,6 +63,10 @@ def register(subparsers) -> None:
     output.add_argument("--out", metavar="FILE", help="also write the program's stdout to FILE")
     output.add_argument("--no-stream", action="store_true", help="print output when the run ends, not as it comes")
     output.add_argument("--max-output", type=int, metavar="BYTES", help="cap on stdout and on stderr (default 1 MiB)")
+    output.add_argument("--display", action="store_true", help="persistent Python and Node sessions: print the "
+                        "value of the code's last expression, as a notebook shows it")
+    output.add_argument("--figures", metavar="DIR", help="save the figures the run draws (matplotlib, in the "
+                        "data image) in DIR as figure-1.png, figure-2.png, ...")
     limits = parser.add_argument_group("limits")
     limits.add_argument("--timeout", type=int, metavar="MS", help="wall-clock limit in milliseconds (default 30000)")
     limits.add_argument("--memory", metavar="SIZE", help="memory limit, e.g. 512m, 1g (default 512m)")
@@ -233,6 +238,10 @@ def _handle(args) -> int:
     config = load(args.config).config
     if args.out:
         _check_writable(args.out)
+    if args.figures and not os.path.isdir(args.figures):
+        raise InvalidRequest(f"--figures {args.figures}: no such directory")
+    if args.display and session_name(args) is None:
+        raise InvalidRequest("--display: shows a session's last expression: add --persistent or --session NAME")
     code, runtime, stdin_data = _read_program(args)
     file_extension = None
     if args.file is not None and runtime == EXTENSIONS.get(os.path.splitext(args.file)[1].lower()):
@@ -252,6 +261,7 @@ def _handle(args) -> int:
         file_extension=file_extension if file_extension else (_extension_of(code_url) if code_url else None),
         files=_directory_files(args.files) if args.files else {},
         setup_script=_setup_script(args.setup),
+        display_last_expression=args.display,
     )
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, format="isol8rt: %(name)s: %(message)s")
@@ -271,6 +281,7 @@ def _check_writable(path: str) -> None:
 
 async def _run(request: ExecutionRequest, options: Isol8Options, args, config: Isol8Config | None = None) -> int:
     out_file = open(args.out, "w", encoding="utf-8") if args.out else None  # noqa: SIM115
+    figures = _Figures(args.figures)
     instance = None
     try:
         # A remote session is named when the client is made; a local one per call.
@@ -284,6 +295,10 @@ async def _run(request: ExecutionRequest, options: Isol8Options, args, config: I
                 result = await engine.execute(request, **({"session_id": session} if session else {}))
                 _write(sys.stdout, result.stdout, out_file)
                 _write(sys.stderr, result.stderr)
+                for shown in result.displays or ():
+                    _write(sys.stdout, f"{shown.text}\n", out_file)
+                for png in result.images or ():
+                    figures.save(png)
                 for entry in result.network_logs or ():
                     target = f"{entry.host}:{entry.port}{entry.path or ''}"
                     _write(sys.stderr, f"isol8rt: network {entry.action} {entry.method} {target}"
@@ -300,6 +315,10 @@ async def _run(request: ExecutionRequest, options: Isol8Options, args, config: I
                     _write(sys.stdout, event.data, out_file)
                 elif event.type == "stderr":
                     _write(sys.stderr, event.data)
+                elif event.type == "display":
+                    _write(sys.stdout, f"{event.data}\n", out_file)
+                elif event.type == "image":
+                    figures.save(base64.b64decode(event.data))
                 elif event.type == "exit":
                     exit_code = int(event.data)
                 elif event.type == "error":
@@ -359,6 +378,24 @@ def session_name(args) -> str | None:
     if args.session:
         return f"cli-{args.session}"
     return "cli-default" if args.persistent else None
+
+
+class _Figures:
+    """The run's figures: saved in --figures DIR, or else each announced on stderr."""
+
+    def __init__(self, directory: str | None) -> None:
+        self.directory = directory
+        self.count = 0
+
+    def save(self, png: bytes) -> None:
+        self.count += 1
+        if self.directory is None:
+            _write(sys.stderr, f"isol8rt: figure {self.count}: {len(png)}-byte PNG (--figures DIR saves it)\n")
+            return
+        path = os.path.join(self.directory, f"figure-{self.count}.png")
+        with open(path, "wb") as file:
+            file.write(png)
+        _write(sys.stderr, f"isol8rt: figure {self.count}: {path}\n")
 
 
 def _write(stream, text: str, copy=None) -> None:
