@@ -217,7 +217,8 @@ class McpServer:
             return {"content": [{"type": "text", "text": str(exc)}], "isError": True}
         images: list[bytes] = []
         if isinstance(output, WithImages):
-            output, images = output.output, output.images
+            images = output.images
+            output = output.output
         data = msgspec.to_builtins(output)
         answer: dict[str, Any] = {"content": [{"type": "text", "text": msgspec.json.encode(data).decode()}],
                                   "isError": False}

@@ -45,7 +45,7 @@ class Displayed(msgspec.Struct, omit_defaults=True):
     html: str | None = None
 
 
-class ExecuteCodeResult(msgspec.Struct):
+class ExecuteCodeResult(msgspec.Struct, omit_defaults=True):
     stdout: str
     stderr: str
     exit_code: int
