@@ -202,9 +202,12 @@ TOOLS: tuple[Tool, ...] = (
 
 
 def _schema(struct: type[msgspec.Struct]) -> dict[str, Any]:
-    _, components = msgspec.json.schema_components([struct])
-    schema = dict(components[struct.__name__])
+    # Nested Structs (a result's displays) are $defs of the schema itself: a tool's schema stands alone.
+    _, components = msgspec.json.schema_components([struct], ref_template="#/$defs/{name}")
+    schema = dict(components.pop(struct.__name__))
     schema.pop("title", None)
+    if components:
+        schema["$defs"] = components
     return schema
 
 
