@@ -20,6 +20,7 @@ from isol8rt.docker import DockerClient
 from . import baselines, machine, server
 from .instrument import HOOKS, TimedBackend, TimedIsol8, timed_execute
 from .phases import cold_phases, warm_phases
+from .realistic import section_realistic
 from .results import COLD_PHASES, WARM_PHASES, Result, build_document, unavailable
 from .settings import Settings
 from .stats import percentile, rate
@@ -575,7 +576,7 @@ async def run(settings: Settings, *, command: str = "isol8rt bench", quiet: bool
                     "tenants": section_tenants,
                     # One engine (with a larger output cap) serves both size variants.
                     sizes[0] if sizes else "output": lambda c: section_sizes(c, sizes),
-                    "cold": section_cold, "baselines": section_baselines,
+                    "realistic": section_realistic, "cold": section_cold, "baselines": section_baselines,
                 }
                 for name, section in sections.items():
                     if name not in settings.sections:

@@ -39,6 +39,13 @@ def _added_p50(base_id: str, other_id: str):
     return measure
 
 
+def _p50_ratio(base_id: str, other_id: str):
+    def measure(results: dict[str, dict]):
+        base, other = results[base_id]["latency"]["p50"], results[other_id]["latency"]["p50"]
+        return (other / base if base else 0.0), f"p50 {other:.1f} vs {base:.1f} ms"
+    return measure
+
+
 def _throughput_ratio(base_id: str, other_id: str):
     def measure(results: dict[str, dict]):
         base, other = results[base_id]["throughput"], results[other_id]["throughput"]
@@ -69,6 +76,9 @@ TARGETS: tuple[Target, ...] = (
     Target("server throughput at concurrency 8, share of the library's", "x", 0.85, ">=",
            _throughput_ratio("server.python.library.c8", "server.python.server.c8"),
            ("server.python.library.c8", "server.python.server.c8")),
+    Target("pandas workload with preload, in warm python hellos of the same run (p50)", "x", 5.0, "<=",
+           _p50_ratio("realistic.hello.warm", "realistic.pandas.preload"),
+           ("realistic.hello.warm", "realistic.pandas.preload")),
 )
 
 
@@ -126,6 +136,10 @@ RATIO_SPECS: tuple[tuple[str, str, str, str, str], ...] = (
      "p50"),
     ("session_over_warm", "persistent session / ephemeral warm (python p50)", "session.python",
      "warm.python.sequential", "p50"),
+    *((f"realistic.{name}_over_hello", f"{name} / python hello, warm on the data image (p50)",
+       f"realistic.{name}.warm", "realistic.hello.warm", "p50") for name in ("pandas", "matplotlib", "text")),
+    ("realistic.pandas_cold_over_warm", "pandas cold / warm (p50)", "realistic.pandas.cold", "realistic.pandas.warm",
+     "p50"),
 )
 
 
