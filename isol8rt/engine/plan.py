@@ -16,7 +16,7 @@ from ..agent import protocol
 from ..errors import InvalidRequest
 from ..runtimes import PROXY_PORT, RUNTIMES, SANDBOX_DIR, RuntimeInfo
 from ..types import ExecutionRequest, Isol8Options, file_bytes
-from .rich import DISPLAY_ENV, RICH_OUTPUTS
+from .rich import DISPLAY_ENV, RICH_MAX_BYTES, RICH_OUTPUTS
 from .spec import network_policy, parse_size
 
 #: The largest program text accepted (it travels in one frame).
@@ -316,6 +316,9 @@ def plan_execution(request: ExecutionRequest, options: Isol8Options, *, baked: b
     rich = request.code is not None and (runtime.name == "python" or request.display_last_expression)
     if rich and RICH_OUTPUTS not in request.output_paths:
         code_plan.output_paths.append(RICH_OUTPUTS)
+        if not request.output_paths:
+            # A run that asked for no files must not make the engine read back a sandbox's worth of them.
+            code_plan.max_file_bytes = min(code_plan.max_file_bytes, RICH_MAX_BYTES)
     packages = check_packages(list(request.install_packages))
     setup = []
     if packages and not baked:

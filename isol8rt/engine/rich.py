@@ -8,7 +8,7 @@ result's ``files`` before the caller sees them.
 
 The file is written by the sandbox's own user, so it is the program's output like any other: a line that
 is not a well-formed record is skipped, never an error of the run. What it may hold is bounded by the
-output-file budget, as every output file is.
+output-file budget, as every output file is, and by RICH_MAX_BYTES when the run asked for no files itself.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from ..types import DisplayData, ExecutionResult, StreamEvent
 
 #: Relative to /sandbox, as output paths are. The writers spell it out in full.
 RICH_OUTPUTS = ".isol8rt/outputs.jsonl"
+#: The most a run that asked for no output files brings back of its rich outputs (over it: none of them).
+RICH_MAX_BYTES = 32 * 1024 * 1024
 #: The env variable by which the engine asks a session driver to display the last expression.
 DISPLAY_ENV = "ISOL8RT_DISPLAY"
 _PNG = b"\x89PNG\r\n\x1a\n"

@@ -15,7 +15,7 @@ from isol8rt.engine.plan import (
     plan_execution,
     upload_limit_bytes,
 )
-from isol8rt.engine.rich import DISPLAY_ENV, RICH_OUTPUTS
+from isol8rt.engine.rich import DISPLAY_ENV, RICH_MAX_BYTES, RICH_OUTPUTS
 from isol8rt.errors import InvalidRequest
 from isol8rt.types import ExecutionRequest, FileBlob, Isol8Options, NetworkFilter
 
@@ -200,6 +200,12 @@ def test_display_asks_a_session_driver_by_env_and_brings_back_the_rich_outputs()
 def test_display_needs_a_python_or_node_session(request_, session):
     with pytest.raises(InvalidRequest, match="displayLastExpression"):
         plan_execution(request_, OPTIONS, session=session)
+
+
+def test_rich_outputs_alone_bring_back_a_bounded_amount():
+    assert plan_execution(ExecutionRequest(code="1"), OPTIONS).code.max_file_bytes == RICH_MAX_BYTES
+    with_files = plan_execution(ExecutionRequest(code="1", output_paths=["big.bin"]), OPTIONS).code
+    assert with_files.max_file_bytes > RICH_MAX_BYTES  # the caller's own files keep the whole budget
 
 
 def test_a_caller_asking_for_the_rich_outputs_file_gets_it_as_a_file():
