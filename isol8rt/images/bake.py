@@ -15,12 +15,10 @@ import msgspec
 
 from ..docker import DockerClient, NotFound
 from ..runtimes import LABEL_CONTENT_HASH, LABEL_PACKAGES, LABEL_RUNTIME
-from .catalog import agent_image, recipes_dir
+from .catalog import CUSTOM_REPO, agent_image, recipes_dir
 from .packages import normalize_packages, packages_label
 from .presets import preset_recipe, presets_covering
 from .recipe import ContextFile, Recipe, directory_files
-
-CUSTOM_REPO = "isol8rt-custom"
 
 
 def bake_recipe(runtime: str, packages: tuple[str, ...], agent_hash: str) -> Recipe:

@@ -22,16 +22,12 @@ import msgspec
 
 from ..docker import DockerClient, NotFound
 from ..errors import InvalidRequest
-from ..runtimes import LABEL_CONTENT_HASH, LABEL_PACKAGES, LABEL_RUNTIME
+from ..runtimes import LABEL_CONTENT_HASH, LABEL_PACKAGES, LABEL_PRELOAD, LABEL_PRESET, LABEL_RUNTIME
 from .build import build
-from .catalog import agent_image, recipes_dir
+from .catalog import CUSTOM_REPO, agent_image, recipes_dir
 from .packages import packages_label
 from .recipe import ContextFile, Recipe, directory_files
 
-LABEL_PRESET = "isol8rt.preset"
-#: The modules a preloading agent imports before runs: a JSON list of module names.
-LABEL_PRELOAD = "isol8rt.preload"
-PRESET_REPO = "isol8rt-custom"
 
 
 class Preset(msgspec.Struct, frozen=True):
@@ -91,7 +87,7 @@ def preset(name: str) -> Preset:
 
 
 def preset_image(name: str) -> str:
-    return f"{PRESET_REPO}:{name}"
+    return f"{CUSTOM_REPO}:{name}"
 
 
 def preset_recipe(name: str, parent_hash: str, parent: str | None = None, image: str | None = None) -> Recipe:

@@ -20,13 +20,14 @@ import trio
 
 from ..docker import DockerClient, ImageInspect, NotFound
 from ..errors import InvalidRequest
-from ..runtimes import LABEL_CONTENT_HASH, LABEL_MANAGED_BY, LABEL_PACKAGES, LABEL_RUNTIME, MANAGED_BY, RUNTIME_NAMES
+from ..runtimes import (LABEL_CONTENT_HASH, LABEL_MANAGED_BY, LABEL_PACKAGES, LABEL_PRESET, LABEL_RUNTIME, MANAGED_BY,
+                        RUNTIME_NAMES)
 from .bake import bake_recipe
 from .build import build
 from .catalog import DEBIAN_IMAGE, agent_recipe, base_recipe, runtime_recipe
 from .debian import ensure_debian_base
 from .packages import normalize_packages
-from .presets import LABEL_PRESET, PRESETS, preset, preset_recipe
+from .presets import PRESETS, preset, preset_recipe
 from .progress import BuildSteps, with_heartbeat
 from .recipe import Recipe
 from .removal import remove_if_unused, remove_untagged

@@ -11,8 +11,8 @@ from isol8rt.docker import NotFound
 from isol8rt.docker._models import ImageConfig, ImageInspect, ImageSummary
 from isol8rt.errors import InvalidRequest
 from isol8rt.images import agent_image, find_baked_image
-from isol8rt.images.presets import LABEL_PRELOAD, LABEL_PRESET, PRESETS, covers, preset_recipe
-from isol8rt.runtimes import LABEL_CONTENT_HASH, LABEL_PACKAGES, LABEL_RUNTIME
+from isol8rt.images.presets import PRESETS, covers, preset_recipe
+from isol8rt.runtimes import LABEL_CONTENT_HASH, LABEL_PACKAGES, LABEL_PRELOAD, LABEL_PRESET, LABEL_RUNTIME
 
 DATA = PRESETS["data"]
 
@@ -76,6 +76,13 @@ async def test_a_request_for_some_of_its_packages_finds_the_preset_image():
 
 async def test_a_preset_built_on_an_older_thin_image_is_not_used():
     assert await find_baked_image(_images(preset_hash_ok=False), "python", ["pandas"]) is None
+
+
+def test_a_custom_image_cannot_take_a_presets_tag():
+    from isol8rt.images.custom import custom_tag
+
+    with pytest.raises(InvalidRequest, match="preset"):
+        custom_tag("data")
 
 
 def test_an_unknown_preset_is_refused():
