@@ -85,6 +85,9 @@ class Dependencies(_Strict):
 class Security(_Strict):
     seccomp: Literal["strict", "unconfined", "custom"] = "strict"
     custom_profile_path: str | None = None
+    #: An OCI runtime the Docker daemon knows (e.g. "crun", made usable by `isol8rt setup --oci-runtime crun`);
+    #: None: Docker's default.
+    oci_runtime: str | None = None
 
 
 class Audit(_Strict):
@@ -239,7 +242,8 @@ def options_from_config(config: Isol8Config) -> Isol8Options:
         max_concurrent=config.max_concurrent,
         pool_strategy=config.pool_strategy,
         pool_size=config.pool_size,
-        security=SecurityConfig(seccomp=config.security.seccomp, profile_path=config.security.custom_profile_path),
+        security=SecurityConfig(seccomp=config.security.seccomp, profile_path=config.security.custom_profile_path,
+                                oci_runtime=config.security.oci_runtime),
     )
     for field in msgspec.structs.fields(Defaults):
         value = getattr(config.defaults, field.name)

@@ -34,6 +34,12 @@ def test_the_reference_systems_example_loads():
     assert options.timeout_ms == 30000 and options.memory_limit == "512m" and options.network == "none"
     assert options.network_filter.whitelist == ["^api\\.openai\\.com$"]
     assert config.dependencies.python == ["numpy", "pandas"]
+    assert options.security.oci_runtime is None
+
+
+def test_the_oci_runtime_reaches_the_engine():
+    options = options_from_config(parse_config(json.dumps({"security": {"ociRuntime": "crun"}})))
+    assert options.security.oci_runtime == "crun" and options.security.seccomp == "strict"
 
 
 @pytest.mark.parametrize(

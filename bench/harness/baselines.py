@@ -82,17 +82,21 @@ class DockerRun:
     """``docker run --rm`` of the hello world, one run per :meth:`once`, so that it can be interleaved with
     the engine's cold runs (both then see the same moments of a busy machine)."""
 
-    def __init__(self, client: DockerClient, runtime: str, *, note: str = "") -> None:
+    def __init__(self, client: DockerClient, runtime: str, *, note: str = "", oci_runtime: str | None = None) -> None:
         self.client = client
-        self.result = Result(id=f"baseline.{runtime}.run", group="baseline",
-                             label=f"docker run --rm of the {runtime} hello world (create, attach, start, wait, "
-                                   "remove)", params={"runtime": runtime, "argv": HELLO_ARGV[runtime]},
+        under = f" under {oci_runtime}" if oci_runtime else ""
+        self.result = Result(id=f"baseline.{runtime}.run" + (f".{oci_runtime}" if oci_runtime else ""),
+                             group="baseline",
+                             label=f"docker run --rm of the {runtime} hello world{under} (create, attach, start, "
+                                   "wait, remove)",
+                             params={"runtime": runtime, "argv": HELLO_ARGV[runtime], "oci_runtime": oci_runtime},
                              phase_order=["create", "attach", "start", "output", "wait", "remove"], note=note)
         env = run_env(Isol8Options())
+        spec = DockerBackend(client).container_spec(_spec(runtime))
         self.spec = msgspec.structs.replace(
-            DockerBackend(client).container_spec(_spec(runtime)),
-            entrypoint=list(HELLO_ARGV[runtime]), cmd=None, user=USER, env=[f"{k}={v}" for k, v in env.items()],
+            spec, entrypoint=list(HELLO_ARGV[runtime]), cmd=None, user=USER, env=[f"{k}={v}" for k, v in env.items()],
             open_stdin=False, stdin_once=False, attach_stdin=False,
+            host_config=msgspec.structs.replace(spec.host_config, runtime=oci_runtime),
         )
 
     async def once(self, keep: bool) -> None:

@@ -62,6 +62,12 @@ def settings_from(args) -> Settings:
         changes["runtimes"] = _names(args.runtimes, RUNTIME_NAMES, "--runtimes")
     if args.cold_runtimes:
         changes["cold_runtimes"] = _names(args.cold_runtimes, RUNTIME_NAMES, "--cold-runtimes")
+    if args.oci_runtimes:
+        names = [name.strip() for name in args.oci_runtimes.split(",") if name.strip()]
+        bad = [name for name in names if not name.replace("-", "").replace("_", "").replace(".", "").isalnum()]
+        if bad or not names:
+            raise UsageError(f"--oci-runtimes: {args.oci_runtimes!r} is not a comma-separated list of runtime names")
+        changes["oci_runtimes"] = names
     for flag, name in (("runs", "runs"), ("warmup", "warmup"), ("cold_runs", "cold_runs"),
                        ("pool_size", "pool_size")):
         value = getattr(args, flag)

@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
-from isol8rt import ExecutionRequest, ExecutionResult, Isol8Options
+from isol8rt import ExecutionRequest, ExecutionResult, Isol8Options, SecurityConfig
 from isol8rt.docker import DockerClient
 
 from . import baselines, machine, server
@@ -457,41 +457,53 @@ async def section_cold(ctx: Context) -> list[Result]:
     hello world, so that the ratio of the two compares the same moments of the machine."""
     s = ctx.settings
     out = []
+    paired = "baselines" in s.sections
     for runtime in s.cold_runtimes:
-        paired = "baselines" in s.sections
+        # One row (and partner) per OCI runtime, all interleaved run by run: Docker's default first.
+        rows = []
+        for oci in [None, *s.oci_runtimes]:
+            suffix, under = (f".{oci}", f" under {oci}") if oci else ("", "")
+            result = Result(id=f"cold.{runtime}{suffix}", group="cold",
+                            label=f"cold {runtime} hello{under}: a fresh engine (pool size 0) per run; latency is "
+                                  "execute()",
+                            params={"runtime": runtime, "warmup": s.cold_warmup, "pool_size": 0,
+                                    "pool_strategy": "secure", "oci_runtime": oci},
+                            phase_order=list(COLD_PHASES))
+            partner = (baselines.DockerRun(ctx.client, runtime, note=f"interleaved with cold.{runtime}{suffix}",
+                                           oci_runtime=oci) if paired else None)
+            if partner:
+                partner.result.params["warmup"] = s.cold_warmup
+            rows.append((oci, result, partner))
         ctx.progress(f"cold {runtime}: {s.cold_runs} fresh engines" + (", each followed by a docker run --rm"
-                                                                        if paired else ""))
-        result = Result(id=f"cold.{runtime}", group="cold",
-                        label=f"cold {runtime} hello: a fresh engine (pool size 0) per run; latency is execute()",
-                        params={"runtime": runtime, "warmup": s.cold_warmup, "pool_size": 0,
-                                "pool_strategy": "secure"},
-                        phase_order=list(COLD_PHASES))
-        partner = baselines.DockerRun(ctx.client, runtime, note=f"interleaved with cold.{runtime}") if paired else None
-        if partner:
-            partner.result.params["warmup"] = s.cold_warmup
+                                                                        if paired else "")
+                     + (f", under {', '.join(['default', *s.oci_runtimes])} in turn" if s.oci_runtimes else ""))
         started = _now()
         for index in range(s.cold_warmup + s.cold_runs):
             keep = index >= s.cold_warmup
-            await _cold_once(runtime, result, keep=keep)
-            if partner:
-                try:
-                    await partner.once(keep=keep)
-                except Exception as exc:  # noqa: BLE001
-                    partner.result.fail(exc)
-            if _now() - started > s.loop_cap_s and len(result.samples) >= 3:
-                result.note = f"stopped at the {s.loop_cap_s:g} s cap"
+            for oci, result, partner in rows:
+                await _cold_once(runtime, result, keep=keep, oci_runtime=oci)
+                if partner:
+                    try:
+                        await partner.once(keep=keep)
+                    except Exception as exc:  # noqa: BLE001
+                        partner.result.fail(exc)
+            if _now() - started > s.loop_cap_s and len(rows[0][1].samples) >= 3:
+                for _, result, _ in rows:
+                    result.note = f"stopped at the {s.loop_cap_s:g} s cap"
                 break
-        result.wall_s = _now() - started
-        out.append(result)
-        if partner:
-            out.append(partner.result)
+        for _, result, partner in rows:
+            result.wall_s = _now() - started
+            out.append(result)
+            if partner:
+                out.append(partner.result)
     return out
 
 
-async def _cold_once(runtime: str, result: Result, keep: bool) -> None:
+async def _cold_once(runtime: str, result: Result, keep: bool, oci_runtime: str | None = None) -> None:
     backend = TimedBackend()
     t0 = _now()
-    engine = TimedIsol8(Isol8Options(pool_size=0, pool_strategy="secure"), backend=backend)
+    options = Isol8Options(pool_size=0, pool_strategy="secure", security=SecurityConfig(oci_runtime=oci_runtime))
+    engine = TimedIsol8(options, backend=backend)
     try:
         await engine.start()
         t1 = _now()

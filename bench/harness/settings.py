@@ -17,6 +17,9 @@ class Settings:
     runtimes: list[str] = field(default_factory=lambda: ["python", "bash", "node", "bun", "deno"])
     #: Runtimes of the cold runs and of the docker exec / docker run baselines.
     cold_runtimes: list[str] = field(default_factory=lambda: ["python", "bash", "node", "bun", "deno"])
+    #: OCI runtimes (e.g. crun) whose cold rows, and docker run --rm partners, are measured beside Docker's
+    #: default runtime's, interleaved with them.
+    oci_runtimes: list[str] = field(default_factory=list)
     runs: int = 300
     warmup: int = 30
     cold_runs: int = 20

@@ -29,9 +29,11 @@ import os
 import socket
 import struct
 
-from .process import Child, Identity, spawn
+from .process import Child, Identity, kill_group, spawn
 
 _LENGTH = struct.Struct(">I")
+#: The driver's reply is {"status": n}: anything longer is not the driver speaking.
+_MAX_REPLY = 4096
 
 PYTHON_DRIVER = r"""
 import ast, io, json, os, socket, struct, sys, traceback
@@ -245,19 +247,36 @@ class SessionInterpreter:
             os.close(read_end)
 
     def read_status(self) -> int | None:
-        """The finished cell's status once its reply is complete; None while it is not (or on EOF, -1)."""
+        """The finished cell's status once its reply is complete; None while it is not; -1 when the
+        interpreter is gone (EOF, or a reset: it died with part of a cell unread) or has broken the
+        wire (a reply that is not the driver's), in which case it is killed: its wait status ends the cell.
+        The interpreter runs user code, so its end of the socket is as untrusted as that code: nothing it
+        sends may raise here, in the agent."""
         try:
             data = self.control.recv(65536)
         except BlockingIOError:
             return None
+        except ConnectionResetError:
+            return -1
         if not data:
             return -1
         self.replies += data
         if len(self.replies) < 4:
             return None
         (length,) = _LENGTH.unpack_from(self.replies)
+        if length > _MAX_REPLY:
+            return self._broken()
         if len(self.replies) < 4 + length:
             return None
-        reply = json.loads(bytes(self.replies[4 : 4 + length]))
+        try:
+            status = json.loads(bytes(self.replies[4 : 4 + length]))["status"]
+        except (ValueError, TypeError, KeyError, RecursionError):
+            return self._broken()
+        if type(status) is not int or not 0 <= status <= 255:
+            return self._broken()
         del self.replies[: 4 + length]
-        return int(reply.get("status", 1))
+        return status
+
+    def _broken(self) -> int:
+        kill_group(self.child.pid)
+        return -1

@@ -37,6 +37,9 @@ def register(subparsers) -> None:
                         "--quick: python,bash,node)")
     parser.add_argument("--cold-runtimes", metavar="LIST", help="runtimes of the cold runs and baselines "
                         "(default: all five; --quick: python)")
+    parser.add_argument("--oci-runtimes", metavar="LIST", help="also measure the cold rows under these OCI "
+                        "runtimes, interleaved with Docker's default (e.g. crun, after `isol8rt setup --oci-runtime "
+                        "crun`)")
     parser.add_argument("-n", "--runs", type=int, metavar="N", help="measured runs per warm latency row")
     parser.add_argument("--warmup", type=int, metavar="N", help="warm-up runs left out of each row")
     parser.add_argument("--cold-runs", type=int, metavar="N", help="measured cold runs per runtime")

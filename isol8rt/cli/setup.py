@@ -38,6 +38,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--force", action="store_true", help="rebuild every image from scratch, without the layer cache")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument("--oci-runtime", metavar="NAME",
+                        help="also make this OCI runtime usable by the local Docker daemon (crun: installs "
+                        "Debian's package and registers it; Docker's default runtime is not changed)")
     for runtime in RUNTIME_NAMES:
         parser.add_argument(f"--{runtime}", metavar="PACKAGES", help=_BAKE_HELP[runtime])
     parser.add_argument("--preset", action="append", default=[], metavar="NAME",
@@ -63,7 +66,7 @@ def run(args) -> int:
     progress = _quiet if args.quiet else _print
     started = time.monotonic()
     try:
-        reports = trio.run(_setup, runtimes, args.force, bake, presets, progress)
+        reports = trio.run(_setup, runtimes, args.force, bake, presets, progress, args.oci_runtime)
     except BuildFailed as exc:
         print("\n".join(f"  | {line}" for line in exc.log), file=sys.stderr)
         raise
@@ -72,10 +75,15 @@ def run(args) -> int:
     return 0
 
 
-async def _setup(runtimes, force, bake, presets, progress) -> list[ImageReport]:
+async def _setup(runtimes, force, bake, presets, progress, oci_runtime=None) -> list[ImageReport]:
     await ensure_daemon(progress=progress)
     async with DockerClient() as client:
-        return await setup(client, runtimes=runtimes, force=force, bake=bake, presets=presets, progress=progress)
+        reports = await setup(client, runtimes=runtimes, force=force, bake=bake, presets=presets, progress=progress)
+    if oci_runtime is not None:
+        from ..oci_runtime import register as register_oci_runtime
+
+        await register_oci_runtime(oci_runtime, reports[-1].image, progress=progress)
+    return reports
 
 
 def _summary(reports: list[ImageReport], seconds: float) -> str:

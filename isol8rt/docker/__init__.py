@@ -43,6 +43,7 @@ from ._models import (
     ImageSummary,
     LogConfig,
     Ulimit,
+    DaemonInfo,
     VersionInfo,
 )
 from ._tar import tar_stream
@@ -78,6 +79,7 @@ __all__ = [
     "STDOUT",
     "StreamClosed",
     "Ulimit",
+    "DaemonInfo",
     "VersionInfo",
     "tar_stream",
 ]

@@ -31,6 +31,7 @@ from ._models import (
     ExecStart,
     ImageInspect,
     ImageSummary,
+    DaemonInfo,
     VersionInfo,
     WaitResult,
 )
@@ -46,6 +47,7 @@ _FILE_CHUNK = 64 * 1024
 _encode = msgspec.json.Encoder().encode
 _ANY = msgspec.json.Decoder()
 _VERSION = msgspec.json.Decoder(VersionInfo)
+_INFO = msgspec.json.Decoder(DaemonInfo)
 _CREATED = msgspec.json.Decoder(Created)
 _CONTAINER = msgspec.json.Decoder(ContainerInspect)
 _CONTAINERS = msgspec.json.Decoder(list[ContainerSummary])
@@ -103,6 +105,10 @@ class DockerClient(trio.abc.AsyncResource):
 
     async def version(self) -> VersionInfo:
         return _decode(_VERSION, await self._call("GET", "/version"), "GET /version")
+
+    async def info(self) -> DaemonInfo:
+        """``GET /info``, the parts the engine reads (the OCI runtimes the daemon knows)."""
+        return _decode(_INFO, await self._call("GET", "/info"), "GET /info")
 
     # ----------------------------------------------------------------------------------------------
     # containers

@@ -123,6 +123,14 @@ class VersionInfo(_ResponseBody):
     kernel_version: str = ""
 
 
+class DaemonInfo(_ResponseBody):
+    """The parts of ``GET /info`` that the engine reads: which OCI runtimes the daemon knows."""
+
+    runtimes: dict[str, msgspec.Raw] = {}
+    default_runtime: str = ""
+    cgroup_version: str = ""
+
+
 class Created(_ResponseBody):
     """The answer of a create (container or exec)."""
 

@@ -66,6 +66,26 @@ async def test_interpreter_exit_ends_the_session(agent):
     assert out == b"again\n" and exit.exit_code == 0
 
 
+@pytest.mark.parametrize("reply", [
+    b"\x00\x00\x00\x05[1,2]",                           # JSON, not the driver's object
+    b"\x00\x00\x00\x02{}",                              # no status
+    b'\x00\x00\x00\x0e{"status":"0"}',                  # a status that is not a number
+    b'\x00\x00\x00\x0f{"status":-1}  ',                 # nor one of 0..255
+    b"\x00\x00\x00\x03\xff\xfe\xfd",                    # not JSON
+    b"\x7f\xff\xff\xff",                                  # a length no reply has
+    b"\x00\x00\x0f\xa0" + b"[" * 4000,                     # nesting deep enough to exhaust the decoder's stack
+])
+async def test_an_interpreter_that_breaks_the_wire_is_killed_and_the_agent_lives(agent, reply):
+    """The interpreter runs user code, which can reach the driver's control socket: what it writes there
+    must not raise in the agent. The cell ends, killed, and the next run gets a fresh interpreter."""
+    await agent.run(cell(1, "kept = 1", agent.sandbox))
+    code = f"import sys\nsys.modules['__main__']._control.sendall({reply!r})\nimport time\ntime.sleep(30)"
+    _, _, exit, _ = await agent.run(cell(2, code, agent.sandbox), timeout=10)
+    assert isinstance(exit, Exit) and exit.exit_code == 137 and not exit.timed_out
+    out, err, exit, _ = await agent.run(cell(3, "print('kept' in globals())", agent.sandbox))
+    assert (out, exit.exit_code) == (b"False\n", 0), err
+
+
 async def test_busy_session_refuses_a_second_run(agent):
     await agent.send(cell(1, "import time; time.sleep(1)", agent.sandbox))
     _, _, answer, _ = await agent.run(cell(2, "print(1)", agent.sandbox))

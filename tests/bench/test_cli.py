@@ -34,10 +34,13 @@ def test_full_settings_by_default():
     assert settings.runtimes == ["python", "bash", "node", "bun", "deno"]
     assert settings.concurrency == [1, 2, 4, 8, 16]
     assert settings.output_sizes == [1 << 10, 64 << 10, 1 << 20, 10 << 20]
+    assert settings.oci_runtimes == []
+    assert settings_from(parse("--oci-runtimes", "crun, runsc")).oci_runtimes == ["crun", "runsc"]
 
 
 @pytest.mark.parametrize("argv", [("--only", "warm,nope"), ("--runtimes", "cobol"), ("--concurrency", "0"),
-                                  ("--sizes", "lots"), ("-n", "0"), ("--seconds", "0")])
+                                  ("--sizes", "lots"), ("-n", "0"), ("--seconds", "0"),
+                                  ("--oci-runtimes", ","), ("--oci-runtimes", "crun;rm")])
 def test_bad_arguments_are_usage_errors(argv):
     with pytest.raises(UsageError):
         settings_from(parse(*argv))
