@@ -88,3 +88,48 @@ def test_a_custom_image_cannot_take_a_presets_tag():
 def test_an_unknown_preset_is_refused():
     with pytest.raises(InvalidRequest, match="unknown preset 'nope'"):
         preset_recipe("nope", "h")
+
+
+async def test_setup_builds_a_preset_and_keeps_it_a_preset_when_the_thin_image_changes(monkeypatch):
+    import importlib
+
+    from isol8rt.docker._models import ImageSummary
+
+    image_setup = importlib.import_module("isol8rt.images.setup")
+    images: dict[str, ImageInspect] = {"debian:bookworm-slim": ImageInspect(id="sha256:debian", size=1)}
+
+    class Docker:
+        async def inspect_image(self, name: str) -> ImageInspect:
+            if name not in images:
+                raise NotFound(404, f"no such image: {name}", "GET", f"/images/{name}/json")
+            return images[name]
+
+        async def list_images(self, **_filters) -> list[ImageSummary]:
+            return [ImageSummary(id=i.id, repo_tags=[name], labels=i.config.labels)
+                    for name, i in images.items() if i.config and LABEL_PACKAGES in (i.config.labels or {})]
+
+    built: list[str] = []
+
+    async def fake_build(client, recipe, *, nocache=False, progress=print):
+        built.append(recipe.image)
+        images[recipe.image] = ImageInspect(id=f"sha256:{recipe.content_hash}", size=1,
+                                            config=ImageConfig(labels=recipe.build_labels()))
+
+    async def nothing(*_args, **_kwargs) -> None:
+        pass
+
+    monkeypatch.setattr(image_setup, "build", fake_build)
+    monkeypatch.setattr(image_setup, "remove_untagged", nothing)
+    monkeypatch.setattr(image_setup, "remove_if_unused", nothing)
+    reports = await image_setup.setup(Docker(), runtimes="python", presets=["data"], progress=lambda line: None)
+    assert built[-1] == "isol8rt-custom:data" and reports[-1].image == "isol8rt-custom:data"
+
+    # Built on an older thin image (its hash no longer chains): a plain setup rebuilds it from the preset's
+    # recipe, under its own tag, not as a bake of its package list.
+    old = images["isol8rt-custom:data"]
+    images["isol8rt-custom:data"] = ImageInspect(id="sha256:old", size=1, config=ImageConfig(labels={
+        **old.config.labels, LABEL_CONTENT_HASH: "stale"}))
+    built.clear()
+    await image_setup.setup(Docker(), runtimes="python", progress=lambda line: None)
+    assert built == ["isol8rt-custom:data"]
+    assert images["isol8rt-custom:data"].config.labels[LABEL_PRESET] == "data"
