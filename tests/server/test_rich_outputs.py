@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from isol8rt import Isol8Options
+from isol8rt import ExecutionRequest, Isol8Options
 
 from ..data_image import assert_png
 from .test_websocket import WsClient
@@ -21,11 +21,14 @@ async def live_data(start_server, data_image):
     return await start_server(options=Isol8Options(image=data_image, pool_size=1))
 
 
-async def test_execute_returns_base64_pngs(live_data):
+async def test_execute_returns_base64_pngs_which_the_client_gives_as_bytes(live_data):
     answer = await live_data.request("POST", "/execute", {"request": {"code": CHART}})
     assert answer.status == 200
     (png,) = answer.json()["images"]
     assert_png(base64.b64decode(png, validate=True))
+    async with live_data.client() as client:
+        (png,) = (await client.execute(ExecutionRequest(code=CHART))).images
+    assert isinstance(png, bytes) and assert_png(png) == (640, 480)
 
 
 async def test_sse_streams_an_image_event_before_exit(live_data):
