@@ -61,3 +61,8 @@ def test_the_preload_target_is_judged_from_the_rows(make_document):
     skipped = judged(hello, unavailable("realistic.pandas.preload", "realistic", "pandas", "no mechanism",
                                         status="skipped"))
     assert skipped["status"] == "N/A" and "no mechanism" in skipped["detail"]
+
+
+def test_the_preload_row_follows_the_mechanism(monkeypatch):
+    # Without a fork server in Isol8Options the row is skipped; the agent's mechanism adds the field.
+    assert realistic.preload_available() == ("fork_server" in realistic.Isol8Options.__struct_fields__)
