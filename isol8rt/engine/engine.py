@@ -518,8 +518,11 @@ class DockerIsol8:
         displays: list[DisplayData] = []
         file_errors = dict(exit.file_errors) if exit is not None else {}
         if plan.rich:
-            # The rich outputs file is the engine's, not one of the caller's output paths (rich.py).
-            file_errors.pop(RICH_OUTPUTS, None)
+            # The rich outputs file is the engine's, not one of the caller's output paths (rich.py). Its
+            # absence is the usual case; one over the budget is said, since the caller loses figures.
+            problem = file_errors.pop(RICH_OUTPUTS, None)
+            if problem is not None and "limit for output files" in problem:
+                stderr += f"isol8rt: figures and displayed values left out: {problem}\n"
             images, displays = parse_rich(bytes(outcome.files.pop(RICH_OUTPUTS, b"")))
             displays = [DisplayData(text=mask(shown.text, secrets),
                                     html=mask(shown.html, secrets) if shown.html is not None else None)

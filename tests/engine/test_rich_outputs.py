@@ -79,3 +79,12 @@ async def test_display_outside_a_session_is_refused(data_image):
     async with DockerIsol8(Isol8Options(image=data_image, pool_size=0)) as engine:
         with pytest.raises(InvalidRequest, match="displayLastExpression"):
             await engine.execute(ExecutionRequest(code="1", display_last_expression=True))
+
+
+async def test_rich_outputs_over_their_budget_are_left_out_with_a_note(data_image):
+    async with DockerIsol8(Isol8Options(image=data_image, pool_size=0)) as engine:
+        flood = ("import os\nos.makedirs('/sandbox/.isol8rt', exist_ok=True)\n"
+                 "open('/sandbox/.isol8rt/outputs.jsonl', 'wb').truncate(40 << 20)")
+        result = await engine.execute(ExecutionRequest(code=flood))
+    assert result.exit_code == 0 and result.images is None and result.file_errors is None
+    assert "figures and displayed values left out" in result.stderr and "limit for output files" in result.stderr
