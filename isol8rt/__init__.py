@@ -16,7 +16,7 @@ _EXPORTS = {
     "RunControl": "engine",
     **dict.fromkeys(("EngineClosed", "EngineUnavailable", "ImageNotFound", "InvalidRequest", "Isol8Error",
                      "SandboxError", "SessionError", "SetupError"), "errors"),
-    **dict.fromkeys(("ExecutionRequest", "ExecutionResult", "FileBlob", "Isol8Options", "NetworkFilter",
+    **dict.fromkeys(("DisplayData", "ExecutionRequest", "ExecutionResult", "FileBlob", "Isol8Options", "NetworkFilter",
                      "ResourceUsage", "SecurityConfig", "SessionInfo", "StreamEvent"), "types"),
     "Sandbox": "sync",
 }
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     )
     from .sync import Sandbox
     from .types import (
+        DisplayData,
         ExecutionRequest,
         ExecutionResult,
         FileBlob,
@@ -67,6 +68,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "DisplayData",
     "DockerIsol8",
     "EngineClosed",
     "EngineUnavailable",

@@ -35,6 +35,10 @@ LABEL_CONTENT_HASH = "isol8rt.content-hash"
 LABEL_PACKAGES = "isol8rt.packages"
 LABEL_PROTOCOL = "isol8rt.protocol"
 LABEL_SESSION = "isol8rt.session"
+#: A preset image's name (isol8rt/images/presets.py).
+LABEL_PRESET = "isol8rt.preset"
+#: The modules an image asks a preloading agent to import before runs: a JSON list of module names.
+LABEL_PRELOAD = "isol8rt.preload"
 MANAGED_BY = "isol8rt"
 
 

@@ -70,6 +70,7 @@ FIELD_DESCRIPTIONS = {
     "metadata": "Free-form labels recorded with the run.",
     "networkFilter": "This run's own network policy (filtered networking only).",
     "maxOutputSize": "A lower output cap for this run, in bytes.",
+    "displayLastExpression": "Persistent Python/Node sessions: return the last expression's value, as a notebook.",
 }
 
 Provider = Literal["openai", "anthropic"]

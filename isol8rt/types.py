@@ -19,7 +19,8 @@ NetworkMode = Literal["none", "host", "filtered"]
 Mode = Literal["ephemeral", "persistent"]
 PoolStrategy = Literal["fast", "secure"]
 SeccompMode = Literal["strict", "unconfined", "custom"]
-StreamEventType = Literal["stdout", "stderr", "exit", "error"]
+#: ``image`` and ``display`` are rich outputs (a figure, a last expression's value), sent before ``exit``.
+StreamEventType = Literal["stdout", "stderr", "exit", "error", "image", "display"]
 Phase = Literal["setup", "code"]
 
 
@@ -169,6 +170,9 @@ class ExecutionRequest(_Wire):
     network_filter: NetworkFilter | None = None
     #: A lower output cap for this run than the engine's (never a higher one).
     max_output_size: int | None = None
+    #: Persistent Python and Node sessions: return the value of the cell's last expression statement as a
+    #: ``displays`` entry, as a notebook shows it (off by default: a script shows only what it prints).
+    display_last_expression: bool = False
 
 
 class ResourceUsage(_Wire, omit_defaults=False):
@@ -196,6 +200,14 @@ class NetworkLogEntry(_Wire):
     duration_ms: float = 0.0
 
 
+class DisplayData(_Wire):
+    """A value a run displayed (a session cell's last expression): its text form (``repr`` in Python,
+    ``util.inspect`` in Node) and, when the value has one (a pandas DataFrame), its HTML form."""
+
+    text: str
+    html: str | None = None
+
+
 class ExecutionResult(_Wire):
     stdout: str
     stderr: str
@@ -216,14 +228,21 @@ class ExecutionResult(_Wire):
     file_errors: dict[str, str] | None = None
     resource_usage: ResourceUsage | None = None
     network_logs: list[NetworkLogEntry] | None = None
+    #: Figures the run drew (matplotlib, in the data image), in order: PNG bytes in Python, base64 in JSON.
+    images: list[bytes] | None = None
+    #: Values the run displayed (``display_last_expression``), in order.
+    displays: list[DisplayData] | None = None
 
 
 class StreamEvent(_Wire, frozen=True):  # type: ignore[misc]  # frozen on a non-frozen base: see FileBlob
-    """One event of a streamed run. The ``exit`` event's ``data`` is the exit code as a string."""
+    """One event of a streamed run. The ``exit`` event's ``data`` is the exit code as a string; an ``image``
+    event's is the PNG in base64; a ``display`` event's is the value's text form, with its HTML form in
+    ``html`` when it has one."""
 
     type: StreamEventType
     data: str
     phase: Phase | None = None
+    html: str | None = None
 
 
 class SessionInfo(_Wire):

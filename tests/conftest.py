@@ -114,3 +114,21 @@ async def managed_containers(label_value: str | None = None) -> list[str]:
 
 
 __all__ = ["managed_containers", "needs_docker", "trio"]
+
+
+@pytest.fixture
+@needs_docker
+def data_image() -> str:
+    """The data preset's image (tests/data_image.py): built on first use, reused after."""
+    from .data_image import data_image_for_tests
+
+    return data_image_for_tests()
+
+
+@pytest.fixture
+@needs_docker
+def node_agent_image() -> str:
+    """The thin Node image with this checkout's agent and session driver (tests/data_image.py)."""
+    from .data_image import agent_image_for_tests
+
+    return agent_image_for_tests("node")

@@ -95,6 +95,8 @@ def settings_from(args) -> Settings:
         changes["think_ms"] = args.think_ms
     if args.sizes:
         changes["output_sizes"] = _sizes(args.sizes, "--sizes")
+    if getattr(args, "data_image", None):
+        changes["data_image"] = args.data_image
     if args.file_sizes:
         changes["file_sizes"] = _sizes(args.file_sizes, "--file-sizes")
     return replace(settings, **changes)

@@ -21,6 +21,7 @@ from . import baselines, machine, server
 from .cli_runs import section_cli
 from .instrument import HOOKS, TimedBackend, TimedIsol8, timed_execute
 from .phases import cold_phases, warm_phases
+from .realistic import section_realistic
 from .results import COLD_PHASES, WARM_PHASES, Result, build_document, unavailable
 from .settings import Settings
 from .stats import percentile, rate
@@ -588,7 +589,8 @@ async def run(settings: Settings, *, command: str = "isol8rt bench", quiet: bool
                     "tenants": section_tenants,
                     # One engine (with a larger output cap) serves both size variants.
                     sizes[0] if sizes else "output": lambda c: section_sizes(c, sizes),
-                    "cold": section_cold, "baselines": section_baselines, "cli": section_cli,
+                    "realistic": section_realistic, "cold": section_cold, "baselines": section_baselines,
+                    "cli": section_cli,
                 }
                 for name, section in sections.items():
                     if name not in settings.sections:

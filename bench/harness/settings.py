@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 #: The sections of a run, in the order they run.
-SECTIONS = ("warm", "modes", "sweep", "session", "network", "server", "tenants", "output", "files", "cold",
-            "baselines", "cli")
+SECTIONS = ("warm", "modes", "sweep", "session", "network", "server", "tenants", "output", "files", "realistic",
+            "cold", "baselines", "cli")
 
 
 @dataclass
@@ -54,6 +54,13 @@ class Settings:
     cli_runs: int = 40
     cli_cold_runs: int = 10
     cli_warmup: int = 2
+    #: The realistic section (realistic.py): warm runs per workload, cold runs, seconds of 4 callers.
+    realistic_runs: int = 20
+    realistic_warmup: int = 2
+    realistic_cold_runs: int = 3
+    realistic_seconds: float = 10.0
+    #: The image of its Python workloads; None: the data preset's (`isol8rt setup --preset data`).
+    data_image: str | None = None
     #: A latency loop stops early (keeping what it has) once it has run this long.
     loop_cap_s: float = 180.0
 
@@ -64,11 +71,13 @@ class Settings:
 def quick() -> Settings:
     """``--quick``: python, bash and node warm (n=100); python only for cold, the modes, the sweep (1.5 s a
     level), the variants and the baselines; output 1 KiB and 1 MiB; files 1 MiB; every loop capped at 12 s.
-    Under two minutes on a quiet 2-core machine."""
+    Under two minutes on a quiet 2-core machine. The realistic section only when asked for (``--only``), and
+    then with 5 warm runs, 1 cold run and 4 s of 4 callers per workload."""
     return replace(
-        Settings(), quick=True, runtimes=["python", "bash", "node"], cold_runtimes=["python"], runs=100, warmup=15,
+        Settings(), quick=True, sections=[name for name in SECTIONS if name != "realistic"], runtimes=["python", "bash", "node"], cold_runtimes=["python"], runs=100, warmup=15,
         cold_runs=5, bursts=4, burst_size=8, sweep_seconds=1.5, sweep_warmup_s=0.4, network_runs=60,
         server_runs=100, server_seconds=3.0, session_runs=50, tenant_runs=60, tenant_seconds=3.0, output_sizes=[1 << 10, 1 << 20],
         file_sizes=[1 << 20], size_runs=8, exec_runs=10, docker_run_runs=4, loop_cap_s=12.0,
         cli_runs=15, cli_cold_runs=4, cli_warmup=1,
+        realistic_runs=5, realistic_warmup=1, realistic_cold_runs=1, realistic_seconds=4.0,
     )

@@ -39,6 +39,13 @@ def _added_p50(base_id: str, other_id: str):
     return measure
 
 
+def _p50_ratio(base_id: str, other_id: str):
+    def measure(results: dict[str, dict]):
+        base, other = results[base_id]["latency"]["p50"], results[other_id]["latency"]["p50"]
+        return (other / base if base else 0.0), f"p50 {other:.1f} vs {base:.1f} ms"
+    return measure
+
+
 def _throughput_ratio(base_id: str, other_id: str):
     def measure(results: dict[str, dict]):
         base, other = results[base_id]["throughput"], results[other_id]["throughput"]
@@ -72,6 +79,9 @@ TARGETS: tuple[Target, ...] = (
     Target("isol8rt run -e \"print(1)\" through a local engine, wall p50", "ms", 150.0, "<=",
            _latency("cli.run.engine", "p50"), ("cli.run.engine",)),
     Target("isol8rt --version, wall p50", "ms", 150.0, "<=", _latency("cli.version", "p50"), ("cli.version",)),
+    Target("pandas workload with preload, in warm python hellos of the same run (p50)", "x", 5.0, "<=",
+           _p50_ratio("realistic.hello.warm", "realistic.pandas.preload"),
+           ("realistic.hello.warm", "realistic.pandas.preload")),
 )
 
 
@@ -135,6 +145,10 @@ RATIO_SPECS: tuple[tuple[str, str, str, str, str], ...] = (
      "cli.run.engine", "cli.docker_run", "p50"),
     ("cli_engine_over_interpreter", "isol8rt run through a local engine / python -c pass (wall p50)",
      "cli.run.engine", "cli.floor.interpreter", "p50"),
+    *((f"realistic.{name}_over_hello", f"{name} / python hello, warm on the data image (p50)",
+       f"realistic.{name}.warm", "realistic.hello.warm", "p50") for name in ("pandas", "matplotlib", "text")),
+    ("realistic.pandas_cold_over_warm", "pandas cold / warm (p50)", "realistic.pandas.cold", "realistic.pandas.warm",
+     "p50"),
 )
 
 

@@ -12,6 +12,14 @@ and when, is the core's: core/sessions.py. This is the I/O.)
 Wire format on the control socket, both ways: a 4-byte big-endian length and a JSON object.
 Agent -> driver: ``{"code": str, "cwd": str, "env": {..}}`` with the stdin pipe's read end attached
 (SCM_RIGHTS). Driver -> agent: ``{"status": int}``.
+
+Rich outputs (isol8rt/engine/rich.py reads them back): each cell starts by removing the session's rich
+outputs file, ``/sandbox/.isol8rt/outputs.jsonl``, so that a cell returns only its own. When the cell's
+env carries ``ISOL8RT_DISPLAY=1`` (the request's ``displayLastExpression``; the driver takes it out of the
+env the cell sees), the value of a final expression statement is appended there as a ``display`` record,
+as a notebook shows it. The Python driver then hands matplotlib figures left open to the data image's
+backend (``isol8rt_figures``, if the cell loaded it), which appends them as ``image`` records: a cell is
+a session's "exit".
 """
 
 from __future__ import annotations
@@ -28,9 +36,32 @@ _LENGTH = struct.Struct(">I")
 _MAX_REPLY = 4096
 
 PYTHON_DRIVER = r"""
-import io, json, os, socket, struct, sys, traceback
+import ast, io, json, os, socket, struct, sys, traceback
 _control = socket.socket(fileno=int(os.environ.pop("ISOL8RT_CONTROL_FD")))
 _namespace = {"__name__": "__main__", "__builtins__": __builtins__, "__file__": "/sandbox/main.py"}
+_OUTPUTS = "/sandbox/.isol8rt/outputs.jsonl"
+
+def _display(value):
+    record = {"kind": "display", "text": repr(value)}
+    html = getattr(value, "_repr_html_", None)
+    if callable(html):
+        try:
+            html = html()
+        except Exception:
+            html = None
+        if isinstance(html, str):
+            record["html"] = html
+    os.makedirs(os.path.dirname(_OUTPUTS), exist_ok=True)
+    with open(_OUTPUTS, "a") as _file:
+        _file.write(json.dumps(record) + "\n")
+
+def _figures():
+    _flush = getattr(sys.modules.get("isol8rt_figures"), "flush", None)
+    if _flush is not None:
+        try:
+            _flush()
+        except Exception:
+            traceback.print_exc()
 
 def _receive():
     fds = []
@@ -61,14 +92,26 @@ while True:
         os.dup2(_fds[0], 0)
         os.close(_fds[0])
         sys.stdin = open(0, closefd=False)
+    _show = _cell["env"].pop("ISOL8RT_DISPLAY", None) == "1"
     os.environ.clear()
     os.environ.update(_cell["env"])
     try:
+        os.unlink(_OUTPUTS)
+    except OSError:
+        pass
+    try:
         os.chdir(_cell["cwd"])
-        exec(compile(_cell["code"], "/sandbox/main.py", "exec"), _namespace)
+        _tree = compile(_cell["code"], "/sandbox/main.py", "exec", ast.PyCF_ONLY_AST)
+        _last = _tree.body.pop() if _show and _tree.body and isinstance(_tree.body[-1], ast.Expr) else None
+        exec(compile(_tree, "/sandbox/main.py", "exec"), _namespace)
+        if _last is not None:
+            _value = eval(compile(ast.Expression(_last.value), "/sandbox/main.py", "eval"), _namespace)
+            if _value is not None:
+                _display(_value)
         _code = 0
     except BaseException as _exc:
         _code = _status(_exc)
+    _figures()
     for _stream in (sys.stdout, sys.stderr):
         try:
             _stream.flush()
@@ -79,7 +122,8 @@ while True:
 """
 
 NODE_DRIVER = r"""
-const vm = require('vm'), net = require('net'), fs = require('fs');
+const vm = require('vm'), net = require('net'), fs = require('fs'), util = require('util');
+const OUTPUTS = '/sandbox/.isol8rt/outputs.jsonl';
 const { createRequire } = require('module');
 const control = new net.Socket({ fd: Number(process.env.ISOL8RT_CONTROL_FD), readable: true, writable: true });
 delete process.env.ISOL8RT_CONTROL_FD;
@@ -99,20 +143,29 @@ async function settle() {
 }
 async function run(cell) {
   failed = false;
+  const show = cell.env.ISOL8RT_DISPLAY === '1';
+  delete cell.env.ISOL8RT_DISPLAY;
   for (const key of Object.keys(process.env)) delete process.env[key];
   Object.assign(process.env, cell.env);
+  try { fs.unlinkSync(OUTPUTS); } catch (err) { /* no previous outputs */ }
   let status = 0;
   try {
     process.chdir(cell.cwd);
     let script;
+    let wrapped = false;
     try {
       script = new vm.Script(cell.code, { filename: '/sandbox/main.js' });
     } catch (err) {
       if (!(err instanceof SyntaxError) || !/await/.test(String(err.message))) throw err;
       script = new vm.Script(`(async () => {\n${cell.code}\n})()`, { filename: '/sandbox/main.js', lineOffset: -1 });
+      wrapped = true;  // a top-level-await cell is a function body: it has no completion value to show
     }
-    await script.runInThisContext();
+    const value = await script.runInThisContext();
     await settle();
+    if (show && !wrapped && value !== undefined) {
+      fs.mkdirSync('/sandbox/.isol8rt', { recursive: true });
+      fs.appendFileSync(OUTPUTS, JSON.stringify({ kind: 'display', text: util.inspect(value) }) + '\n');
+    }
   } catch (err) {
     console.error(err);
     status = 1;

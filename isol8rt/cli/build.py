@@ -20,8 +20,10 @@ def register(subparsers) -> None:
         "bakes them, then set-up scripts run as root. Run code in it with `isol8rt run --image "
         "isol8rt-custom:NAME`. Building the same thing again reuses the image.",
     )
-    parser.add_argument("--base", required=True, choices=RUNTIME_NAMES, help="the runtime to start from")
-    parser.add_argument("--tag", required=True, metavar="NAME", help="the image's name: isol8rt-custom:NAME")
+    parser.add_argument("--base", choices=RUNTIME_NAMES, help="the runtime to start from")
+    parser.add_argument("--tag", metavar="NAME", help="the image's name: isol8rt-custom:NAME")
+    parser.add_argument("--preset", metavar="NAME", help="instead of --base and --tag: build only this preset "
+                        "image (e.g. data) on the runtime's image as it is, and report its size and build time")
     parser.add_argument("--install", action="append", default=[], metavar="PACKAGE",
                         help="a package to bake in (repeatable; commas allowed)")
     parser.add_argument("--setup", action="append", default=[], metavar="SCRIPT",
@@ -72,6 +74,12 @@ def _read(flag: str, value: str, path: str) -> str:
 
 
 def _handle(args) -> int:
+    if args.preset is not None:
+        if args.base or args.tag or args.install or args.setup:
+            raise InvalidRequest("--preset: a preset is a fixed recipe; drop --base, --tag, --install and --setup")
+        return trio.run(_build_preset, args)
+    if not args.base or not args.tag:
+        raise InvalidRequest("give --base and --tag (or --preset NAME)")
     packages = [package.strip() for item in args.install for package in item.split(",") if package.strip()]
     scripts = read_scripts(args.setup)
     return trio.run(_build, args, packages, scripts)
@@ -88,4 +96,19 @@ async def _build(args, packages: list[str], scripts: list[str]) -> int:
     if not args.quiet:
         print(f"{image}: {'built' if built else 'up to date'}", file=sys.stderr)
     print(image)
+    return 0
+
+
+async def _build_preset(args) -> int:
+    from ..docker import DockerClient
+    from ..images.presets import build_preset, preset
+
+    preset(args.preset)  # an unknown name is refused before Docker is asked anything
+    progress = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr))
+    async with DockerClient() as client:
+        built = await build_preset(client, args.preset, force=args.force, progress=progress)
+    if not args.quiet:
+        when = f"built in {built.seconds:.1f}s" if built.status == "built" else "up to date"
+        print(f"{built.image}: {when}, {built.size / 1e6:.1f} MB", file=sys.stderr)
+    print(built.image)
     return 0

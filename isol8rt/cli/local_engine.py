@@ -24,7 +24,7 @@ import sys
 
 from ..local import client
 from ..local.paths import NotPrivate, default_socket
-from ._output import print_event, print_result, whole_result
+from ._output import Figures, print_event, print_result, whole_result
 
 #: off: never use an engine; auto: also start one when none answers; anything else: use one that answers.
 ENGINE_ENV = "ISOL8RT_ENGINE"
@@ -65,13 +65,14 @@ def _run(path, request, options, args) -> int:
             print(f"isol8rt: {exc}", file=sys.stderr)
             return 1
         with _out_file(args) as out_file:
-            return print_result(result, args, out_file)
+            return print_result(result, args, out_file, Figures(args.figures))
     events = client.stream(path, request, options)  # Refused here, before anything ran, or not at all
     exit_code = 1
+    figures = Figures(args.figures)
     with _out_file(args) as out_file:
         try:
             for event in events:
-                exit_code = print_event(event, out_file, exit_code)
+                exit_code = print_event(event, out_file, exit_code, figures)
         except client.EngineLost as exc:
             print(f"isol8rt: {exc}", file=sys.stderr)
             return 1

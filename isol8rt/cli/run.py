@@ -12,7 +12,7 @@ from ..runtimes import EXTENSIONS, RUNTIME_NAMES
 from ..types import ExecutionRequest, Isol8Options
 from ._config import load
 from . import SUMMARIES
-from ._output import print_event, print_result, whole_result
+from ._output import Figures, print_event, print_result, whole_result
 
 #: The hosts each runtime's installer downloads from: what `--install` opens in filtered mode.
 REGISTRY_HOSTS = {
@@ -60,6 +60,10 @@ def register(subparsers) -> None:
     output.add_argument("--out", metavar="FILE", help="also write the program's stdout to FILE")
     output.add_argument("--no-stream", action="store_true", help="print output when the run ends, not as it comes")
     output.add_argument("--max-output", type=int, metavar="BYTES", help="cap on stdout and on stderr (default 1 MiB)")
+    output.add_argument("--display", action="store_true", help="persistent Python and Node sessions: print the "
+                        "value of the code's last expression, as a notebook shows it")
+    output.add_argument("--figures", metavar="DIR", help="save the figures the run draws (matplotlib, in the "
+                        "data image) in DIR as figure-1.png, figure-2.png, ...")
     limits = parser.add_argument_group("limits")
     limits.add_argument("--timeout", type=int, metavar="MS", help="wall-clock limit in milliseconds (default 30000)")
     limits.add_argument("--memory", metavar="SIZE", help="memory limit, e.g. 512m, 1g (default 512m)")
@@ -231,6 +235,10 @@ def _handle(args) -> int:
     config = load(args.config).config
     if args.out:
         _check_writable(args.out)
+    if args.figures and not os.path.isdir(args.figures):
+        raise InvalidRequest(f"--figures {args.figures}: no such directory")
+    if args.display and session_name(args) is None:
+        raise InvalidRequest("--display: shows a session's last expression: add --persistent or --session NAME")
     code, runtime, stdin_data = _read_program(args)
     file_extension = None
     if args.file is not None and runtime == EXTENSIONS.get(os.path.splitext(args.file)[1].lower()):
@@ -250,6 +258,7 @@ def _handle(args) -> int:
         file_extension=file_extension if file_extension else (_extension_of(code_url) if code_url else None),
         files=_directory_files(args.files) if args.files else {},
         setup_script=_setup_script(args.setup),
+        display_last_expression=args.display,
     )
     options = _options(args, config)
     # Sessions, --persist, --debug and --host are this process's own (see local_engine's policy).
@@ -282,6 +291,7 @@ def _check_writable(path: str) -> None:
 
 async def _run(request: ExecutionRequest, options: Isol8Options, args, config: Isol8Config | None = None) -> int:
     out_file = open(args.out, "w", encoding="utf-8") if args.out else None  # noqa: SIM115
+    figures = Figures(args.figures)
     instance = None
     try:
         # A remote session is named when the client is made; a local one per call.
@@ -292,10 +302,10 @@ async def _run(request: ExecutionRequest, options: Isol8Options, args, config: I
         async with engine:
             if whole_result(args):
                 return print_result(await engine.execute(request, **({"session_id": session} if session else {})),
-                                    args, out_file)
+                                    args, out_file, figures)
             exit_code = 1
             async for event in engine.execute_stream(request, **({"session_id": session} if session else {})):
-                exit_code = print_event(event, out_file, exit_code)
+                exit_code = print_event(event, out_file, exit_code, figures)
             return exit_code
     finally:
         if out_file is not None:

@@ -10,6 +10,7 @@ import trio
 from ..daemon import ensure_daemon
 from ..docker import DockerClient
 from ..images import BuildFailed, ImageReport, normalize_packages, selected_runtimes, setup
+from ..images.presets import PRESETS, preset
 from ..runtimes import RUNTIME_NAMES
 from ._config import load
 from . import SUMMARIES
@@ -42,6 +43,10 @@ def register(subparsers) -> None:
                         "Debian's package and registers it; Docker's default runtime is not changed)")
     for runtime in RUNTIME_NAMES:
         parser.add_argument(f"--{runtime}", metavar="PACKAGES", help=_BAKE_HELP[runtime])
+    parser.add_argument("--preset", action="append", default=[], metavar="NAME",
+                        help=f"also build a preset image ({', '.join(PRESETS)}: numpy, pandas, matplotlib, scipy "
+                        "and more, pinned) that requests asking for its packages run in; `isol8rt build "
+                        "--preset NAME` builds it alone")
     parser.set_defaults(handler=run)
 
 
@@ -53,14 +58,15 @@ def run(args) -> int:
     for runtime in RUNTIME_NAMES:
         if runtime not in bake and getattr(dependencies, runtime):
             bake[runtime] = list(getattr(dependencies, runtime))
+    presets = [name.strip() for item in args.preset for name in item.split(",") if name.strip()]
     # Refuse bad names before Docker is even started.
-    selected_runtimes(runtimes, bake)
+    selected_runtimes(runtimes, [*bake, *(preset(name).runtime for name in presets)])
     for runtime, packages in bake.items():
         normalize_packages(runtime, packages)
     progress = _quiet if args.quiet else _print
     started = time.monotonic()
     try:
-        reports = trio.run(_setup, runtimes, args.force, bake, progress, args.oci_runtime)
+        reports = trio.run(_setup, runtimes, args.force, bake, presets, progress, args.oci_runtime)
     except BuildFailed as exc:
         print("\n".join(f"  | {line}" for line in exc.log), file=sys.stderr)
         raise
@@ -69,10 +75,10 @@ def run(args) -> int:
     return 0
 
 
-async def _setup(runtimes, force, bake, progress, oci_runtime=None) -> list[ImageReport]:
+async def _setup(runtimes, force, bake, presets, progress, oci_runtime=None) -> list[ImageReport]:
     await ensure_daemon(progress=progress)
     async with DockerClient() as client:
-        reports = await setup(client, runtimes=runtimes, force=force, bake=bake, progress=progress)
+        reports = await setup(client, runtimes=runtimes, force=force, bake=bake, presets=presets, progress=progress)
     if oci_runtime is not None:
         from ..oci_runtime import register as register_oci_runtime
 

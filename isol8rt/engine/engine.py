@@ -28,6 +28,7 @@ from ..runtimes import LABEL_RUNTIME, LABEL_SESSION, PROXY_PORT, RUNTIME_NAMES, 
 from ..remote_code import fetch_code
 from ..security import seccomp
 from ..types import (
+    DisplayData,
     ExecutionRequest,
     ExecutionResult,
     Isol8Options,
@@ -42,6 +43,7 @@ from .backend import ContainerBackend, DockerBackend, SandboxSpec
 from .spec import network_policy, sandbox_spec
 from .netlog import network_logs
 from .output import StreamText, mask
+from .rich import RICH_OUTPUTS, parse_rich, rich_events
 from .plan import ExecutionPlan, RunPlan, output_file_budget, plan_execution, prestart_spec, upload_limit_bytes
 from .pool import POOL_MAX_AGE_S, Pool
 from .container import Container
@@ -444,6 +446,8 @@ class DockerIsol8:
                         control._end()
                 result = self._result(plan, outcome, execution_id, timestamp, started, container, secrets)
         if stream:
+            for event in rich_events(result):
+                yield event
             if outcome.failure is not None:
                 yield StreamEvent(type="error", data=outcome.failure, phase="code")
             else:
@@ -521,6 +525,19 @@ class DockerIsol8:
         stderr = "".join(outcome.stderr)
         if outcome.failure is not None:
             stderr += f"isol8rt: {outcome.failure}\n"
+        images: list[bytes] = []
+        displays: list[DisplayData] = []
+        file_errors = dict(exit.file_errors) if exit is not None else {}
+        if plan.rich:
+            # The rich outputs file is the engine's, not one of the caller's output paths (rich.py). Its
+            # absence is the usual case; one over the budget is said, since the caller loses figures.
+            problem = file_errors.pop(RICH_OUTPUTS, None)
+            if problem is not None and "limit for output files" in problem:
+                stderr += f"isol8rt: figures and displayed values left out: {problem}\n"
+            images, displays = parse_rich(bytes(outcome.files.pop(RICH_OUTPUTS, b"")))
+            displays = [DisplayData(text=mask(shown.text, secrets),
+                                    html=mask(shown.html, secrets) if shown.html is not None else None)
+                        for shown in displays]
         return ExecutionResult(
             stdout="".join(outcome.stdout),
             stderr=stderr,
@@ -535,10 +552,12 @@ class DockerIsol8:
             timed_out=bool(exit and exit.timed_out),
             oom_killed=bool(exit and exit.oom_killed),
             container_id=container.container_id,
-            files=_take_files(outcome) if plan.code.output_paths else None,
-            file_errors=dict(exit.file_errors) if exit is not None and exit.file_errors else None,
+            files=_take_files(outcome) if len(plan.code.output_paths) > plan.rich else None,
+            file_errors=file_errors or None,
             resource_usage=usage,
             network_logs=network_logs(exit.network_log, secrets) if exit is not None and plan.code.log_network else None,
+            images=images or None,
+            displays=displays or None,
         )
 
     async def _fetch_code(self, request: ExecutionRequest) -> ExecutionRequest:

@@ -16,6 +16,7 @@ from ..agent import protocol
 from ..errors import InvalidRequest
 from ..runtimes import PROXY_PORT, RUNTIMES, SANDBOX_DIR, RuntimeInfo
 from ..types import ExecutionRequest, Isol8Options, file_bytes
+from .rich import DISPLAY_ENV, RICH_MAX_BYTES, RICH_OUTPUTS
 from .spec import network_policy, parse_size
 
 #: The largest program text accepted (it travels in one frame).
@@ -129,6 +130,8 @@ class ExecutionPlan:
     code: RunPlan
     setup: list[RunPlan] = field(default_factory=list)
     packages: list[str] = field(default_factory=list)
+    #: The code run also brings back its rich outputs file (figures, displayed values: rich.py).
+    rich: bool = False
 
 
 def run_env(options: Isol8Options, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -300,9 +303,22 @@ def plan_execution(request: ExecutionRequest, options: Isol8Options, *, baked: b
         if session and runtime.name in SESSION_INTERPRETERS:
             code_plan.session = runtime.name
             code_plan.code_path = None
+            if request.display_last_expression:
+                # The driver takes it out of the env the cell sees (interpreters.py).
+                code_plan.env = {**code_plan.env, DISPLAY_ENV: "1"}
         elif session and runtime.name == "bash":
             code_plan.argv = ["bash", "-c", _bash_session_wrapper(
                 code_plan.code_path, restore_cwd=request.workdir is None, request_env=request.env)]
+    if request.display_last_expression and code_plan.session is None:
+        raise InvalidRequest("displayLastExpression: applies to persistent Python and Node sessions only "
+                             "(a plain run is a script: it shows what it prints)")
+    # Python programs may draw figures (the data image's matplotlib backend); a displaying session shows values.
+    rich = request.code is not None and (runtime.name == "python" or request.display_last_expression)
+    if rich and RICH_OUTPUTS not in request.output_paths:
+        code_plan.output_paths.append(RICH_OUTPUTS)
+        if not request.output_paths:
+            # A run that asked for no files must not make the engine read back a sandbox's worth of them.
+            code_plan.max_file_bytes = min(code_plan.max_file_bytes, RICH_MAX_BYTES)
     packages = check_packages(list(request.install_packages))
     setup = []
     if packages and not baked:
@@ -312,4 +328,5 @@ def plan_execution(request: ExecutionRequest, options: Isol8Options, *, baked: b
                              max_output=options.max_output_size))
     for step in setup:
         step.network_policy = code_plan.network_policy
-    return ExecutionPlan(runtime=runtime, code=code_plan, setup=setup, packages=packages)
+    return ExecutionPlan(runtime=runtime, code=code_plan, setup=setup, packages=packages,
+                         rich=RICH_OUTPUTS in code_plan.output_paths and RICH_OUTPUTS not in request.output_paths)

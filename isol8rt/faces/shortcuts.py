@@ -46,6 +46,7 @@ class RequestFields(TypedDict, total=False):
     workdir: str | None
     network_filter: NetworkFilter | None
     max_output_size: int | None
+    display_last_expression: bool
 
 
 class OptionFields(TypedDict, total=False):

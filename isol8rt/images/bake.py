@@ -15,11 +15,10 @@ import msgspec
 
 from ..docker import DockerClient, NotFound
 from ..runtimes import LABEL_CONTENT_HASH, LABEL_PACKAGES, LABEL_RUNTIME
-from .catalog import agent_image, recipes_dir
+from .catalog import CUSTOM_REPO, agent_image, recipes_dir
 from .packages import normalize_packages, packages_label
+from .presets import preset_recipe, presets_covering
 from .recipe import ContextFile, Recipe, directory_files
-
-CUSTOM_REPO = "isol8rt-custom"
 
 
 def bake_recipe(runtime: str, packages: tuple[str, ...], agent_hash: str) -> Recipe:
@@ -36,8 +35,9 @@ def bake_recipe(runtime: str, packages: tuple[str, ...], agent_hash: str) -> Rec
 
 
 async def find_baked_image(client: DockerClient, runtime: str, packages: str | Iterable[str]) -> str | None:
-    """The custom image holding exactly ``packages`` for ``runtime`` on the current thin image, or None
-    when ``isol8rt setup`` has not baked that set (or baked it before the thin image last changed).
+    """The custom image holding exactly ``packages`` for ``runtime`` on the current thin image, or else a
+    preset's image holding them all (presets.py), or None when ``isol8rt setup`` has built neither (or
+    built it before the thin image last changed).
 
     Raises :class:`~isol8rt.errors.InvalidRequest` for a malformed package name.
     """
@@ -46,7 +46,14 @@ async def find_baked_image(client: DockerClient, runtime: str, packages: str | I
     if agent_hash is None:
         return None
     recipe = bake_recipe(runtime, wanted, agent_hash)
-    return recipe.image if await _content_hash(client, recipe.image) == recipe.content_hash else None
+    if await _content_hash(client, recipe.image) == recipe.content_hash:
+        return recipe.image
+    # No exact bake: a preset (setup --preset) that holds them all does as well.
+    for chosen in presets_covering(runtime, wanted):
+        recipe = preset_recipe(chosen.name, agent_hash)
+        if await _content_hash(client, recipe.image) == recipe.content_hash:
+            return recipe.image
+    return None
 
 
 async def _content_hash(client: DockerClient, image: str) -> str | None:

@@ -33,6 +33,8 @@ DEBIAN_TAG = "bookworm-slim"
 DEBIAN_IMAGE = f"{DEBIAN_REPO}:{DEBIAN_TAG}"
 BASE_IMAGE = "isol8rt-base:latest"
 RUNTIME_REPO = "isol8rt-runtime"
+#: Baked packages, `isol8rt build` images and presets.
+CUSTOM_REPO = "isol8rt-custom"
 
 #: Where the agent's package lands in the thin layer (its main.py is the image's entrypoint).
 AGENT_LIB = "opt/isol8rt/lib"

@@ -19,6 +19,7 @@ from .bake import CUSTOM_REPO
 from .build import build
 from .catalog import agent_image, recipes_dir
 from .packages import normalize_packages, packages_label
+from .presets import PRESETS
 from .recipe import ContextFile, Recipe, directory_files
 
 LABEL_CUSTOM = "isol8rt.custom"
@@ -37,6 +38,8 @@ class CustomImage(msgspec.Struct, frozen=True):
 def custom_tag(name: str) -> str:
     if not name or len(name) > 100 or not set(name) <= _NAME_CHARS or name[0] in ".-":
         raise InvalidRequest(f"--tag {name!r}: use lower-case letters, digits, '.', '_' and '-'")
+    if name in PRESETS:
+        raise InvalidRequest(f"--tag {name!r}: that is a preset's image (`isol8rt build --preset {name}`): choose another name")
     return f"{CUSTOM_REPO}:{name}"
 
 

@@ -20,12 +20,14 @@ import trio
 
 from ..docker import DockerClient, ImageInspect, NotFound
 from ..errors import InvalidRequest
-from ..runtimes import LABEL_CONTENT_HASH, LABEL_MANAGED_BY, LABEL_PACKAGES, LABEL_RUNTIME, MANAGED_BY, RUNTIME_NAMES
+from ..runtimes import (LABEL_CONTENT_HASH, LABEL_MANAGED_BY, LABEL_PACKAGES, LABEL_PRESET, LABEL_RUNTIME, MANAGED_BY,
+                        RUNTIME_NAMES)
 from .bake import bake_recipe
 from .build import build
 from .catalog import DEBIAN_IMAGE, agent_recipe, base_recipe, runtime_recipe
 from .debian import ensure_debian_base
 from .packages import normalize_packages
+from .presets import PRESETS, preset, preset_recipe
 from .progress import BuildSteps, with_heartbeat
 from .recipe import Recipe
 from .removal import remove_if_unused, remove_untagged
@@ -48,17 +50,19 @@ async def setup(
     runtimes: str | Iterable[str] = RUNTIME_NAMES,
     force: bool = False,
     bake: Mapping[str, str | Iterable[str]] | None = None,
+    presets: Iterable[str] = (),
     progress: Callable[[str], None] = print,
 ) -> list[ImageReport]:
-    """Build or refresh the images of ``runtimes`` (and of every runtime named in ``bake``), then one
-    custom image per entry of ``bake`` ({runtime: packages}).
+    """Build or refresh the images of ``runtimes`` (and of every runtime named in ``bake`` or by a preset),
+    then one custom image per entry of ``bake`` ({runtime: packages}) and one per preset (presets.py).
 
     ``force`` rebuilds everything without the layer cache, and gets a fresh Debian base. Package
     names are checked before anything is built (:class:`~isol8rt.errors.InvalidRequest`); a failed
     build raises :class:`~isol8rt.images.build.BuildFailed`.
     """
     bake_sets = {runtime: normalize_packages(runtime, packages) for runtime, packages in (bake or {}).items()}
-    selected = selected_runtimes(runtimes, bake_sets)
+    chosen = [preset(name) for name in dict.fromkeys(presets)]
+    selected = selected_runtimes(runtimes, [*bake_sets, *(each.runtime for each in chosen)])
 
     started = trio.current_time()
     debian = await with_heartbeat(progress, f"getting {DEBIAN_IMAGE}",
@@ -71,7 +75,8 @@ async def setup(
     runtime_layers = {runtime: runtime_recipe(runtime, base.content_hash) for runtime in selected}
     agent_layers = {runtime: agent_recipe(runtime, layer.content_hash) for runtime, layer in runtime_layers.items()}
     bakes = [bake_recipe(runtime, packages, agent_layers[runtime].content_hash) for runtime, packages in bake_sets.items()]
-    plan = [base, *runtime_layers.values(), *agent_layers.values(), *bakes]
+    images = [preset_recipe(each.name, agent_layers[each.runtime].content_hash) for each in chosen]
+    plan = [base, *runtime_layers.values(), *agent_layers.values(), *bakes, *images]
     rebakes, stale_tags = await _stale_bakes(client, agent_layers, {recipe.image for recipe in plan})
     plan += rebakes
 
@@ -122,6 +127,13 @@ async def _stale_bakes(
         labels = image.labels or {}
         runtime = labels.get(LABEL_RUNTIME, "")
         if runtime not in agent_layers:
+            continue
+        if LABEL_PRESET in labels:
+            # A preset keeps its tag: rebuilt from its recipe, the old image is left untagged and removed.
+            if labels[LABEL_PRESET] in PRESETS and PRESETS[labels[LABEL_PRESET]].runtime == runtime:
+                recipe = preset_recipe(labels[LABEL_PRESET], agent_layers[runtime].content_hash)
+                if labels.get(LABEL_CONTENT_HASH) != recipe.content_hash and recipe.image not in planned:
+                    rebakes[recipe.image] = recipe
             continue
         try:
             packages = normalize_packages(runtime, labels.get(LABEL_PACKAGES, ""))

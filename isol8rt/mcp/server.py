@@ -12,6 +12,7 @@ still running is cancelled the same way.
 
 from __future__ import annotations
 
+import base64
 import logging
 from typing import Any
 
@@ -22,7 +23,7 @@ from .._version import __version__
 from ..errors import Isol8Error
 from . import jsonrpc
 from .jsonrpc import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, RpcError
-from .tools import TOOLS, Context, Tool, describe, parse_args
+from .tools import TOOLS, Context, Tool, WithImages, describe, parse_args
 
 log = logging.getLogger("isol8rt.mcp")
 
@@ -214,9 +215,15 @@ class McpServer:
         except (Isol8Error, FileNotFoundError) as exc:
             # A failure the model can act on is a tool result, not a protocol error.
             return {"content": [{"type": "text", "text": str(exc)}], "isError": True}
+        images: list[bytes] = []
+        if isinstance(output, WithImages):
+            images = output.images
+            output = output.output
         data = msgspec.to_builtins(output)
         answer: dict[str, Any] = {"content": [{"type": "text", "text": msgspec.json.encode(data).decode()}],
                                   "isError": False}
+        answer["content"] += [{"type": "image", "data": base64.b64encode(png).decode(), "mimeType": "image/png"}
+                              for png in images]
         if self.structured:
             answer["structuredContent"] = data
         return answer

@@ -35,15 +35,33 @@ class ExecuteCodeArgs(_Args):
                     "-> content.")] | msgspec.UnsetType = msgspec.UNSET
     timeout_ms: Annotated[int, msgspec.Meta(ge=1, description="Wall-clock limit in milliseconds; the server's "
                                                               "limit caps it.")] | msgspec.UnsetType = msgspec.UNSET
+    display: Annotated[bool, msgspec.Meta(
+        description="Persistent sessions, Python and Node: also return the value of the code's last expression, "
+                    "as a notebook shows it (a pandas DataFrame as text, and as HTML).")] = False
 
 
-class ExecuteCodeResult(msgspec.Struct):
+class Displayed(msgspec.Struct, omit_defaults=True):
+    text: str
+    html: str | None = None
+
+
+class ExecuteCodeResult(msgspec.Struct, omit_defaults=True):
     stdout: str
     stderr: str
     exit_code: int
     timed_out: bool
     truncated: bool
     duration_ms: float
+    #: How many figures the run drew (matplotlib): each is an image content block of the answer.
+    figures: int = 0
+    displays: list[Displayed] = []
+
+
+class WithImages(msgspec.Struct, frozen=True):
+    """A tool's output and the PNG images that go with it, sent as MCP image content."""
+
+    output: msgspec.Struct
+    images: list[bytes]
 
 
 class WriteFileArgs(_Args):
@@ -103,15 +121,19 @@ class Context(msgspec.Struct, kw_only=True):
         return SESSION_ID if self.persistent else None
 
 
-async def execute_code(ctx: Context, args: ExecuteCodeArgs) -> ExecuteCodeResult:
+async def execute_code(ctx: Context, args: ExecuteCodeArgs) -> WithImages:
     timeout = ctx.max_timeout_ms if args.timeout_ms is msgspec.UNSET else min(args.timeout_ms, ctx.max_timeout_ms)
     files: dict[str, FileContent] = dict(args.files) if args.files is not msgspec.UNSET else {}
     request = ExecutionRequest(runtime=args.runtime, code=args.code, timeout_ms=timeout, files=files,
-                               stdin=None if args.stdin is msgspec.UNSET else args.stdin)
+                               stdin=None if args.stdin is msgspec.UNSET else args.stdin,
+                               display_last_expression=args.display)
     result = await ctx.engine.execute(request, session_id=ctx.session_id)
-    return ExecuteCodeResult(stdout=result.stdout, stderr=result.stderr, exit_code=result.exit_code,
-                             timed_out=result.timed_out, truncated=result.truncated,
-                             duration_ms=result.duration_ms)
+    images = result.images or []
+    output = ExecuteCodeResult(stdout=result.stdout, stderr=result.stderr, exit_code=result.exit_code,
+                               timed_out=result.timed_out, truncated=result.truncated,
+                               duration_ms=result.duration_ms, figures=len(images),
+                               displays=[Displayed(shown.text, shown.html) for shown in result.displays or ()])
+    return WithImages(output, images)
 
 
 async def write_file(ctx: Context, args: WriteFileArgs) -> WriteFileResult:
@@ -150,6 +172,7 @@ class Tool(msgspec.Struct, frozen=True):
     description: str
     args: type[_Args]
     result: type[msgspec.Struct]
+    #: The output Struct (the answer's structuredContent), or it WithImages.
     run: Callable[[Context, Any], Awaitable[msgspec.Struct]]
     #: Listed only when the server keeps a persistent session.
     session_only: bool = False
@@ -162,7 +185,8 @@ TOOLS: tuple[Tool, ...] = (
          "Run a program (Python, Node.js, Bun, Deno or Bash) in an isolated, locked-down container and get "
          "its stdout, stderr and exit code. No network unless the server allows it. In a persistent session "
          "(see write_file) files and Python/Node variables carry over between calls; otherwise every call "
-         "starts from a clean sandbox. Files go in /sandbox, the working directory.",
+         "starts from a clean sandbox. Files go in /sandbox, the working directory. Figures a Python "
+         "program draws with matplotlib (in an image that has it) come back as PNG images.",
          ExecuteCodeArgs, ExecuteCodeResult, execute_code),
     Tool("write_file", "Write a file into the session",
          "Write a file into the persistent session's /sandbox, for later execute_code calls to use.",
@@ -178,9 +202,12 @@ TOOLS: tuple[Tool, ...] = (
 
 
 def _schema(struct: type[msgspec.Struct]) -> dict[str, Any]:
-    _, components = msgspec.json.schema_components([struct])
-    schema = dict(components[struct.__name__])
+    # Nested Structs (a result's displays) are $defs of the schema itself: a tool's schema stands alone.
+    _, components = msgspec.json.schema_components([struct], ref_template="#/$defs/{name}")
+    schema = dict(components.pop(struct.__name__))
     schema.pop("title", None)
+    if components:
+        schema["$defs"] = components
     return schema
 
 

@@ -160,6 +160,7 @@ REQUEST_RULES: dict[str, Rule] = {
     "networkFilter.allowPrivate": OPTION_RULES["networkFilter.allowPrivate"],
     "networkFilter.connectPorts": OPTION_RULES["networkFilter.connectPorts"],
     "maxOutputSize": Rule(AT_MOST, "lowers the effective maxOutputSize, never raises it"),
+    "displayLastExpression": _FREE_RUN,
 }
 
 

@@ -80,7 +80,7 @@ def test_targets_pass_fail_and_not_measured(make_document):
 def test_server_throughput_target_is_a_share(make_document):
     document = make_document([rate_result("server.python.library.c8", 100.0),
                               rate_result("server.python.server.c8", 84.0)])
-    target = next(t for t in document["targets"] if t["name"].startswith("server throughput"))
+    target = next(t for t in document["targets"] if t["name"].startswith("server throughput at concurrency 8"))
     assert (target["status"], target["value"]) == ("FAIL", 0.84)
     assert format_target(target).startswith("FAIL server throughput at concurrency 8, share of the library's: "
                                             "0.84x >= 0.85x")

@@ -15,6 +15,7 @@ from isol8rt.engine.plan import (
     plan_execution,
     upload_limit_bytes,
 )
+from isol8rt.engine.rich import DISPLAY_ENV, RICH_MAX_BYTES, RICH_OUTPUTS
 from isol8rt.errors import InvalidRequest
 from isol8rt.types import ExecutionRequest, FileBlob, Isol8Options, NetworkFilter
 
@@ -123,7 +124,7 @@ def test_fields_carried_over():
     assert (code.timeout_ms, code.stdin, code.cwd, code.code_path, code.max_output) == (
         50, b"in", "/sandbox/sub/dir", "/sandbox/main.pyw", 10)
     assert code.files == [("a", b"text"), ("b", b"\x00\x01"), ("/sandbox/c", b"\x02")]
-    assert code.output_paths == ["out.txt"]
+    assert code.output_paths == ["out.txt", RICH_OUTPUTS]  # a Python run also brings back its figures
     assert plan_execution(ExecutionRequest(code="1", max_output_size=10**12), OPTIONS).code.max_output == \
         OPTIONS.max_output_size  # a request lowers the cap, never raises it
 
@@ -181,3 +182,32 @@ def test_each_installer(runtime, installed):
 def test_network_logs_only_with_filtered_networking():
     assert plan_execution(ExecutionRequest(code="1"), Isol8Options(network="filtered", log_network=True)).code.log_network
     assert not plan_execution(ExecutionRequest(code="1"), Isol8Options(log_network=True)).code.log_network
+
+
+def test_display_asks_a_session_driver_by_env_and_brings_back_the_rich_outputs():
+    request = ExecutionRequest(code="1 + 1", runtime="node", display_last_expression=True)
+    plan = plan_execution(request, OPTIONS, session=True)
+    assert plan.code.env[DISPLAY_ENV] == "1" and plan.code.output_paths == [RICH_OUTPUTS] and plan.rich
+    plain = plan_execution(ExecutionRequest(code="1", runtime="node"), OPTIONS, session=True)
+    assert DISPLAY_ENV not in plain.code.env and plain.code.output_paths == [] and not plain.rich
+
+
+@pytest.mark.parametrize("request_, session", [
+    (ExecutionRequest(code="1", display_last_expression=True), False),
+    (ExecutionRequest(code="echo", runtime="bash", display_last_expression=True), True),
+    (ExecutionRequest(cmd="ls", display_last_expression=True), True),
+])
+def test_display_needs_a_python_or_node_session(request_, session):
+    with pytest.raises(InvalidRequest, match="displayLastExpression"):
+        plan_execution(request_, OPTIONS, session=session)
+
+
+def test_rich_outputs_alone_bring_back_a_bounded_amount():
+    assert plan_execution(ExecutionRequest(code="1"), OPTIONS).code.max_file_bytes == RICH_MAX_BYTES
+    with_files = plan_execution(ExecutionRequest(code="1", output_paths=["big.bin"]), OPTIONS).code
+    assert with_files.max_file_bytes > RICH_MAX_BYTES  # the caller's own files keep the whole budget
+
+
+def test_a_caller_asking_for_the_rich_outputs_file_gets_it_as_a_file():
+    plan = plan_execution(ExecutionRequest(code="1", output_paths=[RICH_OUTPUTS]), OPTIONS)
+    assert plan.code.output_paths == [RICH_OUTPUTS] and not plan.rich

@@ -123,7 +123,7 @@ async def test_tools_list_depends_on_mode_and_version(served):
     assert [tool["name"] for tool in tools] == ["execute_code"]
     schema = tools[0]["inputSchema"]
     assert schema["type"] == "object" and schema["required"] == ["code"]
-    assert set(schema["properties"]) == {"code", "runtime", "stdin", "files", "timeout_ms"}
+    assert set(schema["properties"]) == {"code", "runtime", "stdin", "files", "timeout_ms", "display"}
     assert set(tools[0]["outputSchema"]["properties"]) >= {"stdout", "stderr", "exit_code", "timed_out", "truncated"}
 
     peer, _, _ = await served(persistent=True)
