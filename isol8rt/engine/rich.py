@@ -35,7 +35,7 @@ def parse_rich(data: bytes) -> tuple[list[bytes], list[DisplayData]]:
     for line in data.splitlines():
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the decoder's stack
             continue
         if not isinstance(record, dict):
             continue

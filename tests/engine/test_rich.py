@@ -31,6 +31,7 @@ def test_what_is_not_a_well_formed_record_is_skipped():
         _line({"kind": "image", "mime": "image/png", "data": base64.b64encode(b"GIF89a").decode()}),
         _line({"kind": "image", "mime": "image/svg+xml", "data": ""}), _line({"kind": "display", "text": 3}),
         _line({"kind": "display", "text": "ok", "html": 5}), b"\xff\xfe\n",
+        b"[" * 100_000 + b"\n",  # deeper than the JSON decoder's stack: RecursionError, not ValueError
     ])
     assert parse_rich(data) == ([], [DisplayData(text="ok")])
 
