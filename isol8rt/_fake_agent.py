@@ -144,7 +144,7 @@ class FakeAgent:
         #: What the proxy has written and the core not read yet.
         self._proxy_out = bytearray()
         self._out: list[Action] = []
-        self._ended = False
+        self._ended = self._closing = False
 
     # ==================================================================================== the carrier's API
 
@@ -204,6 +204,8 @@ class FakeAgent:
         return self._now
 
     def _tell(self, event: ev.Event) -> None:
+        if self._closing:
+            return  # the agent is exiting: what its last kills cause is nobody's business
         self._do(self.core.handle(event, self._time()))
 
     def _carry(self, actions: list[act.Action]) -> list[Action]:
@@ -214,6 +216,7 @@ class FakeAgent:
             data, self._proxy_out = bytes(self._proxy_out), bytearray()
             self._tell(ev.ProxyOutput(data))
         if self.core.stopping and not self._ended:
+            self._closing = True
             self._do(self.core.close())
             self._end()
         out, self._out = self._out, []
