@@ -127,11 +127,17 @@ class MemoryContainer:
                 async def tick() -> None:
                     # A Tick at the core's deadline (a run's timeout, the idle limit), as the
                     # supervisor's epoll wait ends then.
+                    ticked = -math.inf
                     while True:
                         deadline = self.agent.next_deadline()
-                        with trio.move_on_at(math.inf if deadline is None else deadline) as waiting:
+                        if deadline is None or deadline <= ticked:
+                            # None, or one the last tick left where it was (the idle limit while a run
+                            # outlives it): only something happening can move it.
+                            deadline = math.inf
+                        with trio.move_on_at(deadline) as waiting:
                             await acted.wait()
                         if waiting.cancelled_caught:
+                            ticked = trio.current_time()
                             await act(self.agent.tick())
 
                 await act(self.agent.greet())

@@ -249,6 +249,15 @@ async def test_the_idle_limit_ends_an_agent_nobody_talks_to(autojump_clock):
         assert trio.current_time() - started == 30
 
 
+async def test_the_idle_limit_waits_for_a_run_that_outlives_it(autojump_clock):
+    async with agent(Configure(idle_timeout_s=30)) as (host, _):
+        started = trio.current_time()
+        await host.send(Run(id=1, argv=["sleep", "100"], env={}, timeout_ms=0))
+        assert (await host.answer(1))[-1] == Exit(id=1, exit_code=0, duration_ms=100_000)
+        assert await host.ended()  # idle from the run's end on
+        assert trio.current_time() - started == 130
+
+
 async def test_a_shutdown_ends_the_agent(autojump_clock):
     async with agent() as (host, _):
         await host.send(Run(id=1, argv=["hang"], env={}), protocol.Shutdown())
