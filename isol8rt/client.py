@@ -24,18 +24,9 @@ import trio
 from .errors import EngineUnavailable, InvalidRequest, Isol8Error, SandboxError, SessionError
 from .types import ExecutionRequest, ExecutionResult, Isol8Options, SessionInfo, StreamEvent
 from .wire import api, errors, sse, websocket
-from .wire.http_client import (
-    NEED_DATA,
-    Body,
-    ClientConnection,
-    PeerClosed,
-    RemoteProtocolError,
-    Response,
-    ResponseEvent,
-    Upgraded,
-)
+from .wire.http_client import ClientConnection, RemoteProtocolError, Response, Upgraded
+from .wire.http_trio import RECEIVE_SIZE, HTTPStream
 
-RECEIVE_SIZE = 64 * 1024
 MAX_IDLE = 8
 
 _JSON = "application/json"
@@ -112,50 +103,25 @@ def _kind(body: bytes) -> str | None:
         return None
 
 
-class _Connection:
-    """One HTTP/1.1 connection to the server: a socket under a sans-io :class:`ClientConnection`.
+class _Connection(HTTPStream):
+    """One HTTP/1.1 connection to the server: a socket under a sans-io :class:`ClientConnection`, moved
+    by the shared trio loop (:class:`~isol8rt.wire.http_trio.HTTPStream`).
 
     The client's one I/O boundary: trio's exceptions and the HTTP connection's are mapped here, once. A
     connection that breaks, or a server that hangs up before its answer is complete, is
     :class:`~isol8rt.errors.EngineUnavailable`; a server that breaks HTTP is
     :class:`~isol8rt.errors.SandboxError`."""
 
-    __slots__ = ("stream", "http")
+    __slots__ = ()
 
-    def __init__(self, stream: trio.abc.Stream, http: ClientConnection) -> None:
-        self.stream = stream
-        self.http = http
+    async def broken(self, exc: trio.BrokenResourceError | trio.ClosedResourceError) -> Exception:
+        return EngineUnavailable(f"the connection to the isol8rt server broke: {exc}")
 
-    async def send(self, data: bytes) -> None:
-        try:
-            await self.stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise EngineUnavailable(f"the connection to the isol8rt server broke: {exc}") from None
+    async def ended(self) -> Exception:
+        return EngineUnavailable("the isol8rt server closed the connection before its answer was complete")
 
-    async def next_event(self) -> ResponseEvent:
-        try:
-            while (event := self.http.next_event()) is NEED_DATA:
-                try:
-                    data = await self.stream.receive_some(RECEIVE_SIZE)
-                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                    raise EngineUnavailable(f"the connection to the isol8rt server broke: {exc}") from None
-                self.http.receive_data(data)
-        except PeerClosed:
-            raise EngineUnavailable("the isol8rt server closed the connection before its answer was complete") from None
-        except RemoteProtocolError as exc:
-            raise SandboxError(f"the isol8rt server sent {exc}") from None
-        return event
-
-    async def head(self) -> Response | Upgraded:
-        """The head of the answer (an HTTP client is given nothing else first)."""
-        return cast("Response | Upgraded", await self.next_event())
-
-    async def body(self) -> bytes:
-        """The rest of the current answer's body."""
-        parts = []
-        while type(event := await self.next_event()) is Body:
-            parts.append(event.data)
-        return b"".join(parts)
+    def misspoke(self, exc: RemoteProtocolError) -> Exception:
+        return SandboxError(f"the isol8rt server sent {exc}")
 
     def close(self) -> None:
         # Synchronous: it runs while unwinding from a cancellation, where an await would not.
@@ -335,8 +301,8 @@ class RemoteIsol8:
             if not isinstance(head, Response) or head.status != 200:
                 raise await self._refusal(conn, head)
             parser = sse.EventParser()
-            while type(event := await conn.next_event()) is Body:
-                for data in parser.feed(event.data):
+            while (piece := await conn.receive_body()) is not None:
+                for data in parser.feed(piece):
                     yield api.decode_event(data)
         finally:
             conn.close()

@@ -13,8 +13,10 @@ end a :class:`FakeAgent` answers the host as the real agent would, as its :class
 Everything happens on trio's clock, so under ``trio.testing.MockClock(autojump_threshold=0)`` a run
 scripted to take ten seconds takes none, and the pool's timers fire as soon as nothing else can happen.
 
-The fake agent's behaviour lives in one place, :meth:`FakeAgent.receive` (host messages in, agent
-messages and timers out, no I/O); :class:`MemoryBackend` only carries its bytes.
+The fake agent is the real agent's core (:mod:`isol8rt.agent.core`, which keeps every rule of the
+conversation) driven in memory: host messages in, the core's actions carried out on fake children, files
+in a dict and a proxy that answers at once (:mod:`isol8rt._fake_agent`, no I/O). :class:`MemoryBackend`
+only carries its bytes, its timers and the core's deadlines.
 """
 
 from __future__ import annotations
@@ -22,171 +24,19 @@ from __future__ import annotations
 import builtins  # annotations after the `list` method below mean the type, not the method
 import contextlib
 import itertools
-from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable, Iterable, Union
+import math
+from typing import AsyncIterator
 
 import trio
 import trio.testing
 
+from ._fake_agent import CRASH, Action, After, AgentScript, FakeAgent, RunReply, UnsupportedAction
 from .agent import protocol
 from .engine.backend import SandboxSpec
 from .runtimes import LABEL_MANAGED_BY, MANAGED_BY
 
 __all__ = ["After", "AgentScript", "CRASH", "FakeAgent", "MemoryAgentStream", "MemoryBackend", "RunReply",
-           "open_memory_backend"]
-
-#: Everything a real agent's reset can verify; the default script reports all of it.
-ALL_CHECKS = ("processes", "tasks", "files", "ipc", "state", "network")
-
-
-@dataclass(frozen=True)
-class RunReply:
-    """How a scripted run goes."""
-
-    stdout: bytes = b""
-    stderr: bytes = b""
-    exit_code: int = 0
-    #: How long the run takes, on trio's clock (its Exit comes this much later).
-    seconds: float = 0.0
-    #: Files the run leaves under /sandbox (sent back when the Run asks for them in ``output_paths``).
-    files: dict[str, bytes] = field(default_factory=dict)
-    #: The run never ends on its own: only a signal ends it (its Exit then reports the signal).
-    hang: bool = False
-    #: The agent dies instead of running it: the container's stream ends.
-    crash: bool = False
-
-
-def _every_check(agent: FakeAgent) -> Iterable[str]:
-    return ALL_CHECKS
-
-
-@dataclass(frozen=True)
-class AgentScript:
-    """What a fake agent does: ``run`` says how each Run goes, ``verified`` what each reset reports
-    verified (given the agent, whose ``generation`` and ``container_id`` say which reset of which
-    container it is), ``version`` the protocol version it greets with."""
-
-    run: Callable[[protocol.Run], RunReply] = lambda run: RunReply()
-    verified: Callable[[FakeAgent], Iterable[str]] = _every_check
-    version: int = protocol.PROTOCOL_VERSION
-
-
-@dataclass(frozen=True)
-class After:
-    """A timer: the driver calls :meth:`FakeAgent.timer` with ``run_id`` after ``seconds``."""
-
-    seconds: float
-    run_id: int
-
-
-class _Crash:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "CRASH"
-
-
-#: The agent exits: its stream ends, and so does its container.
-CRASH = _Crash()
-
-#: What the fake agent asks its driver to do: send a message, start a timer, or crash.
-Action = Union[protocol.Ready, protocol.Output, protocol.FileData, protocol.Exit, protocol.Done, protocol.Failed,
-               After, _Crash]
-
-
-class FakeAgent:
-    """A scripted agent without I/O: :meth:`greet` once, then :meth:`receive` for each host message and
-    :meth:`timer` for each timer that fires; each returns the actions to carry out, in order.
-
-    It keeps what a real agent would: the files put into /sandbox, the runs going on, the generation.
-    ``received`` is everything the host sent, for tests to look at."""
-
-    def __init__(self, script: AgentScript, container_id: str = "") -> None:
-        self.script = script
-        self.container_id = container_id
-        self.generation = 0
-        self.configure: protocol.Configure | None = None
-        self.files: dict[str, bytearray] = {}
-        #: Runs started and not ended, by id.
-        self.running: dict[int, tuple[protocol.Run, RunReply]] = {}
-        self.received: list[protocol.HostMessage] = []
-
-    def greet(self) -> list[Action]:
-        return [protocol.Ready(version=self.script.version, generation=self.generation)]
-
-    def receive(self, message: protocol.HostMessage) -> list[Action]:
-        self.received.append(message)
-        match message:
-            case protocol.Run():
-                return self._start(message)
-            case protocol.Signal(id=run_id, signum=signum):
-                if self.running.pop(run_id, None) is None:
-                    return []  # a run that is over: ignored, as the real agent does
-                return [protocol.Exit(id=run_id, exit_code=128 + signum, signal=signum)]
-            case protocol.PutFile():
-                data = self.files.setdefault(message.path, bytearray())
-                if not message.offset:
-                    data.clear()  # a file's first chunk truncates it
-                data[message.offset:message.offset + len(message.data)] = message.data
-                return [protocol.Done(id=message.id)] if message.ack and message.last else []
-            case protocol.GetFile(id=op_id, path=path):
-                if path not in self.files:
-                    return [protocol.Failed(id=op_id, message=f"{path}: no such file", kind="not_found")]
-                return [protocol.FileData(id=op_id, path=path, data=bytes(self.files[path])), protocol.Done(id=op_id)]
-            case protocol.Configure():
-                self.configure = message
-                return [protocol.Ready(version=self.script.version, generation=self.generation, reason="configured")]
-            case protocol.Reset(id=op_id):
-                # As the real agent: runs still going are killed without an Exit, and /sandbox is wiped.
-                self.running.clear()
-                self.files.clear()
-                self.generation += 1
-                verified = list(self.script.verified(self))
-                return [protocol.Done(id=op_id), protocol.Ready(version=self.script.version, generation=self.generation,
-                                                                reason="reset", verified=verified)]
-            case protocol.Ping(id=op_id):
-                return [protocol.Done(id=op_id)]
-            case protocol.Shutdown():
-                return [CRASH]
-        return []  # Stdin: kept in ``received`` only
-
-    def timer(self, run_id: int) -> list[Action]:
-        """A run's time is up: its end, unless a signal ended it first."""
-        if run_id not in self.running:
-            return []
-        return self._finish(run_id)
-
-    def _start(self, run: protocol.Run) -> list[Action]:
-        if run.id in self.running:
-            return [protocol.Failed(id=run.id, message=f"run {run.id} is already running", kind="busy")]
-        reply = self.script.run(run)
-        if reply.crash:
-            return [CRASH]
-        self.running[run.id] = (run, reply)
-        if reply.hang:
-            return []
-        if reply.seconds > 0:
-            return [After(reply.seconds, run.id)]
-        return self._finish(run.id)
-
-    def _finish(self, run_id: int) -> list[Action]:
-        run, reply = self.running.pop(run_id)
-        actions: list[Action] = []
-        if reply.stdout:
-            actions.append(protocol.Output(id=run_id, fd=1, data=reply.stdout))
-        if reply.stderr:
-            actions.append(protocol.Output(id=run_id, fd=2, data=reply.stderr))
-        for path, data in reply.files.items():
-            self.files[path] = bytearray(data)
-        errors = {}
-        for path in run.output_paths:
-            if path in self.files:
-                actions.append(protocol.FileData(id=run_id, path=path, data=bytes(self.files[path])))
-            else:
-                errors[path] = f"{path}: no such file"
-        actions.append(protocol.Exit(id=run_id, exit_code=reply.exit_code, duration_ms=reply.seconds * 1000,
-                                     file_errors=errors))
-        return actions
+           "UnsupportedAction", "open_memory_backend"]
 
 
 class MemoryAgentStream:
@@ -243,34 +93,55 @@ class MemoryContainer:
         return MemoryAgentStream(host_end)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """The agent's life: greet, then answer whoever is attached, until :meth:`stop`."""
+        """The agent's life: greet, then answer whoever is attached, until :meth:`stop`. Its timers and
+        the core's deadlines run on trio's clock."""
         encoder = protocol.FrameEncoder()
+        acted = trio.Event()
         with self._scope:
             self.state = "running"
             task_status.started()
             async with trio.open_nursery() as timers:
 
                 async def act(actions: builtins.list[Action]) -> None:
+                    nonlocal acted
+                    acted.set()  # the core's next deadline may have moved
+                    acted = trio.Event()
                     messages = []
                     for action in actions:
                         if isinstance(action, After):
                             timers.start_soon(fire, action)
-                        elif action is CRASH:
-                            self.stop()
-                            return
-                        else:
+                        elif action is not CRASH:
                             messages.append(action)
                     if messages and self._attachment is not None:
                         try:
                             await self._attachment.send_all(encoder.encode_many(messages))
                         except (trio.BrokenResourceError, trio.ClosedResourceError):
                             pass  # nobody attached: lost, as on Docker
+                    if CRASH in actions:
+                        self.stop()  # what it had to say is written: the agent exits
 
                 async def fire(after: After) -> None:
                     await trio.sleep(after.seconds)
                     await act(self.agent.timer(after.run_id))
 
+                async def tick() -> None:
+                    # A Tick at the core's deadline (a run's timeout, the idle limit), as the
+                    # supervisor's epoll wait ends then.
+                    ticked = -math.inf
+                    while True:
+                        deadline = self.agent.next_deadline()
+                        if deadline is None or deadline <= ticked:
+                            # None, or one the last tick left where it was (the idle limit while a run
+                            # outlives it): only something happening can move it.
+                            deadline = math.inf
+                        with trio.move_on_at(deadline) as waiting:
+                            await acted.wait()
+                        if waiting.cancelled_caught:
+                            ticked = trio.current_time()
+                            await act(self.agent.tick())
+
                 await act(self.agent.greet())
+                timers.start_soon(tick)
                 while True:
                     attachment = self._attachment
                     if attachment is None:
@@ -332,7 +203,8 @@ class MemoryBackend:
     async def create(self, spec: SandboxSpec) -> str:
         await trio.lowlevel.checkpoint()
         container_id = f"{next(self._ids):012x}{'0' * 52}"
-        self.containers[container_id] = MemoryContainer(container_id, spec, FakeAgent(self.script, container_id))
+        self.containers[container_id] = MemoryContainer(container_id, spec, FakeAgent(self.script, container_id,
+                                                                                     clock=trio.current_time))
         return container_id
 
     async def attach(self, container_id: str) -> MemoryAgentStream:

@@ -7,7 +7,7 @@ import trio
 import trio.testing
 
 from isol8rt.agent import protocol
-from isol8rt.agent.protocol import Configure, Done, Exit, Failed, FileData, GetFile, Output, Ping, PutFile, Ready
+from isol8rt.agent.protocol import Configure, Done, Exit, Failed, FileData, GetFile, Log, Output, Ping, PutFile, Ready
 from isol8rt.agent.protocol import Reset, Run, Signal, Stdin
 from isol8rt.engine.backend import SandboxSpec
 from isol8rt.runtimes import LABEL_MANAGED_BY, MANAGED_BY
@@ -19,6 +19,13 @@ SPEC = SandboxSpec(image="img", labels={"team": "a"}, memory_bytes=2**29, nano_c
 
 def agent(**script) -> FakeAgent:
     return FakeAgent(AgentScript(**script), "c1")
+
+
+def greeted(**script) -> FakeAgent:
+    """An agent past its greeting (the core hears nothing before it has said Ready)."""
+    fake = agent(**script)
+    fake.greet()
+    return fake
 
 
 def run(op_id: int, **fields) -> Run:
@@ -35,7 +42,7 @@ def test_greets_and_answers_configure_and_ping():
 
 
 def test_a_run_as_scripted():
-    fake = agent(run=lambda r: RunReply(stdout=r.code or b"", stderr=b"e", exit_code=3, files={"/sandbox/o": b"out"}))
+    fake = greeted(run=lambda r: RunReply(stdout=r.code or b"", stderr=b"e", exit_code=3, files={"/sandbox/o": b"out"}))
     assert fake.receive(run(1, code=b"hi", output_paths=["/sandbox/o", "/sandbox/none"])) == [
         Output(id=1, fd=1, data=b"hi"), Output(id=1, fd=2, data=b"e"),
         FileData(id=1, path="/sandbox/o", data=b"out"),
@@ -44,7 +51,7 @@ def test_a_run_as_scripted():
 
 
 def test_a_run_that_takes_time_ends_when_its_timer_fires_unless_signalled():
-    fake = agent(run=lambda r: RunReply(stdout=b"done", seconds=5))
+    fake = greeted(run=lambda r: RunReply(stdout=b"done", seconds=5))
     assert fake.receive(run(1)) == [After(5, 1)]
     assert fake.receive(run(1)) == [Failed(id=1, message="run 1 is already running", kind="busy")]
     assert fake.timer(1) == [Output(id=1, fd=1, data=b"done"), Exit(id=1, exit_code=0, duration_ms=5000)]
@@ -55,14 +62,14 @@ def test_a_run_that_takes_time_ends_when_its_timer_fires_unless_signalled():
 
 
 def test_hang_and_crash():
-    fake = agent(run=lambda r: RunReply(hang=bool(r.id % 2), crash=not r.id % 2))
+    fake = greeted(run=lambda r: RunReply(hang=bool(r.id % 2), crash=not r.id % 2))
     assert fake.receive(run(1)) == []
     assert fake.receive(Signal(id=1, signum=2)) == [Exit(id=1, exit_code=130, signal=2)]
     assert fake.receive(run(2)) == [CRASH]
 
 
 def test_files_in_chunks_out_and_missing():
-    fake = agent()
+    fake = greeted()
     assert fake.receive(PutFile(id=1, path="f", data=b"ab", last=False)) == []
     assert fake.receive(PutFile(id=1, path="f", data=b"cd", offset=2, ack=True)) == [Done(id=1)]
     assert fake.receive(GetFile(id=2, path="f")) == [FileData(id=2, path="f", data=b"abcd"), Done(id=2)]
@@ -72,11 +79,14 @@ def test_files_in_chunks_out_and_missing():
 
 
 def test_reset_wipes_kills_and_reports_what_the_script_verified():
-    fake = agent(run=lambda r: RunReply(hang=True), verified=lambda a: ["processes"] if a.generation == 2 else ["files"])
+    fake = greeted(run=lambda r: RunReply(hang=True), verified=lambda a: ["processes"] if a.generation == 2 else ["files"])
     fake.receive(PutFile(id=1, path="f", data=b"x"))
     fake.receive(run(2))
-    assert fake.receive(Reset(id=3)) == [Done(id=3), Ready(version=VERSION, generation=1, reason="reset",
-                                                          verified=["files"])]
+    # As the real agent: what the reset could not verify is logged, then its Done and the next Ready.
+    assert fake.receive(Reset(id=3)) == [
+        Log(level="warning", message="reset left a socket nobody holds (scripted)"),
+        Done(id=3, detail={"ipc_removed": 0, "files_removed": 1}),
+        Ready(version=VERSION, generation=1, reason="reset", verified=["files"])]
     assert fake.files == {} and fake.running == {}
     assert fake.receive(Reset(id=4))[-1].verified == ["processes"]
     assert fake.receive(Stdin(id=9, data=b"kept")) == []
@@ -117,7 +127,7 @@ async def test_timers_run_on_trios_clock(autojump_clock):
         await backend.start(container_id)
         await stream.receive()
         started = trio.current_time()
-        await stream.send_all(protocol.FrameEncoder().encode(run(1)))
+        await stream.send_all(protocol.FrameEncoder().encode(run(1, timeout_ms=0)))  # no deadline of its own
         [exit_message] = protocol.host_decoder().feed((await stream.receive())[0][1])
         assert exit_message == Exit(id=1, exit_code=0, duration_ms=60_000)
         assert trio.current_time() - started == 60

@@ -323,7 +323,7 @@ class DockerClient(trio.abc.AsyncResource):
             async with self._pool.connection() as conn:
                 head = await conn.request(method, url, body=body, content_type=_JSON if body is not None else None)
                 head = _final(head, method, path)
-                data = await conn.read_body()
+                data = await conn.body()
         if head.status >= 400:
             raise api_error(head.status, head.reason, data, method, path)
         return data
@@ -339,7 +339,7 @@ class DockerClient(trio.abc.AsyncResource):
                 head = await conn.request("POST", url, body=body, content_type=_TAR if body is not None else None)
             head = _final(head, "POST", path)
             if head.status >= 400:
-                raise api_error(head.status, head.reason, await conn.read_body(), "POST", path)
+                raise api_error(head.status, head.reason, await conn.body(), "POST", path)
             events = [_decode(_PROGRESS, line, f"POST {path}") for line in await _read_lines(conn)]
         for event in events:
             if (message := event.error_message) is not None:
@@ -361,7 +361,7 @@ class DockerClient(trio.abc.AsyncResource):
                 )
                 if isinstance(head, Upgraded):
                     return HijackedStream(conn.link, head.trailing)
-                data = await conn.read_body()
+                data = await conn.body()
         except BaseException:
             conn.close()
             raise
@@ -441,7 +441,7 @@ class BuildStream(trio.abc.AsyncResource, AsyncIterator[BuildEvent]):
             head = await self._conn.request("POST", self._url, body=self._context, content_type=_TAR)
             head = _final(head, "POST", "/build")
             if head.status >= 400:
-                body = await self._conn.read_body()
+                body = await self._conn.body()
                 raise BuildError(error_message(body, f"the build was refused (HTTP {head.status})"), [])
             return
         piece = await self._conn.receive_body()

@@ -1,6 +1,7 @@
-"""Trio I/O under the sans-io HTTP connection (:mod:`isol8rt.wire.http_client`): links to the daemon
-(a unix or TCP socket, TLS, or an ssh command's stdio; where it is comes from :mod:`._endpoint`), a
-keep-alive pool, and the hijacked streams of attach and exec.
+"""Trio I/O to the daemon under the sans-io HTTP connection (:mod:`isol8rt.wire.http_client`, whose bytes
+the shared loop of :mod:`isol8rt.wire.http_trio` moves): links to the daemon (a unix or TCP socket, TLS,
+or an ssh command's stdio; where it is comes from :mod:`._endpoint`), a keep-alive pool, and the hijacked
+streams of attach and exec.
 
 This is the Docker client's one I/O boundary, and its exceptions are mapped here, once: a failed connect
 becomes :class:`DaemonNotRunning`; TLS refused either way, or an ssh that fails, :class:`DaemonRefused`;
@@ -19,24 +20,12 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from ..wire.http_client import (
-    NEED_DATA,
-    Body,
-    ClientConnection,
-    EndOfBody,
-    PeerClosed,
-    RemoteProtocolError,
-    Response,
-    ResponseEvent,
-    Upgraded,
-)
+from ..wire.http_client import ClientConnection, RemoteProtocolError, Response, Upgraded
+from ..wire.http_trio import RECEIVE_SIZE, HTTPStream
 from ._api import UPGRADE_TCP
 from ._endpoint import Endpoint
 from ._errors import DaemonNotRunning, DaemonRefused, DockerError, StreamClosed
 from ._frames import FrameDemuxer
-
-#: One read of a hijacked stream. Large enough that a run's whole output usually comes in one go.
-RECEIVE_SIZE = 64 * 1024
 
 _FIX = "run `isol8rt setup` to install and start it, or start your Docker daemon"
 
@@ -219,16 +208,30 @@ async def _open_ssh(endpoint: Endpoint) -> Link:
 RequestBody = bytes | AsyncIterable[bytes] | Iterable[bytes] | None
 
 
-class Connection:
-    """One HTTP connection to the daemon: a socket plus its h11 state machine."""
+class Connection(HTTPStream):
+    """One HTTP connection to the daemon: a link under its h11 state machine (the shared trio loop of
+    :class:`~isol8rt.wire.http_trio.HTTPStream`), its failures mapped to the Docker client's exceptions."""
 
-    __slots__ = ("link", "stream", "http", "closed")
+    __slots__ = ("link", "closed")
 
     def __init__(self, link: Link, http: ClientConnection) -> None:
+        super().__init__(link.stream, http)
         self.link = link
-        self.stream = link.stream
-        self.http = http
         self.closed = False
+
+    async def broken(self, exc: trio.BrokenResourceError | trio.ClosedResourceError) -> Exception:
+        return await self.link.broken(exc, "the connection to the Docker daemon")
+
+    def received(self, data: bytes) -> None:
+        if data:  # b"": the daemon's end, not a word from it
+            self.link.heard = True
+
+    async def ended(self) -> Exception:
+        return (await self.link.explain_end()) or self.link.refused_unheard() or StreamClosed(
+            "the Docker daemon closed the connection before its answer was complete")
+
+    def misspoke(self, exc: RemoteProtocolError) -> Exception:
+        return DockerError(f"the Docker daemon sent {exc}")
 
     async def request(
         self,
@@ -249,7 +252,7 @@ class Connection:
             payload = None if body is None else bytes(body)
             await self.send(self.http.request(method, target, body=payload, content_type=content_type,
                                               headers=UPGRADE_TCP if upgrade else ()))
-            return await self._head()
+            return await self.head()
         await self.send(self.http.request(method, target, chunked=True, content_type=content_type))
         try:
             if isinstance(body, AsyncIterable):
@@ -263,57 +266,10 @@ class Connection:
             # The daemon may have answered (an error, say) and hung up before taking the whole body:
             # that answer says more than the broken pipe.
             try:
-                return await self._head()
+                return await self.head()
             except DockerError:
                 raise broken from None
-        return await self._head()
-
-    async def _head(self) -> Response | Upgraded:
-        event = await self.next_event()
-        if not isinstance(event, (Response, Upgraded)):
-            raise DockerError(f"the Docker daemon sent {event!r} where a response head was expected")
-        return event
-
-    async def read_body(self) -> bytes:
-        """The rest of the current response's body."""
-        pieces = []
-        while (piece := await self.receive_body()) is not None:
-            pieces.append(piece)
-        return b"".join(pieces)
-
-    async def receive_body(self) -> bytes | None:
-        """The next piece of the current response's body; None once it is complete."""
-        event = await self.next_event()
-        if isinstance(event, Body):
-            return event.data
-        if isinstance(event, EndOfBody):
-            return None
-        raise DockerError(f"the Docker daemon sent {event!r} inside a response body")
-
-    async def next_event(self) -> ResponseEvent:
-        try:
-            while (event := self.http.next_event()) is NEED_DATA:
-                try:
-                    data = await self.stream.receive_some(RECEIVE_SIZE)
-                except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                    raise await self.link.broken(exc, "the connection to the Docker daemon") from None
-                if data:  # b"": the daemon's end, not a word from it
-                    self.link.heard = True
-                self.http.receive_data(data)
-        except PeerClosed:
-            raise (await self.link.explain_end()) or self.link.refused_unheard() or StreamClosed(
-                "the Docker daemon closed the connection before its answer was complete") from None
-        except RemoteProtocolError as exc:
-            raise DockerError(f"the Docker daemon sent {exc}") from None
-        return event
-
-    async def send(self, data: bytes) -> None:
-        if not data:
-            return
-        try:
-            await self.stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise await self.link.broken(exc, "the connection to the Docker daemon") from None
+        return await self.head()
 
     def close(self) -> None:
         # Synchronous on purpose: it runs while unwinding from a cancellation, where an await would

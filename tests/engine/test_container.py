@@ -118,7 +118,7 @@ async def test_an_operation_after_one_walked_away_from_drops_its_stragglers(auto
         assert [(type(e).__name__, e.id) for e in events] == [("Done", op_id)]  # ...and dropped
 
 
-async def test_stdin_and_signals_go_to_the_run_once_it_is_sent(nursery):
+async def test_stdin_and_signals_go_to_the_run_once_it_is_sent(nursery, autojump_clock):
     async with container_of(AgentScript(run=lambda r: RunReply(hang=True))) as (container, backend):
         messages = run(container, stdin_open=True)
         op_id = messages[-1].id
