@@ -222,7 +222,7 @@ class Connection(HTTPStream):
     async def broken(self, exc: trio.BrokenResourceError | trio.ClosedResourceError) -> Exception:
         return await self.link.broken(exc, "the connection to the Docker daemon")
 
-    def received(self, data: bytes) -> None:
+    def received(self, data: bytes | bytearray) -> None:
         if data:  # b"": the daemon's end, not a word from it
             self.link.heard = True
 

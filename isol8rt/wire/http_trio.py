@@ -53,7 +53,7 @@ class HTTPStream:
         """The exception for a peer that broke HTTP (``exc`` says how)."""
         return exc
 
-    def received(self, data: bytes) -> None:
+    def received(self, data: bytes | bytearray) -> None:
         """Told of every read from the stream (b"" at its end), before the HTTP connection sees it: what a
         boundary needs to know of the peer's words to name its failures (the Docker transport: whether a
         TLS daemon said anything before hanging up)."""
