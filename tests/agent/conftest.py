@@ -3,7 +3,7 @@ container's attach stream. User processes run as SANDBOX_UID in a temporary sand
 
 Not uid 1000: on the host there is no PID namespace around the agent, and its reset kills every process of
 its sandbox uid, which for 1000 would include the user processes of every container on this machine (and
-a real user's)."""
+a real user's). Not a fixed uid either: test sessions run side by side on one machine."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ import trio
 
 from isol8rt.agent import protocol
 
-SANDBOX_UID = 47_291  # a uid nothing else on a test machine runs as
+#: A uid nothing else on a test machine runs as: not even another test session's local agents, whose resets
+#: kill every process of their sandbox uid (two sessions sharing one killed each other's runs).
+SANDBOX_UID = 47_000_000 + os.getpid() % 1_000_000
 
 
 class LocalAgent:
