@@ -22,9 +22,8 @@ from typing import Literal, Union
 
 import msgspec
 
-#: Bumped whenever a message changes shape; the agent reports it in :class:`Ready` and the engine refuses
-#: to talk to an agent of another version (its image is out of date).
-PROTOCOL_VERSION = 1
+# Bumped whenever a message changes shape; defined beside the greeting, which must load nothing.
+from .greeting import PROTOCOL_VERSION
 
 #: The largest payload either side accepts. Bulk data (files) travels in chunks of at most CHUNK_SIZE.
 MAX_FRAME = 32 * 1024 * 1024

@@ -63,8 +63,10 @@ def _now() -> float:
 class Supervisor:
     """The epoll driver of the agent's core."""
 
-    def __init__(self, config: AgentConfig, in_fd: int = 0, out_fd: int = 1) -> None:
+    def __init__(self, config: AgentConfig, in_fd: int = 0, out_fd: int = 1, greeted: bool = False) -> None:
         self.config = config
+        #: The entry point sent the greeting already (see greeting.py).
+        self.greeted = greeted
         self.identity = Identity(config.uid, config.gid)
         self.in_fd = in_fd
         self.out_fd = out_fd
@@ -113,7 +115,7 @@ class Supervisor:
         self.baseline = Baseline.take(self.config.wipe)
         self.census = census.find()
         core = self.core
-        self.perform(core.start(_now()))
+        self.perform(core.start(_now(), greeted=self.greeted))
         while not core.stopping or self.out:
             self._flush()
             if core.stopping and not self.out:
@@ -691,7 +693,7 @@ class Supervisor:
                 child.reaped(status)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, greeted: bool = False) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(prog="isol8rt-agent")
@@ -704,5 +706,5 @@ def main(argv: list[str] | None = None) -> None:
     if os.getuid() == 0:
         os.setgroups([])
     config = AgentConfig(args.sandbox, args.uid, args.gid, tuple(filter(None, args.wipe.split(","))), args.debug)
-    Supervisor(config).serve()
+    Supervisor(config, greeted=greeted).serve()
     sys.exit(0)

@@ -12,12 +12,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 import trio
 
 from isol8rt.agent import protocol
 
+_MAIN = Path(protocol.__file__).with_name("main.py")
 #: A uid nothing else on a test machine runs as: not even another test session's local agents, whose resets
 #: kill every process of their sandbox uid (two sessions sharing one killed each other's runs).
 SANDBOX_UID = 47_000_000 + os.getpid() % 1_000_000
@@ -79,7 +81,9 @@ async def agent(sandbox_dir):
     if os.getuid() != 0:
         pytest.skip("the local agent tests drop to another uid and so need root")
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-c", "from isol8rt.agent.supervisor import main; main()",
+        # The image's entry point, isolated as there, so the greeting it sends before loading the agent is
+        # the one tested (not -S: msgspec comes from this interpreter's site here, not the image's).
+        [sys.executable, "-I", "-B", str(_MAIN),
          "--sandbox", sandbox_dir, "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--wipe", sandbox_dir],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -173,13 +173,14 @@ class AgentCore:
 
     # ==================================================================================== the driver's API
 
-    def start(self, now: float) -> list[Action]:
-        """The agent serves: its first word to the host is a Ready."""
+    def start(self, now: float, greeted: bool = False) -> list[Action]:
+        """The agent serves: its first word to the host is a Ready. ``greeted``: the driver has sent that
+        Ready already (:mod:`isol8rt.agent.greeting`, before it loaded the rest of the agent)."""
         if self._started:
             raise DriverError("start() is called once")
         self._started = True
         self._now = self._last_heard = now
-        return [Send(Ready(version=self._version, generation=0, pid=self._pid))]
+        return [] if greeted else [Send(Ready(version=self._version, generation=0, pid=self._pid))]
 
     def receive_data(self, data: bytes, now: float) -> None:
         """Bytes the host sent (b"": its stream ended). Each complete message waits, in order, for
