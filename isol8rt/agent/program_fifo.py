@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import stat
+from typing import Callable
 
 from . import files
 from .core.prestarts import PIPE_SIZE
@@ -38,8 +39,10 @@ def program_path(sandbox: str, code_path: str) -> str:
     return os.path.join(sandbox, *files.split_path(sandbox, code_path))
 
 
-def prestart(spec: Prestart, sandbox: str, identity: Identity) -> tuple[Child, ProgramFifo]:
-    """Make the FIFO at ``spec.code_path`` and start ``spec.argv`` (its env complete) blocked on it.
+def prestart(spec: Prestart, sandbox: str, identity: Identity,
+             watch: Callable[[str], object] | None = None) -> tuple[Child, ProgramFifo]:
+    """Make the FIFO at ``spec.code_path`` and start ``spec.argv`` (its env complete) blocked on it;
+    ``watch`` is given the FIFO's path before the interpreter starts (see open_watch.py).
     Raises OSError, ValueError (empty argv) or files.PathRefused (a spawn that fails leaves no FIFO behind)."""
     path = program_path(sandbox, spec.code_path)
     with files.as_user(identity.uid, identity.gid):
@@ -51,6 +54,8 @@ def prestart(spec: Prestart, sandbox: str, identity: Identity) -> tuple[Child, P
         # Held open read-write, so the interpreter's open() returns at once and its read() waits for
         # the program; closing it after writing the program gives the reader its EOF.
         fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        if watch is not None:
+            watch(path)  # after our own open, which is not the interpreter's
     fifo = ProgramFifo(fd, path)
     try:
         fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_SIZE)

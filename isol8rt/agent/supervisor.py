@@ -25,6 +25,7 @@ import time
 from typing import Any, Callable
 
 from . import census, files, program_fifo, seccomp_filter, usage
+from .open_watch import OpenWatch
 from .baseline import Baseline
 from .core import AgentCore
 from .core import actions as act
@@ -83,6 +84,8 @@ class Supervisor:
         self.stdin_pending: dict[int, bytearray] = {}
         self.stdin_open: dict[int, bool] = {}
         self.fifos: dict[int, program_fifo.ProgramFifo] = {}
+        #: Wakes the loop when a prestarted interpreter opens its FIFO (None: the core's polling alone).
+        self.open_watch: OpenWatch | None = None
         self.interpreters: dict = {}
         self.proxy_pid = 0
         self.baseline: Baseline | None = None
@@ -112,6 +115,10 @@ class Supervisor:
             os.set_blocking(fd, False)
         self.selector.register(self.in_fd, selectors.EVENT_READ, self._on_host_readable)
         self.selector.register(wake_read, selectors.EVENT_READ, lambda: self._on_wakeup(wake_read))
+        self.open_watch = OpenWatch.create()
+        if self.open_watch is not None:
+            # Its only use is the wake-up: every turn of the loop ends with a Tick, whose look finds them warm.
+            self.selector.register(self.open_watch.fd, selectors.EVENT_READ, self.open_watch.drain)
         self.baseline = Baseline.take(self.config.wipe)
         self.census = census.find()
         core = self.core
@@ -452,7 +459,8 @@ class Supervisor:
         pids, problems = [], []
         for spec in action.prestarts:
             try:
-                child, fifo = program_fifo.prestart(spec, self.config.sandbox, self.identity)
+                child, fifo = program_fifo.prestart(spec, self.config.sandbox, self.identity,
+                                                    self.open_watch.watch if self.open_watch else None)
             except (OSError, ValueError, files.PathRefused) as exc:
                 pids.append(0)
                 problems.append(str(exc))
