@@ -33,6 +33,8 @@ LABEL_CONTENT_HASH = "isol8rt.content-hash"
 LABEL_PACKAGES = "isol8rt.packages"
 LABEL_PROTOCOL = "isol8rt.protocol"
 LABEL_SESSION = "isol8rt.session"
+#: On a runtime image: the JSON list of modules its fork server imports (see Isol8Options.fork_server).
+LABEL_PRELOAD = "isol8rt.preload"
 MANAGED_BY = "isol8rt"
 
 

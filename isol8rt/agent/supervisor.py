@@ -88,6 +88,10 @@ class Supervisor:
         self.open_watch: OpenWatch | None = None
         self.interpreters: dict = {}
         self.proxy_pid = 0
+        #: The fork server, once a Configure asked for one and it started (see fork_server.py).
+        self.fork_server = None
+        #: The per-run seccomp filter as the host sent it (the fork server's runs install it themselves).
+        self.user_bpf = b""
         self.baseline: Baseline | None = None
         self.census: census.Census | None = None
         self.terminated = False
@@ -100,7 +104,7 @@ class Supervisor:
             act.WriteFile: self._write_file, act.SendFile: self._send_file, act.InstallFilter: self._install_filter,
             act.StartNetwork: self._start_network, act.StartProxy: self._start_proxy, act.ToProxy: self._to_proxy,
             act.AwaitProxy: self._await_proxy, act.Sweep: self._sweep, act.Inspect: self._inspect,
-            act.KillAll: self._kill_all,
+            act.KillAll: self._kill_all, act.StartForkServer: self._start_fork_server,
         }
 
     # ==================================================================================== the loop
@@ -333,6 +337,8 @@ class Supervisor:
         del self.children[pid]
         if pid == self.proxy_pid:
             self.proxy_pid = 0
+        if self.fork_server is not None and pid == self.fork_server.child.pid:
+            self.fork_server.alive = False  # no more forks; the next reset's look finds it gone
         usage = ev.ChildUsage(rusage.ru_utime * 1000, rusage.ru_stime * 1000, rusage.ru_maxrss)
         events.append(ev.ChildExited(pid, status, usage))
         return events
@@ -460,7 +466,8 @@ class Supervisor:
         for spec in action.prestarts:
             try:
                 child, fifo = program_fifo.prestart(spec, self.config.sandbox, self.identity,
-                                                    self.open_watch.watch if self.open_watch else None)
+                                                    self.open_watch.watch if self.open_watch else None,
+                                                    self._forker(spec))
             except (OSError, ValueError, files.PathRefused) as exc:
                 pids.append(0)
                 problems.append(str(exc))
@@ -483,6 +490,27 @@ class Supervisor:
         uid, gid = self.config.uid, self.config.gid
         warm = all(program_fifo.is_warm(pid, self.fifos[pid], uid, gid) for pid in action.pids if pid in self.fifos)
         return [ev.Warmth(warm)]
+
+    def _start_fork_server(self, action: act.StartForkServer) -> list[ev.Event]:
+        from .fork_server import ForkServer
+
+        if self.identity.filter is _REFUSE_TO_SPAWN:
+            return [ev.ForkServerStarted("no fork server: the per-run seccomp filter is unusable")]
+        try:
+            server = ForkServer.start(action.python, action.preload, action.path, self.user_bpf)
+        except (OSError, ValueError) as exc:
+            return [ev.ForkServerStarted(str(exc))]
+        self._adopt(server.child, heard=False)
+        self.fork_server = server
+        return [ev.ForkServerStarted()]
+
+    def _forker(self, spec) -> Callable | None:
+        """How ``spec``'s interpreter starts: forked by the fork server when there is one and the spec is a
+        plain ``PYTHON FILE ...`` of its interpreter; None (a fresh process) otherwise."""
+        server = self.fork_server
+        if server is None or not server.alive or len(spec.argv) < 2 or spec.argv[0] != server.python or spec.argv[1] != spec.code_path:
+            return None
+        return server.fork
 
     # ==================================================================================== sessions
 
@@ -582,6 +610,7 @@ class Supervisor:
     # ==================================================================================== filtered networking
 
     def _install_filter(self, action: act.InstallFilter) -> list[ev.Event] | None:
+        self.user_bpf = action.bpf
         try:
             self.identity.filter = seccomp_filter.prepare(action.bpf)
         except (OSError, ValueError) as exc:
@@ -672,7 +701,7 @@ class Supervisor:
 
         assert self.baseline is not None  # taken when serving starts
         reaped: list[tuple[int, int, object]] = []
-        keep = {os.getpid(), *action.kept}
+        keep = {os.getpid(), *action.kept, *self._own_pids()}
         swept = reset.sweep(self.config.uid, self.config.gid, list(self.config.wipe), self.baseline, self.census,
                             lambda: reaped.extend(self._ended_children()), lambda: keep)
         events: list[ev.Event] = []
@@ -684,14 +713,25 @@ class Supervisor:
         from . import reset
 
         assert self.baseline is not None  # taken when serving starts
-        return [reset.inspect(self.baseline, action.shared_network, action.proxy_pid, self.config.proxy_uid)]
+        server = self.fork_server
+        inspected = reset.inspect(self.baseline, action.shared_network, action.proxy_pid, self.config.proxy_uid,
+                                  frozenset({server.socket_inode}) if server is not None else frozenset())
+        problem = self.fork_server.intact() if self.fork_server is not None else ""
+        if problem:  # a fork server gone or touched: the reset does not verify, the container is retired
+            inspected = ev.Inspected(inspected.differences, [*inspected.leftovers, problem])
+        return [inspected]
+
+    def _own_pids(self) -> tuple[int, ...]:
+        """Processes of the agent's own besides itself (the fork server): kept by the sweep and the census."""
+        server = self.fork_server
+        return (server.child.pid,) if server is not None and server.alive else ()
 
     def _kill_all(self, action: act.KillAll) -> None:
         if self.config.uid == 0 or os.getuid() != 0:
             return
         from . import reset
 
-        keep = {os.getpid(), *action.kept}
+        keep = {os.getpid(), *action.kept, *self._own_pids()}
         reset.kill_all(self.config.uid, self._reap_quietly, self.census, lambda: keep, deadline_s=action.deadline_s)
 
     def _reap_quietly(self) -> None:

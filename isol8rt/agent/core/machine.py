@@ -49,6 +49,7 @@ from .actions import (
     SendCell,
     SendFile,
     Spawn,
+    StartForkServer,
     StartInterpreter,
     StartNetwork,
     Sweep,
@@ -162,6 +163,7 @@ class AgentCore:
             ev.Spawned: self._on_spawned, ev.PrepareFailed: self._on_prepare_failed,
             ev.SpawnFailed: self._on_spawn_failed, ev.HandOverFailed: self._on_hand_over_failed,
             ev.PrestartsArmed: self._on_prestarts_armed, ev.Warmth: self._on_warmth,
+            ev.ForkServerStarted: self._on_fork_server_started,
             ev.Prepared: self._on_prepared, ev.InterpreterStarted: self._on_interpreter_started,
             ev.InterpreterFailed: self._on_interpreter_failed, ev.CellSent: self._on_cell_sent,
             ev.CellFailed: self._on_cell_failed, ev.FilterRefused: self._on_filter_refused,
@@ -344,8 +346,18 @@ class AgentCore:
             self.network = Network(message.network)
             actions.append(StartNetwork(message.network.proxy_port, message.network.policy))
         self.prestarts.specs = list(message.prestart)
+        if message.preload is not None and message.prestart:
+            # After the filter (the server's runs install it) and before the first arming (they are its forks).
+            spec = message.prestart[0]
+            path = self._environment(spec.env).get("PATH", os.defpath)
+            actions.append(StartForkServer(spec.argv[0] if spec.argv else "", list(message.preload), path))
         ready = Ready(version=self._version, generation=self.generation, pid=self._pid, reason="configured")
         return actions + self._arm([], ready)
+
+    def _on_fork_server_started(self, event: ev.ForkServerStarted) -> list[Action]:
+        if event.problem:
+            return self._log("warning", f"{event.problem}; runs start fresh interpreters")
+        return []
 
     def _on_filter_refused(self, event: ev.FilterRefused) -> list[Action]:
         return self._log("error", f"the per-run seccomp filter is unusable: {event.reason}")
