@@ -34,6 +34,7 @@ ZYGOTE_UID = 1002
 #: How long the zygote may take to import its preloads, and to answer a request.
 START_TIMEOUT_S = 60.0
 FORK_TIMEOUT_S = 5.0
+_PRIVATE_DIR = "/run/isol8rt"
 _PR_SET_CHILD_SUBREAPER = 36
 _F_SETPIPE_SZ = 1031
 
@@ -65,7 +66,8 @@ class ForkServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         socket_inode = os.fstat(theirs.fileno()).st_ino
         try:
-            env = {"PATH": path, "LANG": "C.UTF-8"}
+            home = _private_home()
+            env = {"PATH": path, "LANG": "C.UTF-8", "HOME": home, "MPLCONFIGDIR": home}
             child = spawn([python, "-I", "-B", ZYGOTE_MAIN, str(theirs.fileno()), str(ZYGOTE_UID), *preload], env, "/",
                           Identity(os.getuid(), os.getgid()), pass_fds=(theirs.fileno(),))
         except BaseException:
@@ -153,6 +155,21 @@ class ForkServer:
     def close(self) -> None:
         self.control.close()
         _kill(self.child.pid)
+
+
+def _private_home() -> str:
+    """A home for the zygote (matplotlib will not import without one, and writes its caches there): a
+    root-owned directory in the agent's private tmpfs, which the sandbox user cannot enter, so that
+    nothing a preload writes lands in /tmp (which the reset must find as it was) or in the runs' sight.
+    The zygote imports as root (see zygote.py), so it can write there. Outside a container, "/"."""
+    if not os.path.isdir(_PRIVATE_DIR):
+        return "/"
+    home = os.path.join(_PRIVATE_DIR, "fork-server")
+    try:
+        os.makedirs(home, mode=0o700, exist_ok=True)
+    except OSError:
+        return "/"
+    return home
 
 
 def _uids(pid: int) -> list[str]:

@@ -2,7 +2,7 @@
 image preloads, and then only ever forks. Started by the agent (fork_server.py) as
 ``python3 -I -B zygote.py FD UID MODULE...``; never runs user code itself.
 
-First it takes UID as its real and saved uid, keeping root as its effective uid (and so the capabilities
+Once it has imported its preloads it takes UID as its real and saved uid, keeping root as its effective uid (and so the capabilities
 to make a run the sandbox user): a signal needs the sender's uid to be the target's real or saved one, so
 neither the sandbox user nor the agent's own reset, which signals every process of the sandbox uid from a
 real uid of root (reset.signal_every_task_of), can reach it; nor can the sandbox user trace or read it.
@@ -203,15 +203,21 @@ def _run(code_path: str, spec: dict) -> None:
 
 def main(argv: list[str]) -> None:
     control = socket.socket(fileno=int(argv[0]))
-    uid = int(argv[1])
-    if uid and os.geteuid() == 0:
-        os.setresuid(uid, 0, uid)
-    problem = _preload(argv[2:])
-    # Nothing of the zygote's is written anywhere after this; a run's setup writes only to its own stderr.
+    # Whatever a preload prints goes nowhere, and at once: a buffer left unwritten would be inherited by
+    # every run and written into its output when it exits.
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
+    problem = _preload(argv[2:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Its own real and saved uid only now: a preload may ask access() (which goes by the real uid) whether
+    # its cache directory in root's private home is writable. Nothing can signal it before this anyway:
+    # the agent waits for this answer, and the reset's signals come only after a run.
+    uid = int(argv[1])
+    if uid and os.geteuid() == 0:
+        os.setresuid(uid, 0, uid)
     control.sendall((problem or "ok").encode()[:4000])
     if problem:
         raise SystemExit(1)
