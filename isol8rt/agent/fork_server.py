@@ -105,12 +105,12 @@ class ForkServer:
             payload = json.dumps({"argv": spec.argv, "env": spec.env, "cwd": spec.cwd, "code_path": spec.code_path,
                                   "uid": identity.uid, "gid": identity.gid, "filter": self.bpf.hex()}).encode()
             if len(payload) > 65536:
-                try:
-                    fcntl.fcntl(spec_write, _F_SETPIPE_SZ, min(PIPE_SIZE, len(payload)))
-                except OSError:
-                    pass
+                fcntl.fcntl(spec_write, _F_SETPIPE_SZ, min(PIPE_SIZE, len(payload)))
+            # The pipe must hold it all (the run reads it only after the fork): one that does not fit
+            # fails this fork (the run then starts a fresh interpreter), never blocks the agent.
+            os.set_blocking(spec_write, False)
             view = memoryview(payload)
-            while view:  # the pipe holds it all: the run reads it after the fork
+            while view:
                 view = view[os.write(spec_write, view):]
             os.close(spec_write)
             spec_write = -1

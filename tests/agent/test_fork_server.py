@@ -174,3 +174,19 @@ def _is_zygote_of(pid: int, agent_pid: int) -> bool:
             return b"zygote.py" in cmdline.read() and int(stat.read().rsplit(")", 1)[1].split()[1]) == agent_pid
     except OSError:
         return False
+
+
+@pytest.mark.parametrize(("variables", "forked"), [(1, True), (11, False)])
+async def test_a_large_environment_goes_through_its_pipe_or_the_run_starts_fresh(agent, variables, forked):
+    # 100 kB variables (exec takes up to 128 kB each): one fits the spec pipe once enlarged; eleven (1.1 MB)
+    # do not, and the run starts a fresh interpreter instead.
+    size = 100_000
+    env = {**ENV, **{f"BIG{index}": "x" * size for index in range(variables)}}
+    spec = Prestart(argv=[PY, f"{agent.sandbox}/main.py"], env=env, cwd=agent.sandbox,
+                    code_path=f"{agent.sandbox}/main.py")
+    await agent.send(Configure(prestart=[spec], preload=[]))
+    await agent.until(lambda m: isinstance(m, Ready) and m.reason == "configured")
+    code = "import os\nprint(len(os.environ['BIG0']), b'zygote' in open('/proc/self/cmdline', 'rb').read())"
+    run = Run(id=1, argv=spec.argv, env=env, cwd=spec.cwd, code=code.encode(), code_path=spec.code_path)
+    out, err, exit, _ = await agent.run(run, timeout=20)
+    assert (exit.exit_code, out) == (0, f"{size} {forked}\n".encode()), err
