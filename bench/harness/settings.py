@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 #: The sections of a run, in the order they run.
-SECTIONS = ("warm", "modes", "sweep", "session", "network", "server", "tenants", "output", "files", "cold",
+SECTIONS = ("warm", "modes", "sweep", "session", "network", "server", "tenants", "fork", "output", "files", "cold",
             "baselines")
 
 
@@ -46,6 +46,12 @@ class Settings:
     exec_runs: int = 50
     #: docker run --rm baselines when the cold section is off (with it on, each cold run is paired with one).
     docker_run_runs: int = 20
+    #: The fork server: seconds of 4 callers per side; runs of the preload workload (with preload_image).
+    fork_seconds: float = 8.0
+    fork_runs: int = 100
+    #: An image with an isol8rt.preload label naming pandas (its fork server preloads it): the fork
+    #: section's pandas rows run there. None: those rows are left out.
+    preload_image: str | None = None
     #: A latency loop stops early (keeping what it has) once it has run this long.
     loop_cap_s: float = 180.0
 
@@ -60,6 +66,7 @@ def quick() -> Settings:
     return replace(
         Settings(), quick=True, runtimes=["python", "bash", "node"], cold_runtimes=["python"], runs=100, warmup=15,
         cold_runs=5, bursts=4, burst_size=8, sweep_seconds=1.5, sweep_warmup_s=0.4, network_runs=60,
-        server_runs=100, server_seconds=3.0, session_runs=50, tenant_runs=60, tenant_seconds=3.0, output_sizes=[1 << 10, 1 << 20],
+        server_runs=100, server_seconds=3.0, session_runs=50, tenant_runs=60, tenant_seconds=3.0,
+        fork_seconds=3.0, fork_runs=30, output_sizes=[1 << 10, 1 << 20],
         file_sizes=[1 << 20], size_runs=8, exec_runs=10, docker_run_runs=4, loop_cap_s=12.0,
     )
