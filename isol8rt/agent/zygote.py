@@ -186,19 +186,70 @@ def _run(code_path: str, spec: dict) -> None:
     main.__annotations__ = {}
     main.__builtins__ = __builtins__
     sys.modules["__main__"] = main
+    zygotes_modules = {id(module) for module in sys.modules.values()}
     with open(code_path, "rb") as program:  # the FIFO: blocks here, warm, until the agent hands it over
         source = program.read()
     code = compile(source, code_path, "exec")
     del source
+    status = 0
     try:
         exec(code, main.__dict__)
-    except SystemExit:
-        raise
+    except SystemExit as exc:
+        status = _exit_status(exc.code)
     except BaseException as exc:  # as the interpreter reports it, without this file's frames
         import traceback
 
         traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)
-        raise SystemExit(1) from None
+        status = -2 if isinstance(exc, KeyboardInterrupt) else 1
+    _finish(main, zygotes_modules, status)
+
+
+def _exit_status(code: object) -> int:
+    """The status SystemExit(code) ends python3 with (a message goes to stderr, as python prints it)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    try:
+        print(code, file=sys.stderr)
+    except Exception:  # noqa: BLE001 - as the interpreter: an unprintable message is still exit 1
+        pass
+    return 1
+
+
+def _finish(main, zygotes_modules: set[int], status: int) -> None:
+    """End as python3 would, without tearing down every module the zygote loaded: that teardown writes
+    to the pages every run shares with the zygote, each write a copy-on-write fault, and cost a forked
+    hello world more than its whole run (run p50 10.8 ms forked against 8.0 ms fresh; 5.9 ms after).
+    Kept: non-daemon threads are waited for, atexit handlers run, the program's globals and the modules
+    it imported itself are released and a collection runs (an unclosed file is flushed and closed, as at
+    any exit), stdio is flushed; a KeyboardInterrupt ends the process by SIGINT, as python3's does."""
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        threading._shutdown()
+    import atexit
+    import gc
+    import types
+
+    atexit._run_exitfuncs()
+    main.__dict__.clear()
+    # The modules the program imported itself (by identity: a zygote's module under another name is
+    # the zygote's), newest first.
+    for module in reversed([module for module in sys.modules.values() if id(module) not in zygotes_modules]):
+        if module is not main and isinstance(module, types.ModuleType):
+            module.__dict__.clear()
+    gc.collect()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed or broken stream: nothing more to write
+            pass
+    if status == -2:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    os._exit(status)
 
 
 def main(argv: list[str]) -> None:

@@ -190,3 +190,37 @@ async def test_a_large_environment_goes_through_its_pipe_or_the_run_starts_fresh
     run = Run(id=1, argv=spec.argv, env=env, cwd=spec.cwd, code=code.encode(), code_path=spec.code_path)
     out, err, exit, _ = await agent.run(run, timeout=20)
     assert (exit.exit_code, out) == (0, f"{size} {forked}\n".encode()), err
+
+
+@pytest.mark.parametrize(("code", "exit_code", "stdout", "stderr"), [
+    ("import sys\nsys.exit('bye')", 1, b"", b"bye\n"),
+    ("import sys\nsys.exit(300)", 300 & 0xFF, b"", b""),
+    ("import sys\nsys.exit()", 0, b"", b""),
+    ("import atexit\natexit.register(lambda: print('at exit'))\nprint('body')", 0, b"body\nat exit\n", b""),
+    ("import threading, time\n"
+     "threading.Thread(target=lambda: (time.sleep(0.2), print('thread done'))).start()\nprint('main done')",
+     0, b"main done\nthread done\n", b""),
+    ("import sys\nsys.stdout.write('no newline')", 0, b"no newline", b""),
+])
+async def test_a_forked_run_ends_as_python_does(agent, code, exit_code, stdout, stderr):
+    await _configure(agent)
+    out, err, exit, _ = await agent.run(_run(1, code, agent.sandbox), timeout=20)
+    assert (exit.exit_code, out, err) == (exit_code, stdout, stderr)
+
+
+async def test_unclosed_files_of_the_program_and_its_modules_are_flushed_at_exit(agent):
+    await _configure(agent)
+    with open(os.path.join(agent.sandbox, "helper.py"), "w") as helper:
+        helper.write("log = open('helper.txt', 'w')\nlog.write('from the module')\n")
+    os.chown(os.path.join(agent.sandbox, "helper.py"), agent.uid, agent.uid)
+    code = "import helper\nout = open('main.txt', 'w')\nout.write('from main')\n"
+    out, err, exit, _ = await agent.run(_run(1, code, agent.sandbox), timeout=20)
+    assert exit.exit_code == 0, err
+    with open(os.path.join(agent.sandbox, "main.txt")) as main, open(os.path.join(agent.sandbox, "helper.txt")) as h:
+        assert (main.read(), h.read()) == ("from main", "from the module")
+
+
+async def test_a_keyboard_interrupt_ends_it_by_sigint(agent):
+    await _configure(agent)
+    out, err, exit, _ = await agent.run(_run(1, "raise KeyboardInterrupt", agent.sandbox), timeout=20)
+    assert exit.signal == signal.SIGINT and err.endswith(b"KeyboardInterrupt\n")
