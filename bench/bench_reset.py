@@ -2,7 +2,9 @@
 
     python bench/bench_reset.py                       this checkout, its images
     python bench/bench_reset.py --against DIR IMAGE   and another checkout (DIR, on PYTHONPATH) with its
-                                                      own python image, in alternating rounds
+                                                      own python image, in alternating rounds (repeatable)
+    python bench/bench_reset.py --image IMAGE         this checkout with another python image (one built
+                                                      from it under a tag of your own)
 
 Each round is a fresh process of one version. It times, on one container, a warm ``print(1)`` (Run to
 Exit) and the reset after it (Reset sent to the next Ready: kill, verdict, wipe, next interpreter warm),
@@ -97,12 +99,13 @@ def _summary(rounds: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--against", nargs=2, metavar=("DIR", "IMAGE"), help="another checkout and its image")
+    parser.add_argument("--against", nargs=2, metavar=("DIR", "IMAGE"), action="append", default=[],
+                        help="another checkout and its image (repeatable)")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--runs", type=int, default=200, help="runs (each with its reset) per round")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per throughput level per round")
     parser.add_argument("--round", action="store_true", help=argparse.SUPPRESS)  # one round, as a child
-    parser.add_argument("--image", help=argparse.SUPPRESS)
+    parser.add_argument("--image", help="this checkout's python image (default: isol8rt:python)")
     args = parser.parse_args()
     if args.round:
         import trio
@@ -110,12 +113,13 @@ def main() -> None:
         print(json.dumps(trio.run(_one_round, args.image, args.runs, args.seconds)))
         return
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    versions = {"this": (here, None)}
-    if args.against:
-        versions["against"] = (os.path.abspath(args.against[0]), args.against[1])
+    versions = {"this": (here, args.image)}
+    for index, (directory, image) in enumerate(args.against):
+        versions["against" if len(args.against) == 1 else f"against{index + 1} {image}"] = (os.path.abspath(directory),
+                                                                                          image)
     rounds: dict[str, list[dict]] = {name: [] for name in versions}
     for index in range(args.rounds):
-        order = list(versions.items()) if index % 2 == 0 else list(versions.items())[::-1]
+        order = list(versions.items())[index % len(versions):] + list(versions.items())[:index % len(versions)]
         for name, (directory, image) in order:
             command = [sys.executable, os.path.abspath(__file__), "--round", "--runs", str(args.runs),
                        "--seconds", str(args.seconds)] + (["--image", image] if image else [])

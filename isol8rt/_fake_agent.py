@@ -350,6 +350,10 @@ class FakeAgent:
         pids = [self._spawn_child("prestart").pid for _ in action.prestarts]
         self._tell(ev.PrestartsArmed(pids, [""] * len(pids)))
 
+    def _start_fork_server(self, action: act.StartForkServer) -> None:
+        # In memory a prestart is a scripted child either way: the fork server only changes how it is made.
+        self._tell(ev.ForkServerStarted())
+
     def _drop_prestart(self, action: act.DropPrestart) -> None:
         self._children.pop(action.pid, None)
 
@@ -459,7 +463,8 @@ class FakeAgent:
     _performers: dict[type, Callable[..., None]] = {
         act.Send: _send, act.Spawn: _spawn, act.HandOver: _hand_over, act.WriteStdin: _write_stdin,
         act.Kill: _kill, act.Release: _release, act.Collect: _collect,
-        act.ArmPrestarts: _arm_prestarts, act.DropPrestart: _drop_prestart, act.CheckWarmth: _check_warmth,
+        act.ArmPrestarts: _arm_prestarts, act.StartForkServer: _start_fork_server, act.DropPrestart: _drop_prestart,
+        act.CheckWarmth: _check_warmth,
         act.PrepareCwd: _prepare_cwd, act.StartInterpreter: _start_interpreter, act.SendCell: _send_cell,
         act.WriteFile: _write_file, act.SendFile: _send_file,
         act.InstallFilter: _install_filter, act.StartNetwork: _start_proxy, act.StartProxy: _start_proxy,

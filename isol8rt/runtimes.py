@@ -37,7 +37,7 @@ LABEL_PROTOCOL = "isol8rt.protocol"
 LABEL_SESSION = "isol8rt.session"
 #: A preset image's name (isol8rt/images/presets.py).
 LABEL_PRESET = "isol8rt.preset"
-#: The modules an image asks a preloading agent to import before runs: a JSON list of module names.
+#: On a runtime image: the JSON list of modules its fork server imports (see Isol8Options.fork_server).
 LABEL_PRELOAD = "isol8rt.preload"
 MANAGED_BY = "isol8rt"
 

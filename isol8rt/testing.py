@@ -246,6 +246,10 @@ class MemoryBackend:
         await trio.lowlevel.checkpoint()
         return None
 
+    async def image_preload(self, image: str) -> builtins.list[str] | None:
+        await trio.lowlevel.checkpoint()
+        return None
+
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()
 

@@ -143,6 +143,11 @@ class Isol8Options(_Wire):
     #: apparent size (a sparse file counts in full; a file over it is reported in ``file_errors``, never sent
     #: in part), and the largest file a session's ``get_file``/``put_file`` moves. None: the sandbox's size.
     max_file_bytes: int | None = None
+    #: Python runs in pooled containers start as forks of a pristine interpreter that never runs user
+    #: code, instead of as fresh interpreters: much less CPU per run (docs/performance.md says what a
+    #: program can observe of it). An image whose ``isol8rt.preload`` label lists modules has its fork
+    #: server import them, and turns this on by itself.
+    fork_server: bool = False
 
 
 class ExecutionRequest(_Wire):

@@ -86,10 +86,12 @@ def settings_from(args) -> Settings:
         changes["cli_cold_runs"] = min(changes.get("cli_cold_runs", settings.cli_cold_runs), args.cold_runs)
     if args.concurrency:
         changes["concurrency"] = _ints(args.concurrency, "--concurrency")
+    if getattr(args, "preload_image", None):
+        changes["preload_image"] = args.preload_image
     if args.seconds is not None:
         if args.seconds <= 0:
             raise UsageError("--seconds: must be more than 0")
-        changes.update(sweep_seconds=args.seconds, server_seconds=max(args.seconds, 0.2),
+        changes.update(sweep_seconds=args.seconds, server_seconds=max(args.seconds, 0.2), fork_seconds=args.seconds,
                        sweep_warmup_s=min(settings.sweep_warmup_s, args.seconds))
     if args.think_ms is not None:
         changes["think_ms"] = args.think_ms

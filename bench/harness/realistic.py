@@ -4,9 +4,9 @@ chart returned as a PNG, json and re over 10 MB of log lines (Python, on the dat
 
 Each workload gets a cold row (a fresh engine per run), a warm row (runs back to back on a warm pool) and a
 row of 4 concurrent callers (its p50/p99 and throughput). A warm Python hello world on the same data-image
-engine is the yardstick of the ratio. The preload row needs the agent's warm-import mechanism (a fork
-server that the image's isol8rt.preload label turns on): with it, the data image's warm runs are the
-preloaded ones and the row repeats the pandas warm row under its name; without it the row is skipped.
+engine is the yardstick of the ratio. The data image's isol8rt.preload label turns its fork server on, so
+its warm Python rows are forks of an interpreter that has imported numpy, pandas and matplotlib; the fork
+section sets the same pandas workload preloaded against a fresh interpreter in one run (its target).
 """
 
 from __future__ import annotations
@@ -126,12 +126,6 @@ async def data_image(client, settings) -> str | None:
     return await find_baked_image(client, "python", ["pandas", "matplotlib"])
 
 
-def preload_available() -> bool:
-    """Whether this isol8rt has the agent's warm-import mechanism: a fork server (Isol8Options.fork_server)
-    that an image's isol8rt.preload label turns on. The data image declares one, so with the mechanism its
-    warm Python rows are forks of a server that imported numpy, pandas and matplotlib."""
-    return "fork_server" in Isol8Options.__struct_fields__
-
 
 async def _timed(engine, request: ExecutionRequest, check: Check) -> tuple[float | None, str | None]:
     started = _now()
@@ -223,21 +217,6 @@ async def section_realistic(ctx) -> list[Result]:
         for name, label, request, check in python_rows:
             ctx.progress(f"realistic {name}: {s.realistic_cold_runs} cold runs")
             out.append(await _cold(name, label, request, check, s, image, image=image))
-    pandas_warm = next((row for row in out if row.id == "realistic.pandas.warm" and row.status == "ok"), None)
-    if preload_available() and pandas_warm is not None:
-        # The image's label is the opt-in: its warm pandas runs were the preloaded ones.
-        out.append(Result(id="realistic.pandas.preload", group="realistic",
-                          label="pandas, warm, forked from the data image's preloaded server",
-                          params=dict(pandas_warm.params), samples=list(pandas_warm.samples),
-                          wall_s=pandas_warm.wall_s, errors=pandas_warm.errors,
-                          note="the realistic.pandas.warm runs: the data image declares isol8rt.preload"))
-    elif preload_available():
-        out.append(unavailable("realistic.pandas.preload", "realistic", "pandas with the image's preload",
-                               "no data image", status="skipped"))
-    else:
-        out.append(unavailable("realistic.pandas.preload", "realistic", "pandas with the image's preload",
-                               "no warm-import mechanism in this isol8rt (the data image declares isol8rt.preload "
-                               "for it)", status="skipped"))
     engine = DockerIsol8(Isol8Options(pool_size=s.pool_size, max_concurrent=s.max_concurrent))
     try:
         await engine.start(prewarm=["node"])

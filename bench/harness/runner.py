@@ -25,7 +25,7 @@ from .realistic import section_realistic
 from .results import COLD_PHASES, WARM_PHASES, Result, build_document, unavailable
 from .settings import Settings
 from .stats import percentile, rate
-from .workloads import file_in, file_out, hello, output_of, size_name
+from .workloads import PANDAS_OUTPUT, file_in, file_out, hello, output_of, pandas_workload, size_name
 
 _now = time.perf_counter
 Check = Callable[[ExecutionResult], str | None]
@@ -399,6 +399,66 @@ async def section_tenants(ctx: Context) -> list[Result]:
     return [one, four, one_c, four_c]
 
 
+def pandas_check(result: ExecutionResult) -> str | None:
+    if result.exit_code != 0 or result.stdout != PANDAS_OUTPUT:
+        return f"exit {result.exit_code}, stdout {result.stdout[:60]!r}, stderr {result.stderr[-200:]!r}"
+    return None
+
+
+async def section_fork(ctx: Context) -> list[Result]:
+    """The fork server (Isol8Options.fork_server, agent/zygote.py). Python hello throughput with 4 callers:
+    the warm engine (fresh interpreters) against an engine of the same pool size whose runs are forks,
+    nothing preloaded, in alternating rounds. With ``preload_image`` (an image whose isol8rt.preload
+    label names pandas): the pandas workload forked from its preloaded server, the same workload in a
+    fresh ``python3`` (every import paid), and the warm engine's python hello, interleaved."""
+    s = ctx.settings
+    params = {"runtime": "python", "pool_size": s.pool_size, "concurrency": 4}
+    default = Result(id="fork.python.default.c4", group="fork", label="warm python hello, 4 callers, fresh "
+                     "interpreters (default)", params={**params, "fork_server": False})
+    forked = Result(id="fork.python.fork.c4", group="fork", label="warm python hello, 4 callers, fork server "
+                    "(nothing preloaded)", params={**params, "fork_server": True})
+    ctx.progress(f"fork: 4 callers, fresh interpreters against forks, {s.fork_seconds:g} s each, in rounds")
+    engine = TimedIsol8(Isol8Options(pool_size=s.pool_size, max_concurrent=s.max_concurrent, fork_server=True))
+    await engine.start(prewarm=["python"])
+    try:
+        rounds = SERVER_ROUNDS
+        await _throughput_rounds(default, [engine_call(ctx.engine, hello("python")) for _ in range(4)],
+                                 forked, [engine_call(engine, hello("python")) for _ in range(4)],
+                                 rounds, s.fork_seconds / rounds, s.sweep_warmup_s)
+    finally:
+        await engine.stop()
+    if default.throughput:
+        forked.extra["throughput_over_default"] = round(forked.throughput / default.throughput, 2)
+    out = [default, forked]
+    # The pandas rows run in an image that preloads pandas: --preload-image, else the data preset's (its
+    # isol8rt.preload label names numpy, pandas and matplotlib.pyplot) when it is built.
+    from .realistic import data_image
+
+    image = s.preload_image or await data_image(ctx.client, replace(s, data_image=None))
+    if not image:
+        return out
+    hello_row = Result(id="fork.python.hello", group="fork", label="warm python hello (interleaved with the "
+                       "pandas rows)", params={"runtime": "python"})
+    preloaded = Result(id="fork.python.pandas.preload", group="fork", label=f"pandas 100k-row group-by, forked "
+                       f"from {image}'s preloaded server", params={"runtime": "python", "image": image})
+    fresh = Result(id="fork.python.pandas.fresh", group="fork", label=f"pandas 100k-row group-by, a fresh python3 "
+                   f"in {image} (imports paid)", params={"runtime": "python", "image": image})
+    ctx.progress(f"fork: pandas in {image}, preloaded against fresh, {s.fork_runs} runs each, interleaved")
+    pandas_engine = TimedIsol8(Isol8Options(image=image, pool_size=2, max_concurrent=4))
+    await pandas_engine.start(prewarm=["python"])
+    try:
+        await _interleaved([(engine_call(ctx.engine, hello("python")), hello_row),
+                            (engine_call(pandas_engine, pandas_workload(), check=pandas_check), preloaded),
+                            (engine_call(pandas_engine, pandas_workload(fresh_interpreter=True), check=pandas_check),
+                             fresh)], s.fork_runs, min(s.warmup, 5), s.loop_cap_s)
+    finally:
+        await pandas_engine.stop()
+    if hello_row.samples and preloaded.samples:
+        preloaded.extra["p50_over_hello_p50"] = round(percentile(preloaded.samples, 50)
+                                                      / percentile(hello_row.samples, 50), 2)
+    return out + [hello_row, preloaded, fresh]
+
+
 async def section_sizes(ctx: Context, kinds: tuple[str, ...]) -> list[Result]:
     s = ctx.settings
     largest = max(s.output_sizes + [1 << 20]) + 4096
@@ -559,7 +619,7 @@ class Context:
         self.engine: Any = None  # the warm TimedIsol8, once started
 
 
-_ENGINE_SECTIONS = {"warm", "modes", "sweep", "session", "network", "server", "tenants"}
+_ENGINE_SECTIONS = {"warm", "modes", "sweep", "session", "network", "server", "tenants", "fork"}
 
 
 async def run(settings: Settings, *, command: str = "isol8rt bench", quiet: bool = False) -> dict:
@@ -586,7 +646,7 @@ async def run(settings: Settings, *, command: str = "isol8rt bench", quiet: bool
                 sections = {
                     "warm": section_warm, "modes": section_modes, "sweep": section_sweep,
                     "session": section_session, "network": section_network, "server": section_server,
-                    "tenants": section_tenants,
+                    "tenants": section_tenants, "fork": section_fork,
                     # One engine (with a larger output cap) serves both size variants.
                     sizes[0] if sizes else "output": lambda c: section_sizes(c, sizes),
                     "realistic": section_realistic, "cold": section_cold, "baselines": section_baselines,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 #: The sections of a run, in the order they run.
-SECTIONS = ("warm", "modes", "sweep", "session", "network", "server", "tenants", "output", "files", "realistic",
-            "cold", "baselines", "cli")
+SECTIONS = ("warm", "modes", "sweep", "session", "network", "server", "tenants", "fork", "output", "files",
+            "realistic", "cold", "baselines", "cli")
 
 
 @dataclass
@@ -61,6 +61,12 @@ class Settings:
     realistic_seconds: float = 10.0
     #: The image of its Python workloads; None: the data preset's (`isol8rt setup --preset data`).
     data_image: str | None = None
+    #: The fork server: seconds of 4 callers per side; runs of the preload workload (with preload_image).
+    fork_seconds: float = 8.0
+    fork_runs: int = 100
+    #: An image with an isol8rt.preload label naming pandas (its fork server preloads it): the fork
+    #: section's pandas rows run there. None: those rows are left out.
+    preload_image: str | None = None
     #: A latency loop stops early (keeping what it has) once it has run this long.
     loop_cap_s: float = 180.0
 
@@ -76,7 +82,8 @@ def quick() -> Settings:
     return replace(
         Settings(), quick=True, sections=[name for name in SECTIONS if name != "realistic"], runtimes=["python", "bash", "node"], cold_runtimes=["python"], runs=100, warmup=15,
         cold_runs=5, bursts=4, burst_size=8, sweep_seconds=1.5, sweep_warmup_s=0.4, network_runs=60,
-        server_runs=100, server_seconds=3.0, session_runs=50, tenant_runs=60, tenant_seconds=3.0, output_sizes=[1 << 10, 1 << 20],
+        server_runs=100, server_seconds=3.0, session_runs=50, tenant_runs=60, tenant_seconds=3.0,
+        fork_seconds=3.0, fork_runs=30, output_sizes=[1 << 10, 1 << 20],
         file_sizes=[1 << 20], size_runs=8, exec_runs=10, docker_run_runs=4, loop_cap_s=12.0,
         cli_runs=15, cli_cold_runs=4, cli_warmup=1,
         realistic_runs=5, realistic_warmup=1, realistic_cold_runs=1, realistic_seconds=4.0,

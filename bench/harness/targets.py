@@ -53,6 +53,13 @@ def _throughput_ratio(base_id: str, other_id: str):
     return measure
 
 
+def _p50_ratio(base_id: str, other_id: str):
+    def measure(results: dict[str, dict]):
+        base, other = results[base_id]["latency"]["p50"], results[other_id]["latency"]["p50"]
+        return (other / base if base else 0.0), f"p50 {other:.1f} vs {base:.1f} ms (interleaved)"
+    return measure
+
+
 TARGETS: tuple[Target, ...] = (
     Target("warm python hello p50 (execute())", "ms", 5.0, "<=",
            _latency("warm.python.sequential", "p50"), ("warm.python.sequential",)),
@@ -79,9 +86,12 @@ TARGETS: tuple[Target, ...] = (
     Target("isol8rt run -e \"print(1)\" through a local engine, wall p50", "ms", 150.0, "<=",
            _latency("cli.run.engine", "p50"), ("cli.run.engine",)),
     Target("isol8rt --version, wall p50", "ms", 150.0, "<=", _latency("cli.version", "p50"), ("cli.version",)),
-    Target("pandas workload with preload, in warm python hellos of the same run (p50)", "x", 5.0, "<=",
-           _p50_ratio("realistic.hello.warm", "realistic.pandas.preload"),
-           ("realistic.hello.warm", "realistic.pandas.preload")),
+    Target("python throughput, 4 callers, fork server over fresh interpreters", "x", 2.5, ">=",
+           _throughput_ratio("fork.python.default.c4", "fork.python.fork.c4"),
+           ("fork.python.default.c4", "fork.python.fork.c4")),
+    Target("pandas workload p50 with preload, over warm python hello p50", "x", 5.0, "<=",
+           _p50_ratio("fork.python.hello", "fork.python.pandas.preload"),
+           ("fork.python.hello", "fork.python.pandas.preload")),
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from isol8rt import ExecutionRequest
 
 HELLO_CODE = {
@@ -25,6 +27,21 @@ HELLO_ARGV = {
 
 def hello(runtime: str) -> ExecutionRequest:
     return ExecutionRequest(runtime=runtime, code=HELLO_CODE[runtime])
+
+
+#: The fork section's data workload: a 100k-row frame, grouped and aggregated (pandas and numpy).
+PANDAS_CODE = ("import numpy as np, pandas as pd\n"
+               "frame = pd.DataFrame({'key': np.arange(100_000) % 100, 'value': np.arange(100_000, dtype=float)})\n"
+               "print(frame.groupby('key')['value'].agg(['sum', 'mean']).shape)\n")
+PANDAS_OUTPUT = "(100, 2)\n"
+
+
+def pandas_workload(*, fresh_interpreter: bool = False) -> ExecutionRequest:
+    """The data workload; ``fresh_interpreter``: as a shell command starting its own python3 (no fork, no
+    preload: every import paid), in the same pool."""
+    if fresh_interpreter:
+        return ExecutionRequest(runtime="python", cmd="python3 -c " + shlex.quote(PANDAS_CODE))
+    return ExecutionRequest(runtime="python", code=PANDAS_CODE)
 
 
 def output_of(size: int) -> ExecutionRequest:

@@ -34,9 +34,9 @@ class Child:
 
     __slots__ = ("pid", "stdin", "stdout", "stderr", "_popen")
 
-    def __init__(self, popen: subprocess.Popen, stdin: int, stdout: int, stderr: int) -> None:
-        self._popen = popen
-        self.pid = popen.pid
+    def __init__(self, popen: subprocess.Popen | None, stdin: int, stdout: int, stderr: int, pid: int = 0) -> None:
+        self._popen = popen  # None: not started by us (a fork server's run: see fork_server.py)
+        self.pid = popen.pid if popen is not None else pid
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
@@ -44,7 +44,8 @@ class Child:
     def reaped(self, status: int) -> None:
         """Tell the Popen object we collected its status ourselves, so it never waits for the pid again
         (the agent reaps every process in the container with wait4)."""
-        self._popen.returncode = os.waitstatus_to_exitcode(status)
+        if self._popen is not None:
+            self._popen.returncode = os.waitstatus_to_exitcode(status)
 
 
 # User code should be what the OOM killer takes first, never the agent. A child inherits its parent's

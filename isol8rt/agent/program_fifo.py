@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import stat
+from typing import Callable
 
 from . import files
 from .core.prestarts import PIPE_SIZE
@@ -38,8 +39,11 @@ def program_path(sandbox: str, code_path: str) -> str:
     return os.path.join(sandbox, *files.split_path(sandbox, code_path))
 
 
-def prestart(spec: Prestart, sandbox: str, identity: Identity) -> tuple[Child, ProgramFifo]:
-    """Make the FIFO at ``spec.code_path`` and start ``spec.argv`` (its env complete) blocked on it.
+def prestart(spec: Prestart, sandbox: str, identity: Identity, watch: Callable[[str], object] | None = None,
+             fork: Callable[[Prestart, Identity], Child] | None = None) -> tuple[Child, ProgramFifo]:
+    """Make the FIFO at ``spec.code_path`` and start ``spec.argv`` (its env complete) blocked on it;
+    ``watch`` is given the FIFO's path before the interpreter starts (see open_watch.py). ``fork``, when
+    given, starts it instead of a fresh process (the fork server's, see fork_server.py).
     Raises OSError, ValueError (empty argv) or files.PathRefused (a spawn that fails leaves no FIFO behind)."""
     path = program_path(sandbox, spec.code_path)
     with files.as_user(identity.uid, identity.gid):
@@ -51,13 +55,15 @@ def prestart(spec: Prestart, sandbox: str, identity: Identity) -> tuple[Child, P
         # Held open read-write, so the interpreter's open() returns at once and its read() waits for
         # the program; closing it after writing the program gives the reader its EOF.
         fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        if watch is not None:
+            watch(path)  # after our own open, which is not the interpreter's
     fifo = ProgramFifo(fd, path)
     try:
         fcntl.fcntl(fd, _F_SETPIPE_SZ, PIPE_SIZE)
     except OSError:
         pass
     try:
-        child = spawn(spec.argv, spec.env, spec.cwd, identity)
+        child = fork(spec, identity) if fork is not None else spawn(spec.argv, spec.env, spec.cwd, identity)
     except BaseException:
         remove(fifo, identity.uid, identity.gid)  # nobody would ever open it: not left as the program
         raise

@@ -22,9 +22,8 @@ from typing import Literal, Union
 
 import msgspec
 
-#: Bumped whenever a message changes shape; the agent reports it in :class:`Ready` and the engine refuses
-#: to talk to an agent of another version (its image is out of date).
-PROTOCOL_VERSION = 1
+# Bumped whenever a message changes shape; defined beside the greeting, which must load nothing.
+from .greeting import PROTOCOL_VERSION as PROTOCOL_VERSION
 
 #: The largest payload either side accepts. Bulk data (files) travels in chunks of at most CHUNK_SIZE.
 MAX_FRAME = 32 * 1024 * 1024
@@ -88,6 +87,11 @@ class Configure(_Message, tag="configure"):
     #: The container shares the host's network namespace (network "host"), so its socket tables are the
     #: host's: a reset cannot judge its sockets by them.
     shared_network: bool = False
+    #: Python modules a fork server imports once (None: no fork server). With a list, even an empty one,
+    #: the prestarted interpreters are forks of a pristine interpreter that imported them and never runs
+    #: user code (see agent/zygote.py), rather than fresh interpreters: a run skips the interpreter's
+    #: start and those imports. What a program can observe of it is in docs/performance.md.
+    preload: list[str] | None = None
 
 
 class PutFile(_Message, tag="put"):

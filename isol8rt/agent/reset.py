@@ -234,10 +234,11 @@ def sweep(uid: int, gid: int, directories: list[str], baseline: Baseline, census
 
 
 def inspect(baseline: Baseline, shared_network: bool, proxy_pid: int, proxy_uid: int,
-            deadline_s: float = 1.0) -> Inspected:
+            own_sockets: frozenset[int] = frozenset(), deadline_s: float = 1.0) -> Inspected:
     """The reset's last look: the directories against their record, and the sockets nobody but a user
     task could hold (so none should exist once the tasks are gone), judged only in the container's own
-    network namespace (see baseline.py for why these tables).
+    network namespace (see baseline.py for why these tables). ``own_sockets``: inodes of sockets the
+    agent's other processes hold (its fork server's end of their control socket).
 
     A unix socket sent over itself and then closed is a garbage cycle that the kernel collects only
     when some unix socket is next closed: closing one of ours asks for that collection, which then
@@ -247,7 +248,7 @@ def inspect(baseline: Baseline, shared_network: bool, proxy_pid: int, proxy_uid:
     while True:
         leftovers: list[str] = []
         if not shared_network:
-            held = baseline.sockets | socket_inodes()
+            held = baseline.sockets | socket_inodes() | own_sockets
             if proxy_pid:
                 with files.as_user(proxy_uid, proxy_uid):
                     held |= socket_inodes(proxy_pid)

@@ -25,6 +25,7 @@ import time
 from typing import Any, Callable
 
 from . import census, files, program_fifo, seccomp_filter, usage
+from .open_watch import OpenWatch
 from .baseline import Baseline
 from .core import AgentCore
 from .core import actions as act
@@ -63,8 +64,10 @@ def _now() -> float:
 class Supervisor:
     """The epoll driver of the agent's core."""
 
-    def __init__(self, config: AgentConfig, in_fd: int = 0, out_fd: int = 1) -> None:
+    def __init__(self, config: AgentConfig, in_fd: int = 0, out_fd: int = 1, greeted: bool = False) -> None:
         self.config = config
+        #: The entry point sent the greeting already (see greeting.py).
+        self.greeted = greeted
         self.identity = Identity(config.uid, config.gid)
         self.in_fd = in_fd
         self.out_fd = out_fd
@@ -81,8 +84,14 @@ class Supervisor:
         self.stdin_pending: dict[int, bytearray] = {}
         self.stdin_open: dict[int, bool] = {}
         self.fifos: dict[int, program_fifo.ProgramFifo] = {}
+        #: Wakes the loop when a prestarted interpreter opens its FIFO (None: the core's polling alone).
+        self.open_watch: OpenWatch | None = None
         self.interpreters: dict = {}
         self.proxy_pid = 0
+        #: The fork server, once a Configure asked for one and it started (see fork_server.py).
+        self.fork_server = None
+        #: The per-run seccomp filter as the host sent it (the fork server's runs install it themselves).
+        self.user_bpf = b""
         self.baseline: Baseline | None = None
         self.census: census.Census | None = None
         self.terminated = False
@@ -95,7 +104,7 @@ class Supervisor:
             act.WriteFile: self._write_file, act.SendFile: self._send_file, act.InstallFilter: self._install_filter,
             act.StartNetwork: self._start_network, act.StartProxy: self._start_proxy, act.ToProxy: self._to_proxy,
             act.AwaitProxy: self._await_proxy, act.Sweep: self._sweep, act.Inspect: self._inspect,
-            act.KillAll: self._kill_all,
+            act.KillAll: self._kill_all, act.StartForkServer: self._start_fork_server,
         }
 
     # ==================================================================================== the loop
@@ -110,10 +119,14 @@ class Supervisor:
             os.set_blocking(fd, False)
         self.selector.register(self.in_fd, selectors.EVENT_READ, self._on_host_readable)
         self.selector.register(wake_read, selectors.EVENT_READ, lambda: self._on_wakeup(wake_read))
+        self.open_watch = OpenWatch.create()
+        if self.open_watch is not None:
+            # Its only use is the wake-up: every turn of the loop ends with a Tick, whose look finds them warm.
+            self.selector.register(self.open_watch.fd, selectors.EVENT_READ, self.open_watch.drain)
         self.baseline = Baseline.take(self.config.wipe)
         self.census = census.find()
         core = self.core
-        self.perform(core.start(_now()))
+        self.perform(core.start(_now(), greeted=self.greeted))
         while not core.stopping or self.out:
             self._flush()
             if core.stopping and not self.out:
@@ -324,6 +337,8 @@ class Supervisor:
         del self.children[pid]
         if pid == self.proxy_pid:
             self.proxy_pid = 0
+        if self.fork_server is not None and pid == self.fork_server.child.pid:
+            self.fork_server.alive = False  # no more forks; the next reset's look finds it gone
         usage = ev.ChildUsage(rusage.ru_utime * 1000, rusage.ru_stime * 1000, rusage.ru_maxrss)
         events.append(ev.ChildExited(pid, status, usage))
         return events
@@ -450,7 +465,9 @@ class Supervisor:
         pids, problems = [], []
         for spec in action.prestarts:
             try:
-                child, fifo = program_fifo.prestart(spec, self.config.sandbox, self.identity)
+                child, fifo = program_fifo.prestart(spec, self.config.sandbox, self.identity,
+                                                    self.open_watch.watch if self.open_watch else None,
+                                                    self._forker(spec))
             except (OSError, ValueError, files.PathRefused) as exc:
                 pids.append(0)
                 problems.append(str(exc))
@@ -473,6 +490,27 @@ class Supervisor:
         uid, gid = self.config.uid, self.config.gid
         warm = all(program_fifo.is_warm(pid, self.fifos[pid], uid, gid) for pid in action.pids if pid in self.fifos)
         return [ev.Warmth(warm)]
+
+    def _start_fork_server(self, action: act.StartForkServer) -> list[ev.Event]:
+        from .fork_server import ForkServer
+
+        if self.identity.filter is _REFUSE_TO_SPAWN:
+            return [ev.ForkServerStarted("no fork server: the per-run seccomp filter is unusable")]
+        try:
+            server = ForkServer.start(action.python, action.preload, action.path, self.user_bpf)
+        except (OSError, ValueError) as exc:
+            return [ev.ForkServerStarted(str(exc))]
+        self._adopt(server.child, heard=False)
+        self.fork_server = server
+        return [ev.ForkServerStarted()]
+
+    def _forker(self, spec) -> Callable | None:
+        """How ``spec``'s interpreter starts: forked by the fork server when there is one and the spec is a
+        plain ``PYTHON FILE ...`` of its interpreter; None (a fresh process) otherwise."""
+        server = self.fork_server
+        if server is None or not server.alive or len(spec.argv) < 2 or spec.argv[0] != server.python or spec.argv[1] != spec.code_path:
+            return None
+        return server.fork
 
     # ==================================================================================== sessions
 
@@ -572,6 +610,7 @@ class Supervisor:
     # ==================================================================================== filtered networking
 
     def _install_filter(self, action: act.InstallFilter) -> list[ev.Event] | None:
+        self.user_bpf = action.bpf
         try:
             self.identity.filter = seccomp_filter.prepare(action.bpf)
         except (OSError, ValueError) as exc:
@@ -662,7 +701,7 @@ class Supervisor:
 
         assert self.baseline is not None  # taken when serving starts
         reaped: list[tuple[int, int, object]] = []
-        keep = {os.getpid(), *action.kept}
+        keep = {os.getpid(), *action.kept, *self._own_pids()}
         swept = reset.sweep(self.config.uid, self.config.gid, list(self.config.wipe), self.baseline, self.census,
                             lambda: reaped.extend(self._ended_children()), lambda: keep)
         events: list[ev.Event] = []
@@ -674,14 +713,25 @@ class Supervisor:
         from . import reset
 
         assert self.baseline is not None  # taken when serving starts
-        return [reset.inspect(self.baseline, action.shared_network, action.proxy_pid, self.config.proxy_uid)]
+        server = self.fork_server
+        inspected = reset.inspect(self.baseline, action.shared_network, action.proxy_pid, self.config.proxy_uid,
+                                  frozenset({server.socket_inode}) if server is not None else frozenset())
+        problem = self.fork_server.intact() if self.fork_server is not None else ""
+        if problem:  # a fork server gone or touched: the reset does not verify, the container is retired
+            inspected = ev.Inspected(inspected.differences, [*inspected.leftovers, problem])
+        return [inspected]
+
+    def _own_pids(self) -> tuple[int, ...]:
+        """Processes of the agent's own besides itself (the fork server): kept by the sweep and the census."""
+        server = self.fork_server
+        return (server.child.pid,) if server is not None and server.alive else ()
 
     def _kill_all(self, action: act.KillAll) -> None:
         if self.config.uid == 0 or os.getuid() != 0:
             return
         from . import reset
 
-        keep = {os.getpid(), *action.kept}
+        keep = {os.getpid(), *action.kept, *self._own_pids()}
         reset.kill_all(self.config.uid, self._reap_quietly, self.census, lambda: keep, deadline_s=action.deadline_s)
 
     def _reap_quietly(self) -> None:
@@ -691,7 +741,7 @@ class Supervisor:
                 child.reaped(status)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, greeted: bool = False) -> None:
     import argparse
 
     parser = argparse.ArgumentParser(prog="isol8rt-agent")
@@ -704,5 +754,5 @@ def main(argv: list[str] | None = None) -> None:
     if os.getuid() == 0:
         os.setgroups([])
     config = AgentConfig(args.sandbox, args.uid, args.gid, tuple(filter(None, args.wipe.split(","))), args.debug)
-    Supervisor(config).serve()
+    Supervisor(config, greeted=greeted).serve()
     sys.exit(0)

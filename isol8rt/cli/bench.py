@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     parser.add_argument("--from-json", metavar="PATH", help="measure nothing: report (and chart, compare) a saved "
                         "result")
     parser.add_argument("--only", metavar="SECTIONS", help="comma-separated sections to run (default: all): "
-                        "warm,modes,sweep,session,network,server,tenants,output,files,realistic,cold,baselines,cli")
+                        "warm,modes,sweep,session,network,server,tenants,fork,output,files,realistic,cold,baselines,cli")
     parser.add_argument("--skip", metavar="SECTIONS", help="comma-separated sections to leave out")
     parser.add_argument("--runtimes", metavar="LIST", help="runtimes of the warm runs (default: all five; "
                         "--quick: python,bash,node)")
@@ -48,6 +48,8 @@ def register(subparsers) -> None:
     parser.add_argument("--seconds", type=float, metavar="S", help="seconds per sweep level")
     parser.add_argument("--think-ms", type=float, metavar="MS", help="think time of the staggered mode (default 20)")
     parser.add_argument("--pool-size", type=int, metavar="N", help="warm containers per runtime (default 4)")
+    parser.add_argument("--preload-image", metavar="IMAGE", help="an image whose isol8rt.preload label names pandas: "
+                        "the fork section adds its pandas rows (preloaded, fresh) there")
     parser.add_argument("--sizes", metavar="LIST", help="output sizes, e.g. 1KiB,64KiB,1MiB,10MiB")
     parser.add_argument("--file-sizes", metavar="LIST", help="file sizes in and out, e.g. 1KiB,1MiB,10MiB")
     parser.add_argument("--data-image", metavar="IMAGE", help="the image of the realistic section's Python workloads "

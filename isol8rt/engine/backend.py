@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins  # annotations after the `list` methods below mean the type, not the method
 import hashlib
+import re
 from typing import Protocol
 
 import msgspec
@@ -21,7 +22,7 @@ import trio
 
 from .. import docker
 from ..errors import EngineUnavailable, ImageNotFound, Isol8Error, SandboxError
-from ..runtimes import LABEL_MANAGED_BY, MANAGED_BY, SANDBOX_DIR
+from ..runtimes import LABEL_MANAGED_BY, LABEL_PRELOAD, MANAGED_BY, SANDBOX_DIR
 
 _SPEC_ENCODER = msgspec.json.Encoder(order="deterministic")
 
@@ -95,6 +96,7 @@ class ContainerBackend(Protocol):
     async def find_running(self, labels: dict[str, str | None]) -> builtins.list[tuple[str, dict[str, str]]]: ...
     async def out_of_memory(self, container_id: str) -> bool: ...
     async def find_baked_image(self, runtime: str, packages: builtins.list[str]) -> str | None: ...
+    async def image_preload(self, image: str) -> builtins.list[str] | None: ...
     async def aclose(self) -> None: ...
 
 
@@ -258,6 +260,32 @@ class DockerBackend:
             return await find_baked_image(self.client, runtime, packages)
         except docker.DockerError:
             return None
+
+
+    async def image_preload(self, image: str) -> builtins.list[str] | None:
+        """The modules ``image`` declares for its fork server (its isol8rt.preload label), or None."""
+        try:
+            inspect = await self.client.inspect_image(image)
+        except docker.DockerError:
+            return None
+        return preload_modules(((inspect.config.labels if inspect.config else None) or {}).get(LABEL_PRELOAD))
+
+
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def preload_modules(label: str | None) -> builtins.list[str] | None:
+    """An isol8rt.preload label's modules: a JSON list of dotted module names; None if it is absent or
+    anything else (an image's label is not to be trusted to be well formed)."""
+    if not label:
+        return None
+    try:
+        modules = msgspec.json.decode(label, type=builtins.list[str])
+    except msgspec.DecodeError:
+        return None
+    if len(modules) > 100 or not all(_MODULE_NAME.fullmatch(name) for name in modules):
+        return None
+    return modules
 
 
 def _failure(what: str, exc: docker.DockerError) -> EngineUnavailable | SandboxError:

@@ -135,6 +135,8 @@ class DockerIsol8:
         self._stop_requested = trio.Event()
         self._stopped = trio.Event()
         self._specs: dict[tuple[str, str], SandboxSpec] = {}
+        #: What each image's fork server preloads (its isol8rt.preload label; None: it declares nothing).
+        self._preloads: dict[str, list[str] | None] = {}
         self._filter: bytes | None = None
         self._audit_send: trio.MemorySendChannel[_AuditItem] | None = None
         self._baked: dict[tuple[str, tuple[str, ...]], str | None] = {}
@@ -313,6 +315,7 @@ class DockerIsol8:
                 runtime = RUNTIMES.get(name)
                 if runtime is None:
                     raise InvalidRequest(f"prewarm: unknown runtime {name!r}")
+                await self._learn_preload(self.options.image or runtime.image)
                 spec, configure = self._container_for(runtime, self.options.image or runtime.image)
                 nursery.start_soon(self._started_pool.prewarm, spec, configure)
 
@@ -325,10 +328,19 @@ class DockerIsol8:
             spec = self._specs[key] = sandbox_spec(self.options, runtime, image, self.engine_id,
                                                              self.node_id)
         prestart = prestart_spec(runtime, self.options)
+        preload = self._preloads.get(image)
+        if preload is None and self.options.fork_server:
+            preload = []
         configure = protocol.Configure(prestart=[prestart] if prestart else [], user_filter=self._user_filter(),
                                        network=self._network_config(),
-                                       shared_network=self.options.network == "host")
+                                       shared_network=self.options.network == "host",
+                                       preload=preload if runtime.name == "python" else None)
         return spec, configure
+
+    async def _learn_preload(self, image: str) -> None:
+        """Read ``image``'s preload label once (before its first container is configured)."""
+        if image not in self._preloads:
+            self._preloads[image] = await self._started_backend.image_preload(image)
 
     def _network_config(self) -> protocol.NetworkConfig | None:
         if self.options.network != "filtered":
@@ -579,6 +591,7 @@ class DockerIsol8:
 
     @contextlib.asynccontextmanager
     async def _pool_lease(self, runtime: RuntimeInfo, image: str, tenant: str | None) -> AsyncIterator[Container]:
+        await self._learn_preload(image)
         spec, configure = self._container_for(runtime, image)
         pool = self._started_pool
         for attempt in range(_ACQUIRE_ATTEMPTS):

@@ -76,6 +76,7 @@ class OptionFields(TypedDict, total=False):
     max_concurrent: int
     extra_hosts: dict[str, str]
     remote_code: RemoteCodeConfig | None
+    fork_server: bool
 
 
 def make_request(request: ExecutionRequest | str | None, fields: RequestFields) -> ExecutionRequest:

@@ -130,6 +130,7 @@ OPTION_RULES: dict[str, Rule] = {
     "remoteCode.fetchTimeoutMs": _SERVERS,
     "remoteCode.requireHash": _SERVERS,
     "maxFileBytes": _at_most("0 (no output files)"),
+    "forkServer": _SERVERS,
 }
 
 _FREE_RUN = Rule(FREE, "the client's (checked by the engine, 400 when malformed)")

@@ -3,7 +3,7 @@ container's attach stream. User processes run as SANDBOX_UID in a temporary sand
 
 Not uid 1000: on the host there is no PID namespace around the agent, and its reset kills every process of
 its sandbox uid, which for 1000 would include the user processes of every container on this machine (and
-a real user's)."""
+a real user's). Not a fixed uid either: test sessions run side by side on one machine."""
 
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 import trio
 
 from isol8rt.agent import protocol
 
-SANDBOX_UID = 47_291  # a uid nothing else on a test machine runs as
+_MAIN = Path(protocol.__file__).with_name("main.py")
+#: A uid nothing else on a test machine runs as: not even another test session's local agents, whose resets
+#: kill every process of their sandbox uid (two sessions sharing one killed each other's runs).
+SANDBOX_UID = 47_000_000 + os.getpid() % 1_000_000
 
 
 class LocalAgent:
@@ -77,7 +81,9 @@ async def agent(sandbox_dir):
     if os.getuid() != 0:
         pytest.skip("the local agent tests drop to another uid and so need root")
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-c", "from isol8rt.agent.supervisor import main; main()",
+        # The image's entry point, isolated as there, so the greeting it sends before loading the agent is
+        # the one tested (not -S: msgspec comes from this interpreter's site here, not the image's).
+        [sys.executable, "-I", "-B", str(_MAIN),
          "--sandbox", sandbox_dir, "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--wipe", sandbox_dir],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

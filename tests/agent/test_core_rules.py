@@ -136,6 +136,8 @@ def test_the_idle_limit_counts_from_the_last_word_or_run(core):
     assert core.core.next_deadline() == pytest.approx(core.now + 5)
     core.spawned(Run(id=1, argv=["x"], env={}, timeout_ms=0), 20, after=4)
     assert not core.tick(after=6) and not core.core.stopping  # a run is going
+    # ...so no deadline is due: one in the past would make a driver that waits for it spin until the run ends
+    assert core.core.next_deadline() is None
     core.ended(20, exited(0))
     core.collected(1)
     assert not core.tick(after=4.9) and not core.core.stopping  # counted from the run's end

@@ -86,6 +86,17 @@ def test_server_throughput_target_is_a_share(make_document):
                                             "0.84x >= 0.85x")
 
 
+def test_fork_targets_are_ratios_of_the_same_run(make_document):
+    document = make_document([rate_result("fork.python.default.c4", 40.0), rate_result("fork.python.fork.c4", 110.0),
+                              Result(id="fork.python.hello", group="fork", label="", samples=[5.0, 5.0]),
+                              Result(id="fork.python.pandas.preload", group="fork", label="", samples=[30.0, 30.0])])
+    targets = {t["name"]: t for t in document["targets"]}
+    throughput = targets["python throughput, 4 callers, fork server over fresh interpreters"]
+    pandas = targets["pandas workload p50 with preload, over warm python hello p50"]
+    assert (throughput["status"], throughput["value"]) == ("PASS", 2.75)
+    assert (pandas["status"], pandas["value"]) == ("FAIL", 6.0)
+
+
 def test_ratios_against_the_baselines(make_document):
     document = make_document([
         warm("python", 4.0),

@@ -1,5 +1,5 @@
 """The realistic section's pieces, without Docker: its workloads' data and checks, the rows it gives without a
-data image, and the preload target judged from the rows."""
+data image."""
 
 from __future__ import annotations
 
@@ -47,22 +47,3 @@ async def test_without_a_data_image_the_python_rows_say_how_to_get_one():
 
     assert await realistic.data_image(Client(), Settings()) is None
     assert await realistic.data_image(Client(), Settings(data_image="mine:data")) == "mine:data"
-
-
-def test_the_preload_target_is_judged_from_the_rows(make_document):
-    hello = Result(id="realistic.hello.warm", group="realistic", label="hello", samples=[40.0, 40.0, 40.0])
-    preload = Result(id="realistic.pandas.preload", group="realistic", label="pandas", samples=[150.0] * 3)
-    target_name = "pandas workload with preload, in warm python hellos of the same run (p50)"
-
-    def judged(*results):
-        return next(t for t in make_document(list(results))["targets"] if t["name"] == target_name)
-
-    assert (judged(hello, preload)["status"], judged(hello, preload)["value"]) == ("PASS", 3.75)
-    skipped = judged(hello, unavailable("realistic.pandas.preload", "realistic", "pandas", "no mechanism",
-                                        status="skipped"))
-    assert skipped["status"] == "N/A" and "no mechanism" in skipped["detail"]
-
-
-def test_the_preload_row_follows_the_mechanism(monkeypatch):
-    # Without a fork server in Isol8Options the row is skipped; the agent's mechanism adds the field.
-    assert realistic.preload_available() == ("fork_server" in realistic.Isol8Options.__struct_fields__)

@@ -64,7 +64,7 @@ async def test_a_platform_that_does_not_answer_fails_run_before_it_is_ready_and_
     async with open_memory_backend(script()) as memory:
         backend = Unreachable()
         for name in ("create", "attach", "start", "kill", "remove", "list", "find_running", "out_of_memory",
-                     "find_baked_image", "aclose"):
+                     "find_baked_image", "image_preload", "aclose"):
             setattr(backend, name, getattr(memory, name))
         engine = DockerIsol8(Isol8Options(pool_size=0), backend=backend)  # type: ignore[arg-type]
         async with trio.open_nursery() as nursery:

@@ -92,7 +92,7 @@ AT_MOST = {
 
 #: A value different from the ceiling's for each field whose rule is "the server's".
 OTHER_VALUE = {
-    "image": "alpine:latest", "persist": True, "extraHosts": {"db": "127.0.0.1"},
+    "image": "alpine:latest", "persist": True, "forkServer": True, "extraHosts": {"db": "127.0.0.1"},
     "security.seccomp": "unconfined", "security.profilePath": "/tmp/p.json", "security.ociRuntime": "runc",
     "audit.enabled": False, "audit.destination": "/tmp", "audit.includeCode": True, "audit.includeOutput": True,
     "audit.retentionDays": 1, "remoteCode.enabled": False, "remoteCode.allowedSchemes": ["http", "https"],

@@ -102,6 +102,15 @@ class ArmPrestarts(Action, frozen=True):
     prestarts: list[Prestart]
 
 
+class StartForkServer(Action, frozen=True):
+    """Start the fork server: ``python`` (looked up on ``path``) importing ``preload``; the prestarted
+    interpreters are then its forks. Reports ForkServerStarted."""
+
+    python: str
+    preload: list[str]
+    path: str
+
+
 class DropPrestart(Action, frozen=True):
     """Forget a prestarted interpreter: signal its group with SIGKILL if ``kill``, close what we hold of
     it, and remove its FIFO (nobody will ever write it) if the program's path is still that FIFO."""

@@ -155,6 +155,12 @@ class PrestartsArmed(Event, frozen=True):
     problems: list[str] = []
 
 
+class ForkServerStarted(Event, frozen=True):
+    """The fork server is serving (``problem`` ""), or why not (prestarts are then fresh interpreters)."""
+
+    problem: str = ""
+
+
 class Warmth(Event, frozen=True):
     """Whether every prestarted interpreter asked about holds its program's FIFO open (or is gone)."""
 

@@ -49,6 +49,7 @@ from .actions import (
     SendCell,
     SendFile,
     Spawn,
+    StartForkServer,
     StartInterpreter,
     StartNetwork,
     Sweep,
@@ -162,6 +163,7 @@ class AgentCore:
             ev.Spawned: self._on_spawned, ev.PrepareFailed: self._on_prepare_failed,
             ev.SpawnFailed: self._on_spawn_failed, ev.HandOverFailed: self._on_hand_over_failed,
             ev.PrestartsArmed: self._on_prestarts_armed, ev.Warmth: self._on_warmth,
+            ev.ForkServerStarted: self._on_fork_server_started,
             ev.Prepared: self._on_prepared, ev.InterpreterStarted: self._on_interpreter_started,
             ev.InterpreterFailed: self._on_interpreter_failed, ev.CellSent: self._on_cell_sent,
             ev.CellFailed: self._on_cell_failed, ev.FilterRefused: self._on_filter_refused,
@@ -173,13 +175,14 @@ class AgentCore:
 
     # ==================================================================================== the driver's API
 
-    def start(self, now: float) -> list[Action]:
-        """The agent serves: its first word to the host is a Ready."""
+    def start(self, now: float, greeted: bool = False) -> list[Action]:
+        """The agent serves: its first word to the host is a Ready. ``greeted``: the driver has sent that
+        Ready already (:mod:`isol8rt.agent.greeting`, before it loaded the rest of the agent)."""
         if self._started:
             raise DriverError("start() is called once")
         self._started = True
         self._now = self._last_heard = now
-        return [Send(Ready(version=self._version, generation=0, pid=self._pid))]
+        return [] if greeted else [Send(Ready(version=self._version, generation=0, pid=self._pid))]
 
     def receive_data(self, data: bytes, now: float) -> None:
         """Bytes the host sent (b"": its stream ended). Each complete message waits, in order, for
@@ -263,7 +266,9 @@ class AgentCore:
             deadlines.append(run_deadline)
         if self.prestarts.pending is not None:
             deadlines.append(self._now + WARM_POLL_S)
-        if self._idle_timeout_s > 0:
+        # The idle limit counts only while nothing runs (see on_tick): a run that outlives it would
+        # otherwise leave this deadline in the past, and a driver that waits for it would spin.
+        if self._idle_timeout_s > 0 and not len(self.runs):
             deadlines.append(self._last_heard + self._idle_timeout_s)
         return min(deadlines, default=None)
 
@@ -343,8 +348,18 @@ class AgentCore:
             self.network = Network(message.network)
             actions.append(StartNetwork(message.network.proxy_port, message.network.policy))
         self.prestarts.specs = list(message.prestart)
+        if message.preload is not None and message.prestart:
+            # After the filter (the server's runs install it) and before the first arming (they are its forks).
+            spec = message.prestart[0]
+            path = self._environment(spec.env).get("PATH", os.defpath)
+            actions.append(StartForkServer(spec.argv[0] if spec.argv else "", list(message.preload), path))
         ready = Ready(version=self._version, generation=self.generation, pid=self._pid, reason="configured")
         return actions + self._arm([], ready)
+
+    def _on_fork_server_started(self, event: ev.ForkServerStarted) -> list[Action]:
+        if event.problem:
+            return self._log("warning", f"{event.problem}; runs start fresh interpreters")
+        return []
 
     def _on_filter_refused(self, event: ev.FilterRefused) -> list[Action]:
         return self._log("error", f"the per-run seccomp filter is unusable: {event.reason}")

@@ -20,11 +20,20 @@ from ...conftest import needs_docker
 from ...server.conftest import MASTER, Live, config
 
 
+@pytest.fixture(params=[False, True], ids=["fresh", "fork"])
+def fork_server(request, strategy) -> bool:
+    """Whether python runs are forks of the fork server (agent/zygote.py) rather than fresh interpreters:
+    every attack on the reset is tried on both. Secure never reuses a container, so there it adds nothing."""
+    if request.param and strategy != "fast":
+        pytest.skip("secure never reuses a container: the fork server changes nothing to test there")
+    return request.param
+
+
 @pytest.fixture
 @needs_docker
-async def reuse_engine(strategy):
+async def reuse_engine(strategy, fork_server):
     """A pool of at most one container of each kind: the attacker's and the victim's runs share it (fast)."""
-    async with DockerIsol8(Isol8Options(pool_strategy=strategy, pool_size=0)) as engine:
+    async with DockerIsol8(Isol8Options(pool_strategy=strategy, pool_size=0, fork_server=fork_server)) as engine:
         yield engine
 
 

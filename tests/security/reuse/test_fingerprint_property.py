@@ -327,11 +327,15 @@ async def _check(engine: _Engine, runs: list[list[str]]) -> None:
 
 
 # secure + filtered adds nothing to secure + none: a secure run never shares a container, whatever the network.
-@pytest.mark.parametrize(("strategy", "network"), [("fast", "none"), ("fast", "filtered"), ("secure", "none")])
-def test_a_reset_container_is_indistinguishable_from_a_fresh_one(strategy, network):
+# The fork server (runs forked from a pristine interpreter, agent/zygote.py) under fast: the reset must hold
+# for it as for fresh interpreters.
+@pytest.mark.parametrize(("strategy", "network", "fork_server"), [
+    ("fast", "none", False), ("fast", "filtered", False), ("secure", "none", False), ("fast", "none", True)])
+def test_a_reset_container_is_indistinguishable_from_a_fresh_one(strategy, network, fork_server):
     # A pool of exactly one container under fast (none kept spare, room for one); secure keeps one ready.
     options = Isol8Options(pool_strategy=strategy, pool_size=0 if strategy == "fast" else 1, max_concurrent=1,
-                           network=network, network_filter=NetworkFilter(whitelist=["^allowed\\.invalid$"]))
+                           network=network, network_filter=NetworkFilter(whitelist=["^allowed\\.invalid$"]),
+                           fork_server=fork_server)
     engine = _Engine(options)
 
     @hypothesis.settings(max_examples=EXAMPLES, deadline=None, database=None,

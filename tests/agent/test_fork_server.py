@@ -1,0 +1,226 @@
+"""The fork server as the local agent runs it: a prestarted interpreter that is a fork of a zygote, and
+what a run forked from it is and is not given."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+
+from isol8rt.agent.protocol import Configure, Exit, Prestart, Ready, Reset, Run
+
+from .test_supervisor import ENV, PY
+
+
+def _spec(sandbox: str) -> Prestart:
+    return Prestart(argv=[PY, f"{sandbox}/main.py"], env=ENV, cwd=sandbox, code_path=f"{sandbox}/main.py")
+
+
+def _run(run_id: int, code: str, sandbox: str, **fields) -> Run:
+    spec = _spec(sandbox)
+    return Run(id=run_id, argv=spec.argv, env=spec.env, cwd=spec.cwd, code=code.encode(), code_path=spec.code_path,
+               **fields)
+
+
+async def _configure(agent, preload=(), **fields) -> None:
+    await agent.send(Configure(prestart=[_spec(agent.sandbox)], preload=list(preload), **fields))
+    await agent.until(lambda m: isinstance(m, Ready) and m.reason == "configured")
+
+
+async def _reset(agent, op_id: int) -> Ready:
+    await agent.send(Reset(id=op_id))
+    return (await agent.until(lambda m: isinstance(m, Ready) and m.reason == "reset", timeout=20))[-1]
+
+
+_SELF = r"""
+first_globals = sorted(globals())
+import json, os, sys
+with open('/proc/self/cmdline', 'rb') as f:
+    forked = b'zygote.py' in f.read()
+print(json.dumps({
+    'forked': forked, 'uid': os.getresuid(), 'gid': os.getresgid(), 'groups': os.getgroups(),
+    'session_leader': os.getsid(0) == os.getpid(), 'cwd': os.getcwd(), 'env': dict(os.environ),
+    'argv': sys.argv, 'file': __file__, 'name': __name__, 'main_keys': first_globals,
+    'preloaded': 'decimal' in sys.modules, 'fds': sorted(int(fd) for fd in os.listdir('/proc/self/fd')),
+    'seccomp': [l.split()[1] for l in open('/proc/self/status') if l.startswith('Seccomp:')][0],
+    'dumpable_fd_dir_owner': os.stat(f'/proc/{os.getpid()}').st_uid,
+}))
+"""
+
+
+async def test_a_forked_run_is_the_sandbox_user_in_its_own_session_with_the_runs_env(agent):
+    await _configure(agent, preload=["decimal"])
+    out, err, exit, _ = await agent.run(_run(1, _SELF, agent.sandbox), timeout=20)
+    assert exit.exit_code == 0, err
+    seen = json.loads(out)
+    uid = agent.uid
+    assert seen["forked"], "the run was not a fork of the zygote"
+    assert seen["uid"] == [uid] * 3 and seen["gid"] == [uid] * 3 and seen["groups"] == []
+    assert seen["session_leader"] and seen["cwd"] == agent.sandbox
+    # The container's environment (here: the agent's) under the run's, as for any run.
+    with open(f"/proc/{agent.process.pid}/environ", "rb") as environ:
+        pairs = [item.decode().split("=", 1) for item in environ.read().split(b"\0") if item]
+    container = {key: value for key, value in pairs if key not in ("HOME", "PWD", "OLDPWD")}
+    assert seen["env"] == {**container, **ENV}
+    assert seen["argv"] == [f"{agent.sandbox}/main.py"] and seen["file"] == f"{agent.sandbox}/main.py"
+    assert seen["name"] == "__main__"
+    assert seen["main_keys"] == ["__annotations__", "__builtins__", "__cached__", "__doc__", "__file__", "__loader__",
+                                 "__name__", "__package__", "__spec__"]
+    assert seen["preloaded"]
+    assert seen["fds"] == [0, 1, 2, 3]  # 3: the listing itself
+    assert seen["dumpable_fd_dir_owner"] == uid
+
+
+async def test_the_per_run_filter_is_on_the_forked_run(agent):
+    from isol8rt.security import seccomp
+
+    try:
+        bpf = seccomp.user_filter_bpf(seccomp.host_arch())
+    except Exception as exc:  # no libseccomp on this host
+        pytest.skip(f"no per-run filter to be had here: {exc}")
+    await _configure(agent, user_filter=bpf)
+    out, err, exit, _ = await agent.run(_run(1, _SELF, agent.sandbox), timeout=20)
+    assert exit.exit_code == 0, err
+    seen = json.loads(out)
+    assert seen["forked"] and seen["seccomp"] == "2"
+
+
+async def test_a_run_after_the_reset_sees_nothing_of_the_run_before(agent):
+    await _configure(agent, preload=["json"])
+    plant = ("import builtins, json, sys\nbuiltins.planted = 1\nsys.modules['json'].planted = 1\n"
+             "sys.modules['planted'] = sys\nsecret_global = 42\nopen('left.txt', 'w').write('x')\n"
+             "import os\nos.environ['PLANTED'] = '1'\nprint(open('/proc/self/cmdline', 'rb').read().count(b'zygote'))")
+    out, err, exit, _ = await agent.run(_run(1, plant, agent.sandbox), timeout=20)
+    assert exit.exit_code == 0 and out == b"1\n", err
+    assert (await _reset(agent, 2)).verified
+    probe = ("import builtins, json, os, sys\n"
+             "print(hasattr(builtins, 'planted'), hasattr(json, 'planted'), 'planted' in sys.modules,"
+             " 'secret_global' in globals(), os.path.exists('left.txt'), 'PLANTED' in os.environ,"
+             " b'zygote' in open('/proc/self/cmdline', 'rb').read())")
+    out, err, exit, _ = await agent.run(_run(3, probe, agent.sandbox), timeout=20)
+    assert (exit.exit_code, out) == (0, b"False False False False False False True\n"), err
+
+
+async def test_the_sandbox_user_cannot_reach_the_zygote(agent):
+    await _configure(agent)
+    probe = r"""
+import os
+def is_zygote(p):
+    try:
+        return b'zygote.py' in open(f'/proc/{p}/cmdline', 'rb').read() and os.stat(f'/proc/{p}').st_uid == 0
+    except OSError:
+        return False
+zygote = [int(p) for p in os.listdir('/proc') if p.isdigit() and os.getpid() != int(p) and is_zygote(p)]
+assert zygote, 'no zygote found'
+results = []
+for attempt in (lambda pid: os.kill(pid, 0), lambda pid: open(f'/proc/{pid}/environ').read(),
+                lambda pid: open(f'/proc/{pid}/mem', 'rb').read(1), lambda pid: os.listdir(f'/proc/{pid}/fd')):
+    try:
+        attempt(zygote[0])
+        results.append('reached')
+    except PermissionError:
+        results.append('refused')
+print(results)
+"""
+    out, err, exit, _ = await agent.run(_run(1, probe, agent.sandbox), timeout=20)
+    assert exit.exit_code == 0, err
+    assert out == b"['refused', 'refused', 'refused', 'refused']\n"
+
+
+async def test_a_forked_run_times_out_and_is_killed(agent):
+    await _configure(agent)
+    code = "import os\nprint(b'zygote' in open('/proc/self/cmdline', 'rb').read(), flush=True)\nwhile True: pass"
+    out, err, exit, _ = await agent.run(_run(1, code, agent.sandbox, timeout_ms=500), timeout=20)
+    assert out == b"True\n" and exit.timed_out and exit.signal == signal.SIGKILL, err
+
+
+async def test_an_exception_and_an_exit_code_are_as_pythons(agent):
+    await _configure(agent)
+    out, err, exit, _ = await agent.run(_run(1, "import sys\nprint('x')\nsys.exit(3)", agent.sandbox), timeout=20)
+    assert (out, exit.exit_code) == (b"x\n", 3)
+    assert (await _reset(agent, 2)).verified
+    out, err, exit, _ = await agent.run(_run(3, "def f():\n    1/0\nf()", agent.sandbox), timeout=20)
+    assert exit.exit_code == 1
+    assert err.startswith(b"Traceback (most recent call last):\n  File \"" + agent.sandbox.encode() + b"/main.py\"")
+    assert err.endswith(b"ZeroDivisionError: division by zero\n") and b"zygote" not in err
+
+
+async def test_a_zygote_that_died_fails_the_reset(agent):
+    await _configure(agent)
+    out, _, _, _ = await agent.run(_run(1, "import os\nprint(os.getppid())", agent.sandbox), timeout=20)
+    zygotes = [int(p) for p in os.listdir("/proc") if p.isdigit() and _is_zygote_of(int(p), agent.process.pid)]
+    assert len(zygotes) == 1
+    os.kill(zygotes[0], signal.SIGKILL)
+    ready = await _reset(agent, 2)
+    assert "state" not in ready.verified
+    # Runs go on, as fresh interpreters.
+    out, err, exit, _ = await agent.run(_run(3, "print(b'zygote' in open('/proc/self/cmdline', 'rb').read())",
+                                             agent.sandbox), timeout=20)
+    assert (exit.exit_code, out) == (0, b"False\n"), err
+
+
+async def test_a_broken_preload_leaves_fresh_interpreters(agent):
+    await _configure(agent, preload=["no_such_module_isol8rt"])
+    out, err, exit, _ = await agent.run(_run(1, "print(b'zygote' in open('/proc/self/cmdline', 'rb').read())",
+                                             agent.sandbox), timeout=20)
+    assert (exit.exit_code, out) == (0, b"False\n"), err
+
+
+def _is_zygote_of(pid: int, agent_pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline, open(f"/proc/{pid}/stat") as stat:
+            return b"zygote.py" in cmdline.read() and int(stat.read().rsplit(")", 1)[1].split()[1]) == agent_pid
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(("variables", "forked"), [(1, True), (11, False)])
+async def test_a_large_environment_goes_through_its_pipe_or_the_run_starts_fresh(agent, variables, forked):
+    # 100 kB variables (exec takes up to 128 kB each): one fits the spec pipe once enlarged; eleven (1.1 MB)
+    # do not, and the run starts a fresh interpreter instead.
+    size = 100_000
+    env = {**ENV, **{f"BIG{index}": "x" * size for index in range(variables)}}
+    spec = Prestart(argv=[PY, f"{agent.sandbox}/main.py"], env=env, cwd=agent.sandbox,
+                    code_path=f"{agent.sandbox}/main.py")
+    await agent.send(Configure(prestart=[spec], preload=[]))
+    await agent.until(lambda m: isinstance(m, Ready) and m.reason == "configured")
+    code = "import os\nprint(len(os.environ['BIG0']), b'zygote' in open('/proc/self/cmdline', 'rb').read())"
+    run = Run(id=1, argv=spec.argv, env=env, cwd=spec.cwd, code=code.encode(), code_path=spec.code_path)
+    out, err, exit, _ = await agent.run(run, timeout=20)
+    assert (exit.exit_code, out) == (0, f"{size} {forked}\n".encode()), err
+
+
+@pytest.mark.parametrize(("code", "exit_code", "stdout", "stderr"), [
+    ("import sys\nsys.exit('bye')", 1, b"", b"bye\n"),
+    ("import sys\nsys.exit(300)", 300 & 0xFF, b"", b""),
+    ("import sys\nsys.exit()", 0, b"", b""),
+    ("import atexit\natexit.register(lambda: print('at exit'))\nprint('body')", 0, b"body\nat exit\n", b""),
+    ("import threading, time\n"
+     "threading.Thread(target=lambda: (time.sleep(0.2), print('thread done'))).start()\nprint('main done')",
+     0, b"main done\nthread done\n", b""),
+    ("import sys\nsys.stdout.write('no newline')", 0, b"no newline", b""),
+])
+async def test_a_forked_run_ends_as_python_does(agent, code, exit_code, stdout, stderr):
+    await _configure(agent)
+    out, err, exit, _ = await agent.run(_run(1, code, agent.sandbox), timeout=20)
+    assert (exit.exit_code, out, err) == (exit_code, stdout, stderr)
+
+
+async def test_unclosed_files_of_the_program_and_its_modules_are_flushed_at_exit(agent):
+    await _configure(agent)
+    with open(os.path.join(agent.sandbox, "helper.py"), "w") as helper:
+        helper.write("log = open('helper.txt', 'w')\nlog.write('from the module')\n")
+    os.chown(os.path.join(agent.sandbox, "helper.py"), agent.uid, agent.uid)
+    code = "import helper\nout = open('main.txt', 'w')\nout.write('from main')\n"
+    out, err, exit, _ = await agent.run(_run(1, code, agent.sandbox), timeout=20)
+    assert exit.exit_code == 0, err
+    with open(os.path.join(agent.sandbox, "main.txt")) as main, open(os.path.join(agent.sandbox, "helper.txt")) as h:
+        assert (main.read(), h.read()) == ("from main", "from the module")
+
+
+async def test_a_keyboard_interrupt_ends_it_by_sigint(agent):
+    await _configure(agent)
+    out, err, exit, _ = await agent.run(_run(1, "raise KeyboardInterrupt", agent.sandbox), timeout=20)
+    assert exit.signal == signal.SIGINT and err.endswith(b"KeyboardInterrupt\n")
