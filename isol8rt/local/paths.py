@@ -4,13 +4,18 @@ The socket is the engine's only authentication: whoever can connect to it runs c
 Docker. So it lives in a directory of this user's with mode 0700 (``$XDG_RUNTIME_DIR/isol8rt``, else
 ``/tmp/isol8rt-<uid>``), and is itself mode 0600. A directory or socket owned by someone else, or
 readable or writable by others, is refused rather than used or repaired: in a shared /tmp, another user
-could have made it first (to read the programs sent, or answer them).
+could have made it first (to read the programs sent, or answer them). And since a path is checked and
+then connected to by name, whoever can rename an entry above it (a shared parent: ``sudo -E`` keeps the
+invoking user's XDG_RUNTIME_DIR) could swap it in between: so what answers must also run as this user
+(:func:`check_peer`, the kernel's word on the process that listens).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import stat
+import struct
 from pathlib import Path
 
 #: Names the socket instead of the default (for ``run``, ``serve --socket`` and ``engine``).
@@ -68,6 +73,15 @@ def check_socket(path: Path) -> None:
     if not stat.S_ISSOCK(info.st_mode):
         raise NotPrivate(f"{path} is not a socket: not used; remove it or set ${SOCKET_ENV}")
     _check(path, info, "socket", 0o177, "0600")
+
+
+def check_peer(sock: socket.socket, path: Path) -> None:
+    """The process listening on the connected ``sock`` runs as this user (SO_PEERCRED)."""
+    _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    if uid != os.getuid():
+        raise NotPrivate(f"the engine on {path} runs as uid {uid}, not as you (uid {os.getuid()}): not used; "
+                         f"its path may have been swapped by another user: set ${SOCKET_ENV} to a path under "
+                         "directories only you can change")
 
 
 def make_directory(directory: Path) -> None:
