@@ -59,11 +59,35 @@ def _check(path: Path, info: os.stat_result, what: str, loose_bits: int, mode: s
 
 
 def check_directory(directory: Path) -> None:
-    """The directory is a real directory (not a link), this user's, mode 0700 or tighter."""
+    """The directory is a real directory (not a link), this user's, mode 0700 or tighter, and no one else
+    can rename it or anything above it (:func:`check_ancestors`)."""
     info = os.lstat(directory)
     if not stat.S_ISDIR(info.st_mode):
         raise NotPrivate(f"{directory} is not a directory: not used; remove it or set ${SOCKET_ENV}")
     _check(directory, info, "directory", 0o077, "0700")
+    check_ancestors(directory)
+
+
+def check_ancestors(directory: Path) -> None:
+    """Every directory above ``directory`` is root's or this user's, and one others may write to is sticky
+    (as /tmp is: then only an entry's owner renames it). Else someone else could swap the socket's
+    directory for one of theirs after it was checked (``sudo -E`` keeps the invoking user's
+    XDG_RUNTIME_DIR): a root engine would then write its pid file through their links, and a CLI would
+    connect to their engine. A link on the way must be root's or this user's too."""
+    me = os.getuid()
+    literal = Path(os.path.abspath(directory))
+    for above in literal.parents:
+        link = os.lstat(above)
+        if stat.S_ISLNK(link.st_mode) and link.st_uid not in (0, me):
+            raise NotPrivate(f"{above}, on the way to {directory}, is a link of uid {link.st_uid}: not used; set "
+                             f"${SOCKET_ENV} to a path under directories only you (or root) can change")
+    for above in Path(os.path.realpath(literal)).parents:
+        info = os.stat(above)
+        others_write = stat.S_IMODE(info.st_mode) & 0o022 and not info.st_mode & stat.S_ISVTX
+        if info.st_uid not in (0, me) or others_write:
+            whose = f"belongs to uid {info.st_uid}" if info.st_uid not in (0, me) else "is writable by others"
+            raise NotPrivate(f"{above}, above {directory}, {whose}: not used (its entries could be swapped); "
+                             f"set ${SOCKET_ENV} to a path under directories only you (or root) can change")
 
 
 def check_socket(path: Path) -> None:
