@@ -270,6 +270,7 @@ class App:
 
     async def execute(self, request: Request, exchange: Exchange, principal: Principal) -> None:
         body = _json_body(api.decode_execute, request.body)
+        _one_session(request, body.session_id)
         options = self._prepare(body.request, body.options)
         # The slot is held until the answer is sent: what the run brought back counts against it.
         async with self._slot(principal):
@@ -288,6 +289,7 @@ class App:
 
     async def execute_stream(self, request: Request, exchange: Exchange, principal: Principal) -> None:
         body = _json_body(api.decode_execute, request.body)
+        _one_session(request, body.session_id)
         options = self._prepare(body.request, body.options)
         # Refuse a bad request with a 400 before the 200 of the event stream goes out (the plan is the
         # engine's own validation: pure, no I/O).
@@ -318,6 +320,7 @@ class App:
 
     async def put_file(self, request: Request, exchange: Exchange, principal: Principal) -> None:
         body = _json_body(api.decode_file_upload, request.body)
+        _one_session(request, body.session_id)
         if not body.session_id or not body.path or body.content is None:
             raise HTTPError(400, "Missing sessionId, path or content")
         try:
@@ -349,6 +352,7 @@ class App:
         # {"ok": true} for a session that is not (or no longer) there too, as the reference answers: the
         # caller wants it gone, and it is. (Another key's session is left alone: to this key it does not
         # exist.)
+        _one_session(request, session_id)
         removed = await self.sessions.close(principal.owner, session_id)
         await exchange.respond(200, api.encode(api.SessionDeleted(ok=True, removed=removed)))
 
@@ -457,6 +461,15 @@ def _allow(method: str, allowed: tuple[str, ...]) -> None:
 def _master(principal: Principal) -> None:
     if not principal.is_master:
         raise HTTPError(403, "Master key required for this operation")
+
+
+def _one_session(request: Request, named: object) -> None:
+    """A request that names its session twice names it alike. The load balancer (deploy/haproxy.cfg) routes
+    on the query's sessionId first, and this server acts on the body's (or the path's): two names sent the
+    request to one session's node and made or closed the other there, splitting a session over two nodes."""
+    queried = request.query.get("sessionId")
+    if queried is not None and queried != named:
+        raise HTTPError(400, "sessionId: the query and the request name different sessions")
 
 
 async def _events(engine: DockerIsol8, request: ExecutionRequest, session_id: str | None, tenant: str,

@@ -436,3 +436,17 @@ async def test_login_hands_out_a_short_lived_key(serve):
         listed = (await server.call("GET", "/auth/keys")).json()["keys"]
         assert listed[0]["id"] == login.json()["keyId"] and listed[0]["name"].startswith("login-")
         assert (await server.call("POST", "/auth/login", {"ttlMs": -1})).status == 400
+
+
+async def test_a_session_named_differently_in_the_query_and_the_request_is_refused(serve):
+    # Attack: HAProxy routes on the query's sessionId before the body's (or the path's), the server acted on
+    # the body's: the request made or closed the other session on the first one's node, split over two nodes.
+    async with serve() as server:
+        for method, path, body in (("POST", "/execute", execute("x = 1", sessionId="b")),
+                                   ("POST", "/execute/stream", execute("x = 1", sessionId="b")),
+                                   ("POST", "/file", {"sessionId": "b", "path": "/sandbox/f", "content": ""}),
+                                   ("DELETE", "/session/b", None)):
+            answer = await server.call(method, path, body, query={"sessionId": "a"})
+            assert answer.status == 400 and b"name different sessions" in answer.body, (path, answer)
+        same = await server.call("POST", "/execute", execute("x = 1", sessionId="a"), query={"sessionId": "a"})
+        assert same.status == 200
