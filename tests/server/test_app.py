@@ -450,3 +450,35 @@ async def test_a_session_named_differently_in_the_query_and_the_request_is_refus
             assert answer.status == 400 and b"name different sessions" in answer.body, (path, answer)
         same = await server.call("POST", "/execute", execute("x = 1", sessionId="a"), query={"sessionId": "a"})
         assert same.status == 200
+
+
+class _OneMessageSocket:
+    """A WebSocket whose client sends one message, then waits; what the server sends is kept."""
+
+    def __init__(self, message: dict) -> None:
+        self.incoming = [msgspec.json.encode(message)]
+        self.sent: list[str] = []
+        self.closed: tuple[int, str] | None = None
+
+    async def receive(self):
+        return self.incoming.pop(0) if self.incoming else None
+
+    async def send_text(self, text: str) -> None:
+        self.sent.append(text)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        self.closed = (code, reason)
+
+
+async def test_a_websocket_whose_execute_names_another_session_than_its_query_is_refused(serve):
+    # The same attack over the WebSocket: routed on the upgrade's ?sessionId, run on the message's.
+    from isol8rt.server.app import _WsRun
+    from isol8rt.server.auth import MASTER as MASTER_PRINCIPAL
+    from isol8rt.wire import websocket
+
+    async with serve() as server:
+        ws = _OneMessageSocket({"type": "execute", "request": {"code": "x = 1"}, "sessionId": "b"})
+        await _WsRun(server.app, ws, MASTER_PRINCIPAL, "a").serve(5)
+        assert "name different sessions" in ws.sent[0] and ws.closed[0] == websocket.UNSUPPORTED_DATA
+        assert ws.closed[0] != websocket.NORMAL
+        assert (await server.call("GET", "/sessions")).body.count(b'"id"') == 0  # nothing made for "b"
