@@ -270,6 +270,7 @@ class App:
 
     async def execute(self, request: Request, exchange: Exchange, principal: Principal) -> None:
         body = _json_body(api.decode_execute, request.body)
+        _one_body_session(request.body)
         _one_session(request.query.get("sessionId"), body.session_id)
         options = self._prepare(body.request, body.options)
         # The slot is held until the answer is sent: what the run brought back counts against it.
@@ -289,6 +290,7 @@ class App:
 
     async def execute_stream(self, request: Request, exchange: Exchange, principal: Principal) -> None:
         body = _json_body(api.decode_execute, request.body)
+        _one_body_session(request.body)
         _one_session(request.query.get("sessionId"), body.session_id)
         options = self._prepare(body.request, body.options)
         # Refuse a bad request with a 400 before the 200 of the event stream goes out (the plan is the
@@ -320,6 +322,7 @@ class App:
 
     async def put_file(self, request: Request, exchange: Exchange, principal: Principal) -> None:
         body = _json_body(api.decode_file_upload, request.body)
+        _one_body_session(request.body)
         _one_session(request.query.get("sessionId"), body.session_id)
         if not body.session_id or not body.path or body.content is None:
             raise HTTPError(400, "Missing sessionId, path or content")
@@ -470,6 +473,24 @@ def _one_session(queried: str | None, named: object) -> None:
     made or closed the other there, splitting a session over two nodes."""
     if queried is not None and queried != named:
         raise HTTPError(400, "sessionId: the query and the request name different sessions")
+
+
+def _one_body_session(body: bytes | str) -> None:
+    """A JSON body names its session at most once: HAProxy's json_query reads the first ``sessionId`` key,
+    this server's decoder keeps the last, so two were two sessions again. Only a body with the key's text
+    twice is parsed again (a string value "sessionId" may be the second)."""
+    data = body.encode() if isinstance(body, str) else body
+    if data.count(b'"sessionId"') < 2:
+        return
+    import json
+
+    keys: list[list[str]] = []
+    try:
+        json.loads(data, object_pairs_hook=lambda pairs: keys.append([key for key, _ in pairs]) or {})
+    except ValueError:
+        return  # not JSON: the decoder refuses it on its own
+    if keys and keys[-1].count("sessionId") > 1:  # the outermost object is the last one closed
+        raise HTTPError(400, "sessionId: named more than once in the body")
 
 
 async def _events(engine: DockerIsol8, request: ExecutionRequest, session_id: str | None, tenant: str,

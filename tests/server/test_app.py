@@ -450,6 +450,14 @@ async def test_a_session_named_differently_in_the_query_and_the_request_is_refus
             assert answer.status == 400 and b"name different sessions" in answer.body, (path, answer)
         same = await server.call("POST", "/execute", execute("x = 1", sessionId="a"), query={"sessionId": "a"})
         assert same.status == 200
+        # The body alone, naming it twice: HAProxy's json_query reads the first, the decoder kept the last.
+        twice = b'{"request": {"code": "x = 1", "runtime": "python"}, "sessionId": "a", "sessionId": "b"}'
+        for path in ("/execute", "/execute/stream"):
+            answer = await server.call("POST", path, twice)
+            assert answer.status == 400 and b"named more than once" in answer.body, (path, answer)
+        # The key's text as a value is not a second name.
+        worded = await server.call("POST", "/execute", execute("'sessionId'", sessionId="a", env={"K": "sessionId"}))
+        assert worded.status == 200, worded.body
 
 
 class _OneMessageSocket:
