@@ -43,7 +43,7 @@ from .backend import ContainerBackend, DockerBackend, SandboxSpec
 from .spec import network_policy, sandbox_spec
 from .netlog import network_logs
 from .output import StreamText, mask
-from .rich import RICH_OUTPUTS, parse_rich, rich_events
+from .rich import RICH_MAX_RECORDS, RICH_OUTPUTS, parse_rich, rich_events
 from .plan import ExecutionPlan, RunPlan, output_file_budget, plan_execution, prestart_spec, upload_limit_bytes
 from .pool import POOL_MAX_AGE_S, Pool
 from .container import Container
@@ -546,7 +546,10 @@ class DockerIsol8:
             problem = file_errors.pop(RICH_OUTPUTS, None)
             if problem is not None and "limit for output files" in problem:
                 stderr += f"isol8rt: figures and displayed values left out: {problem}\n"
-            images, displays = parse_rich(bytes(outcome.files.pop(RICH_OUTPUTS, b"")))
+            images, displays, left_out = parse_rich(bytes(outcome.files.pop(RICH_OUTPUTS, b"")))
+            if left_out:
+                stderr += (f"isol8rt: {left_out} more figures and displayed values left out (at most "
+                           f"{RICH_MAX_RECORDS} a run)\n")
             displays = [DisplayData(text=mask(shown.text, secrets),
                                     html=mask(shown.html, secrets) if shown.html is not None else None)
                         for shown in displays]

@@ -24,7 +24,7 @@ from ..config import resolved
 from ..types import ExecutionRequest, ExecutionResult, Isol8Options, StreamEvent
 from ..wire import api, errors, sse
 from . import http
-from .paths import check_socket
+from .paths import NotPrivate, check_peer, check_socket
 
 #: How long a connection and the engine's /health answer may take: an engine that answers neither is
 #: stopped or wedged, and the run goes cold rather than wait on it.
@@ -68,8 +68,12 @@ class _Connection:
         self.sock.settimeout(HEALTH_TIMEOUT_S)
         try:
             self.sock.connect(str(path))
+            check_peer(self.sock, path)  # the path may have changed since it was checked
             # One round trip that proves an isol8rt engine is there and answering, before the run is sent.
             status, body = self.whole(self.send("GET", "/health"))
+        except NotPrivate:
+            self.close()
+            raise
         except (OSError, http.ProtocolError) as exc:
             self.close()
             raise NoEngine(f"the engine at {path} does not answer ({exc})") from None

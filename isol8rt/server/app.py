@@ -270,6 +270,8 @@ class App:
 
     async def execute(self, request: Request, exchange: Exchange, principal: Principal) -> None:
         body = _json_body(api.decode_execute, request.body)
+        _one_body_session(request.body)
+        _one_session(request.query.get("sessionId"), body.session_id)
         options = self._prepare(body.request, body.options)
         # The slot is held until the answer is sent: what the run brought back counts against it.
         async with self._slot(principal):
@@ -288,6 +290,8 @@ class App:
 
     async def execute_stream(self, request: Request, exchange: Exchange, principal: Principal) -> None:
         body = _json_body(api.decode_execute, request.body)
+        _one_body_session(request.body)
+        _one_session(request.query.get("sessionId"), body.session_id)
         options = self._prepare(body.request, body.options)
         # Refuse a bad request with a 400 before the 200 of the event stream goes out (the plan is the
         # engine's own validation: pure, no I/O).
@@ -306,7 +310,7 @@ class App:
         if problem is not None:
             raise HTTPError(400, problem)
         ws = await exchange.accept_websocket(websocket.accept_headers(request.headers))
-        await _WsRun(self, ws, principal).serve(self.ws_idle_s)
+        await _WsRun(self, ws, principal, request.query.get("sessionId")).serve(self.ws_idle_s)
 
     # ------------------------------------------------------------------------------------ files
 
@@ -318,6 +322,8 @@ class App:
 
     async def put_file(self, request: Request, exchange: Exchange, principal: Principal) -> None:
         body = _json_body(api.decode_file_upload, request.body)
+        _one_body_session(request.body)
+        _one_session(request.query.get("sessionId"), body.session_id)
         if not body.session_id or not body.path or body.content is None:
             raise HTTPError(400, "Missing sessionId, path or content")
         try:
@@ -349,6 +355,7 @@ class App:
         # {"ok": true} for a session that is not (or no longer) there too, as the reference answers: the
         # caller wants it gone, and it is. (Another key's session is left alone: to this key it does not
         # exist.)
+        _one_session(request.query.get("sessionId"), session_id)
         removed = await self.sessions.close(principal.owner, session_id)
         await exchange.respond(200, api.encode(api.SessionDeleted(ok=True, removed=removed)))
 
@@ -459,6 +466,33 @@ def _master(principal: Principal) -> None:
         raise HTTPError(403, "Master key required for this operation")
 
 
+def _one_session(queried: str | None, named: object) -> None:
+    """A request that names its session twice (``queried``: its query's sessionId) names it alike. The load
+    balancer (deploy/haproxy.cfg) routes on the query's sessionId first, and this server acts on the body's,
+    the path's or the WebSocket's execute message's: two names sent the request to one session's node and
+    made or closed the other there, splitting a session over two nodes."""
+    if queried is not None and queried != named:
+        raise HTTPError(400, "sessionId: the query and the request name different sessions")
+
+
+def _one_body_session(body: bytes | str) -> None:
+    """A JSON body names its session at most once: HAProxy's json_query reads the first ``sessionId`` key,
+    this server's decoder keeps the last, so two were two sessions again. Only a body with the key's text
+    twice is parsed again (a string value "sessionId" may be the second)."""
+    data = body.encode() if isinstance(body, str) else body
+    if data.count(b'"sessionId"') < 2:
+        return
+    import json
+
+    keys: list[list[str]] = []
+    try:
+        json.loads(data, object_pairs_hook=lambda pairs: keys.append([key for key, _ in pairs]) or {})
+    except ValueError:
+        return  # not JSON: the decoder refuses it on its own
+    if keys and keys[-1].count("sessionId") > 1:  # the outermost object is the last one closed
+        raise HTTPError(400, "sessionId: named more than once in the body")
+
+
 async def _events(engine: DockerIsol8, request: ExecutionRequest, session_id: str | None, tenant: str,
                   control: RunControl | None = None) -> AsyncIterator[StreamEvent]:
     """A run's events; a failure once the stream has started becomes its last event, of type error.
@@ -480,10 +514,12 @@ def _error_event(message: str) -> str:
 class _WsRun:
     """One WebSocket execution: the client's messages in, the run's events out."""
 
-    def __init__(self, app: App, ws: WebSocket, principal: Principal) -> None:
+    def __init__(self, app: App, ws: WebSocket, principal: Principal, queried: str | None = None) -> None:
         self.app = app
         self.ws = ws
         self.principal = principal
+        #: The upgrade request's sessionId, on which the load balancer routed this connection.
+        self.queried = queried
         self.control: RunControl | None = None
 
     async def _next(self) -> api.WsExecute | api.WsStdin | api.WsSignal | None:
@@ -531,6 +567,7 @@ class _WsRun:
     async def _run(self, message: api.WsExecute) -> None:
         app = self.app
         try:
+            _one_session(self.queried, message.session_id)
             options = app._prepare(message.request, message.options)
             plan_execution(message.request, options, session=message.session_id is not None)
             async with app._slot(self.principal, app.limits.deadline()), \

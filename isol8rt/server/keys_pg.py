@@ -142,6 +142,12 @@ class PostgresKeyStore(KeyIndex):
         self._fresh_at: float | None = None
         self._outage: str | None = None
         self._refreshed = trio.Event()
+        #: This node's own writes a read may have missed: [("create", record) or ("revoke", id), when], ``when``
+        #: being the count of reads begun once the write was in the database (None: not yet). A read
+        #: replaces the whole index, and one begun before a write lands after it; without this it brought
+        #: back a key just revoked here (or dropped one just made) until the next read.
+        self._journal: list[list[Any]] = []
+        self._reads = 0
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -163,13 +169,24 @@ class PostgresKeyStore(KeyIndex):
 
     async def refresh(self) -> None:
         """Read the live keys now; a failure is logged (once per outage), and the index kept as it was."""
+        self._reads += 1
+        begun = self._reads
         try:
-            self._by_hash = await self._call(self._load)
+            keys = await self._call(self._load)
         except KeyStoreUnavailable as exc:
             if self._outage is None:  # logged once an outage, said in every refusal
                 log.warning("%s; issued keys are refused once what was read is %g s old", exc, self.max_stale_s)
             self._outage = exc.message
         else:
+            # Replay this node's writes that the read may not have seen; forget those it has seen (a read
+            # begun once a write was in the database), which may since have been undone elsewhere.
+            self._journal = [entry for entry in self._journal if entry[1] is None or entry[1] >= begun]
+            for (action, what), _ in self._journal:
+                if action == "create":
+                    keys[what.key_hash] = what
+                else:
+                    keys = {digest: record for digest, record in keys.items() if record.id != what}
+            self._by_hash = keys
             if self._outage is not None:
                 log.warning("the key store answers again")
             self._outage = None
@@ -197,8 +214,19 @@ class PostgresKeyStore(KeyIndex):
 
     # ------------------------------------------------------------------------------------ writes
 
+    async def _journaled(self, write: Any, work: Callable[[Any], _T]) -> _T:
+        entry: list[Any] = [write, None]
+        self._journal.append(entry)
+        try:
+            result = await self._call(work)
+        except BaseException:
+            self._journal.remove(entry)
+            raise
+        entry[1] = self._reads  # a read begun after this one sees the write in the database
+        return result
+
     async def _insert(self, record: KeyRecord) -> None:
-        await self._call(lambda conn: conn.run(
+        await self._journaled(("create", record), lambda conn: conn.run(
             "INSERT INTO api_keys (id, name, key_hash, key_prefix, tenant_id, created_at, expires_at) "
             "VALUES (:id, :name, :key_hash, :key_prefix, :tenant_id, :created_at, :expires_at)",
             id=record.id, name=record.name, key_hash=record.key_hash, key_prefix=record.key_prefix,
@@ -211,7 +239,7 @@ class PostgresKeyStore(KeyIndex):
                      when=when, id=key_id)
             return conn.row_count > 0
 
-        return await self._call(revoke)
+        return await self._journaled(("revoke", key_id), revoke)
 
     # ------------------------------------------------------------------------------------ the connection
 

@@ -12,7 +12,7 @@ import pytest
 
 from isol8rt._version import __version__
 from isol8rt.local import client
-from isol8rt.local.paths import make_directory
+from isol8rt.local.paths import NotPrivate, make_directory
 from isol8rt.types import ExecutionRequest, Isol8Options, StreamEvent
 from isol8rt.wire import api, errors, sse
 
@@ -179,3 +179,84 @@ def test_an_engine_of_another_release_is_refused(tmp_path):
             client.stream(engine.path, REQUEST, OPTIONS)
     finally:
         engine.close()
+
+
+# An engine of another local user: it runs as uid 65534 and answers like ours, recording what it is sent.
+_IMPOSTOR = r"""
+import os, socket, sys
+path, health = sys.argv[1], bytes.fromhex(sys.argv[2])
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+listener.bind(path)
+os.chmod(path, 0o666)
+listener.listen(1)
+print("ready", flush=True)
+conn, _ = listener.accept()
+got = b""
+while b"GET /health" not in got or b"\r\n\r\n" not in got:
+    got += conn.recv(65536)
+conn.sendall(health)
+conn.settimeout(5)
+try:
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            break
+        got += data
+        if b"POST" in got and got.endswith(b"}"):
+            conn.sendall(b"HTTP/1.1 503 X\r\nContent-Length: 2\r\n\r\n{}")
+except OSError:
+    pass
+sys.stdout.write(got.decode("latin-1"))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.access("/usr/bin/python3", os.X_OK),
+                    reason="plays another local user: needs root (to be uid 65534) and /usr/bin/python3")
+def test_a_socket_swapped_after_the_check_for_another_users_engine_is_not_used(monkeypatch):
+    # Attack: the socket's directory is checked (ours, 0700), then connected to by name. A user who can rename
+    # entries in its parent (`sudo -E` keeps XDG_RUNTIME_DIR=/run/user/<them>; an $ISOL8RT_SOCKET under a
+    # directory of theirs) swaps in a directory of their own in between, with their engine in it: it got
+    # the program and its secrets, and could answer anything. Here the swap is made at that moment. Such a
+    # parent is refused by the path checks now (local/test_paths.py); this holds the second defence alone,
+    # the check of who listens, with that one turned off.
+    import shutil
+    import subprocess
+    import tempfile
+
+    from isol8rt.local import paths
+
+    monkeypatch.setattr(paths, "check_ancestors", lambda directory: None)
+    nobody = 65534
+    shared = Path(tempfile.mkdtemp(prefix="isol8rt-attack-"))
+    try:
+        os.chmod(shared, 0o755)
+        os.chown(shared, nobody, nobody)  # the parent belongs to the other user
+        ours = shared / "isol8rt"
+        make_directory(ours)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(str(ours / "engine.sock"))
+        os.chmod(ours / "engine.sock", 0o600)
+        theirs = shared / "theirs"
+        os.mkdir(theirs, 0o755)
+        os.chown(theirs, nobody, nobody)
+        impostor = subprocess.Popen(["/usr/bin/python3", "-c", _IMPOSTOR, str(theirs / "engine.sock"), HEALTH.hex()],
+                                    user=nobody, group=nobody, stdout=subprocess.PIPE, text=True)
+        assert impostor.stdout.readline() == "ready\n"
+        real_check = client.check_socket
+
+        def check_then_swap(path):
+            real_check(path)
+            subprocess.run(["/usr/bin/python3", "-c", "import os, sys; os.rename(sys.argv[1], sys.argv[2]); "
+                            "os.rename(sys.argv[3], sys.argv[1])", str(ours), str(shared / "old"), str(theirs)],
+                           user=nobody, group=nobody, check=True)
+
+        monkeypatch.setattr(client, "check_socket", check_then_swap)
+        request = ExecutionRequest(code="print(1)", runtime="python")
+        with pytest.raises(NotPrivate, match="uid 65534"):
+            list(client.stream(ours / "engine.sock", request, Isol8Options(secrets={"TOKEN": "s3cr3t"})))
+        impostor.kill()
+        got, _ = impostor.communicate()
+        assert "s3cr3t" not in got and "POST" not in got
+        sock.close()
+    finally:
+        shutil.rmtree(shared)

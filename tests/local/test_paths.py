@@ -79,3 +79,36 @@ def test_a_link_or_a_file_is_refused(tmp_path):
     (tmp_path / "d" / "engine.sock").write_text("")
     with pytest.raises(NotPrivate, match="is not a socket"):
         check_socket(tmp_path / "d" / "engine.sock")
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="making a directory someone else's needs root")
+def test_a_directory_under_one_another_user_can_change_is_refused(tmp_path):
+    # Attack: `sudo -E isol8rt engine start` keeps XDG_RUNTIME_DIR=/run/user/<them>, a directory of theirs:
+    # root's engine made and checked <it>/isol8rt (root's, 0700), but they can rename it and put their own
+    # in its place between that check and the bind, the pid file's write (through their link, as root) or
+    # the CLI's connect.
+    (tmp_path / "theirs").mkdir()
+    os.chown(tmp_path / "theirs", FOREIGN_UID, -1)
+    with pytest.raises(NotPrivate, match=f"theirs, above .*, belongs to uid {FOREIGN_UID}"):
+        make_directory(tmp_path / "theirs" / "isol8rt")
+    os.chown(tmp_path / "theirs", 0, -1)
+    make_directory(tmp_path / "theirs" / "isol8rt")
+    with _socket_at(tmp_path / "theirs" / "isol8rt" / "engine.sock"):
+        os.chown(tmp_path / "theirs", FOREIGN_UID, -1)
+        with pytest.raises(NotPrivate, match=f"belongs to uid {FOREIGN_UID}"):
+            check_socket(tmp_path / "theirs" / "isol8rt" / "engine.sock")
+    # A link on the way that someone else owns: they can point it elsewhere.
+    (tmp_path / "link").symlink_to(tmp_path / "theirs")
+    os.chown(tmp_path / "theirs", 0, -1)
+    os.lchown(tmp_path / "link", FOREIGN_UID, -1)
+    with pytest.raises(NotPrivate, match=f"link, on the way to .*, is a link of uid {FOREIGN_UID}"):
+        make_directory(tmp_path / "link" / "isol8rt")
+
+
+def test_a_directory_under_one_others_may_write_is_refused_unless_sticky(tmp_path):
+    (tmp_path / "open").mkdir()
+    os.chmod(tmp_path / "open", 0o777)
+    with pytest.raises(NotPrivate, match="open, above .*, is writable by others"):
+        make_directory(tmp_path / "open" / "isol8rt")
+    os.chmod(tmp_path / "open", 0o1777)  # as /tmp: only an entry's owner may rename it
+    make_directory(tmp_path / "open" / "isol8rt")

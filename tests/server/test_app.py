@@ -436,3 +436,57 @@ async def test_login_hands_out_a_short_lived_key(serve):
         listed = (await server.call("GET", "/auth/keys")).json()["keys"]
         assert listed[0]["id"] == login.json()["keyId"] and listed[0]["name"].startswith("login-")
         assert (await server.call("POST", "/auth/login", {"ttlMs": -1})).status == 400
+
+
+async def test_a_session_named_differently_in_the_query_and_the_request_is_refused(serve):
+    # Attack: HAProxy routes on the query's sessionId before the body's (or the path's), the server acted on
+    # the body's: the request made or closed the other session on the first one's node, split over two nodes.
+    async with serve() as server:
+        for method, path, body in (("POST", "/execute", execute("x = 1", sessionId="b")),
+                                   ("POST", "/execute/stream", execute("x = 1", sessionId="b")),
+                                   ("POST", "/file", {"sessionId": "b", "path": "/sandbox/f", "content": ""}),
+                                   ("DELETE", "/session/b", None)):
+            answer = await server.call(method, path, body, query={"sessionId": "a"})
+            assert answer.status == 400 and b"name different sessions" in answer.body, (path, answer)
+        same = await server.call("POST", "/execute", execute("x = 1", sessionId="a"), query={"sessionId": "a"})
+        assert same.status == 200
+        # The body alone, naming it twice: HAProxy's json_query reads the first, the decoder kept the last.
+        twice = b'{"request": {"code": "x = 1", "runtime": "python"}, "sessionId": "a", "sessionId": "b"}'
+        for path in ("/execute", "/execute/stream"):
+            answer = await server.call("POST", path, twice)
+            assert answer.status == 400 and b"named more than once" in answer.body, (path, answer)
+        # The key's text as a value is not a second name.
+        worded = await server.call("POST", "/execute", execute("'sessionId'", sessionId="a", env={"K": "sessionId"}))
+        assert worded.status == 200, worded.body
+
+
+class _OneMessageSocket:
+    """A WebSocket whose client sends one message, then waits; what the server sends is kept."""
+
+    def __init__(self, message: dict) -> None:
+        self.incoming = [msgspec.json.encode(message)]
+        self.sent: list[str] = []
+        self.closed: tuple[int, str] | None = None
+
+    async def receive(self):
+        return self.incoming.pop(0) if self.incoming else None
+
+    async def send_text(self, text: str) -> None:
+        self.sent.append(text)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        self.closed = (code, reason)
+
+
+async def test_a_websocket_whose_execute_names_another_session_than_its_query_is_refused(serve):
+    # The same attack over the WebSocket: routed on the upgrade's ?sessionId, run on the message's.
+    from isol8rt.server.app import _WsRun
+    from isol8rt.server.auth import MASTER as MASTER_PRINCIPAL
+    from isol8rt.wire import websocket
+
+    async with serve() as server:
+        ws = _OneMessageSocket({"type": "execute", "request": {"code": "x = 1"}, "sessionId": "b"})
+        await _WsRun(server.app, ws, MASTER_PRINCIPAL, "a").serve(5)
+        assert "name different sessions" in ws.sent[0] and ws.closed[0] == websocket.UNSUPPORTED_DATA
+        assert ws.closed[0] != websocket.NORMAL
+        assert (await server.call("GET", "/sessions")).body.count(b'"id"') == 0  # nothing made for "b"
