@@ -39,6 +39,11 @@ _PR_SET_CHILD_SUBREAPER = 36
 _F_SETPIPE_SZ = 1031
 
 
+#: The container's variables a preloaded module reads at import (see ForkServer.start); none of them is a
+#: run's: the container's environment holds no secrets (those are each run's own).
+_IMPORT_TIME_ENV = ("MPLBACKEND",)
+
+
 class ForkServer:
     """A started zygote: its process, our end of its control socket, and what it looked like at start."""
 
@@ -68,6 +73,10 @@ class ForkServer:
         try:
             home = _private_home()
             env = {"PATH": path, "LANG": "C.UTF-8", "HOME": home, "MPLCONFIGDIR": home}
+            # What the image sets to configure a preloaded module at its import, the zygote must see then:
+            # a module configured at import keeps what it read in every run forked after (matplotlib
+            # picks its backend from MPLBACKEND, the data image's figures backend).
+            env.update({name: os.environ[name] for name in _IMPORT_TIME_ENV if name in os.environ})
             child = spawn([python, "-I", "-B", ZYGOTE_MAIN, str(theirs.fileno()), str(ZYGOTE_UID), *preload], env, "/",
                           Identity(os.getuid(), os.getgid()), pass_fds=(theirs.fileno(),))
         except BaseException:

@@ -77,8 +77,9 @@ def _preload(modules: list[str]) -> str:
     return ""
 
 
-def _serve(control: socket.socket) -> list[int]:
-    """Fork a run per request; returns (only in a run) the four descriptors it was given."""
+def _serve(control: socket.socket) -> tuple[list[int], int]:
+    """Fork a run per request; returns (only in a run) the four descriptors it was given, and the pid of
+    the middle fork that made it."""
     size = socket.CMSG_LEN(_FDS * 4)
     while True:
         try:
@@ -101,6 +102,7 @@ def _serve(control: socket.socket) -> list[int]:
         except OSError:
             middle = -1
         if middle == 0:
+            middle = os.getpid()
             try:
                 run = os.fork()
             except OSError:
@@ -109,7 +111,7 @@ def _serve(control: socket.socket) -> list[int]:
                 os._exit(0)
             if run == 0:
                 control.close()
-                return fds
+                return fds, middle
             control.sendall(run.to_bytes(8, "big"))
             os._exit(0)
         for fd in fds:
@@ -120,7 +122,7 @@ def _serve(control: socket.socket) -> list[int]:
         os.waitpid(middle, 0)
 
 
-def _become_the_run(fds: list[int]) -> tuple[str, dict]:
+def _become_the_run(fds: list[int], middle: int) -> tuple[str, dict]:
     """In the forked run: take on its pipes, identity, filter and environment. Returns (code path, spec).
     Exits SETUP_FAILED, with a line on the run's stderr, if any of it fails."""
     import json
@@ -155,7 +157,21 @@ def _become_the_run(fds: list[int]) -> tuple[str, dict]:
     except BaseException as exc:
         os.write(2, f"isol8rt: the forked run could not be set up: {exc}\n".encode(errors="replace"))
         os._exit(SETUP_FAILED)
+    spec["middle"] = middle
     return spec["code_path"], spec
+
+
+def _wait_until_gone(pid: int, limit_s: float = 1.0) -> None:
+    """Until ``pid`` has left /proc (exited and reaped). The run opens its program's FIFO only after its
+    middle fork is gone, and that open is what tells the agent the run is warm: so no program ever sees,
+    in /proc, the machinery that made it (a fresh interpreter has no such sibling). The middle fork exits
+    right after reporting the run's pid and the zygote waits for it, so this is a few polls at most;
+    bounded all the same, a run is never held back for long."""
+    import time
+
+    deadline = time.monotonic() + limit_s
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.0002)
 
 
 def _run(code_path: str, spec: dict) -> None:
@@ -187,6 +203,7 @@ def _run(code_path: str, spec: dict) -> None:
     main.__builtins__ = __builtins__
     sys.modules["__main__"] = main
     zygotes_modules = {id(module) for module in sys.modules.values()}
+    _wait_until_gone(spec["middle"])
     with open(code_path, "rb") as program:  # the FIFO: blocks here, warm, until the agent hands it over
         source = program.read()
     code = compile(source, code_path, "exec")
@@ -272,8 +289,8 @@ def main(argv: list[str]) -> None:
     control.sendall((problem or "ok").encode()[:4000])
     if problem:
         raise SystemExit(1)
-    fds = _serve(control)
-    code_path, spec = _become_the_run(fds)
+    fds, middle = _serve(control)
+    code_path, spec = _become_the_run(fds, middle)
     _run(code_path, spec)
 
 
