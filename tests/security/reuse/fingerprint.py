@@ -5,9 +5,11 @@ reset gives exactly the fingerprint of a container that never ran anything.**
 What the probe reports, and what it leaves out on purpose (each left out because it differs between any
 two containers, or between any two runs, whatever the reset does, and holds nothing a run could hide):
 
-- every process and every thread, with its uid, state and command line; pids are left out. Thread counts
-  are reported for the sandbox user's processes only: the proxy (filtered networking) keeps resolver
-  threads for a few seconds after a lookup.
+- every process and every thread, with its uid, state and command line; pids are left out, and running
+  (R) counts as sleeping (S): which of the two the agent or the fork server is in when the probe looks is
+  the scheduler's moment, not a state a run could leave (stopped, traced, zombie, disk wait stay
+  distinct). Thread counts are reported for the sandbox user's processes only: the proxy (filtered
+  networking) keeps resolver threads for a few seconds after a lookup.
 - every entry under /sandbox, /tmp, /dev/shm and /dev/mqueue, recursively, with type, mode, owner, size,
   link count and extended attributes, and each directory's own metadata; timestamps and inode numbers
   are left out (every run writes its program into /sandbox, so its mtime always changes);
@@ -57,11 +59,13 @@ for pid in os.listdir('/proc'):
         threads = []
         for tid in os.listdir(f'/proc/{pid}/task'):
             thread = status(f'/proc/{pid}/task/{tid}/status')
-            threads.append((thread['Uid'].split()[0], thread['State'][:1]))
+            threads.append((thread['Uid'].split()[0], 'S' if thread['State'][:1] == 'R' else thread['State'][:1]))
     except OSError:
         threads = None  # ended while we looked: reported as such, never skipped
         fields, command = {'Uid': '?', 'State': '?'}, '?'
-    entry = {'uid': fields['Uid'].split()[0], 'state': fields['State'][:1], 'command': command or fields.get('Name')}
+    state = fields['State'][:1]
+    entry = {'uid': fields['Uid'].split()[0], 'state': 'S' if state == 'R' else state,
+             'command': command or fields.get('Name')}
     if threads is None or entry['uid'] == str(my_uid):
         entry['threads'] = sorted(threads) if threads is not None else 'vanished'
     processes.append(entry)
