@@ -8,6 +8,7 @@ fails is reported as failed (with its error) and the rest still runs.
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 import sys
 import time
 from typing import Any, Awaitable, Callable
