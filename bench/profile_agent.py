@@ -1,6 +1,7 @@
 """Profile the agent as PID 1 in its container, on the warm path: runs of ``print(1)``, each followed by its reset.
 
     python bench/profile_agent.py --tag isol8rt-agentperf-prof:python [--image isol8rt:python] [--runs 300]
+        [--fork-server]
 
 Builds ``--tag`` (an image of your own: it is removed at the end) from ``--image`` with one more file, an
 entry point that runs the image's agent under cProfile and writes the profile when sent SIGUSR1; drives
@@ -45,7 +46,7 @@ def _build(image: str, tag: str) -> None:
         subprocess.run(["docker", "build", "-q", "-t", tag, context], check=True, capture_output=True)
 
 
-async def _drive(tag: str, runs: int) -> bytes:
+async def _drive(tag: str, runs: int, fork_server: bool = False) -> bytes:
     import trio
 
     from isol8rt import DockerIsol8, ExecutionRequest, Isol8Options
@@ -56,7 +57,7 @@ async def _drive(tag: str, runs: int) -> bytes:
         from isol8rt.engine.sandbox import Sandbox as Container
     from isol8rt.runtimes import RUNTIMES
 
-    options = Isol8Options(pool_size=0, image=tag)
+    options = Isol8Options(pool_size=0, image=tag, fork_server=fork_server)
     async with DockerIsol8(options) as engine:
         spec, configure = engine._container_for(RUNTIMES["python"], tag)
         container = await Container.create(engine._backend, spec, configure)
@@ -89,6 +90,8 @@ def main() -> int:
     parser.add_argument("--tag", required=True, help="the profiling image to build (a repository of your own)")
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--fork-server", action="store_true", help="runs forked from the fork server "
+                        "(Isol8Options.fork_server)")
     parser.add_argument("--save", metavar="PATH", help="keep the raw profile (pstats) here")
     args = parser.parse_args()
     if args.tag.split(":")[0] in ("isol8rt", "isol8rt-base", "isol8rt-runtime", "isol8rt-prev", "isol8rt-old"):
@@ -97,7 +100,7 @@ def main() -> int:
 
     _build(args.image, args.tag)
     try:
-        data = trio.run(_drive, args.tag, args.runs)
+        data = trio.run(_drive, args.tag, args.runs, args.fork_server)
     finally:
         subprocess.run(["docker", "rmi", "-f", args.tag], capture_output=True)
     path = args.save or tempfile.mktemp(suffix=".prof")

@@ -89,6 +89,9 @@ class ForkServer:
         child.stdin = child.stdout = child.stderr = -1
         ours.settimeout(START_TIMEOUT_S)
         try:
+            # The runs' filter first (a socket buffer holds it while the zygote starts): it is laid out
+            # once, there, rather than travelling with every run's spec.
+            ours.sendall(len(bpf).to_bytes(4, "big") + bpf)
             answer = ours.recv(4096)
         except OSError as exc:
             answer = f"no answer: {exc}".encode()
@@ -112,7 +115,7 @@ class ForkServer:
         ours = (in_write, out_read, err_read)
         try:
             payload = json.dumps({"argv": spec.argv, "env": spec.env, "cwd": spec.cwd, "code_path": spec.code_path,
-                                  "uid": identity.uid, "gid": identity.gid, "filter": self.bpf.hex()}).encode()
+                                  "uid": identity.uid, "gid": identity.gid}).encode()
             if len(payload) > 65536:
                 fcntl.fcntl(spec_write, _F_SETPIPE_SZ, min(PIPE_SIZE, len(payload)))
             # The pipe must hold it all (the run reads it only after the fork): one that does not fit

@@ -224,3 +224,105 @@ async def test_a_keyboard_interrupt_ends_it_by_sigint(agent):
     await _configure(agent)
     out, err, exit, _ = await agent.run(_run(1, "raise KeyboardInterrupt", agent.sandbox), timeout=20)
     assert exit.signal == signal.SIGINT and err.endswith(b"KeyboardInterrupt\n")
+
+
+# The run as the agent's own child: forked as the zygote's sibling (clone with CLONE_PARENT), or, where
+# that cannot be done, through a middle fork that exits. Driven directly, in a process of its own: the
+# agent's side makes that process a child subreaper, which pytest's must not become.
+_DIRECT = r"""
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+from isol8rt.agent import fork_server
+from isol8rt.agent.process import Identity
+from isol8rt.agent.protocol import Prestart
+
+sandbox, uid, wrapper = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+if wrapper:
+    fork_server.ZYGOTE_MAIN = wrapper
+server = fork_server.ForkServer.start("/usr/bin/python3", [], "/usr/bin:/bin", b"")
+seen = []
+for index in range(3):
+    path = os.path.join(sandbox, f"main{index}.py")
+    with open(path, "w") as program:
+        program.write(sys.argv[5])
+    child = server.fork(Prestart(argv=["python3", path], env={"PATH": "/usr/bin"}, cwd=sandbox, code_path=path),
+                        Identity(uid, uid))
+    # Ours to reap, not the zygote's (forked twice, it becomes ours once its middle fork has exited).
+    pid = 0
+    while pid != child.pid:
+        pid, status = os.waitpid(-1, 0)
+    os.set_blocking(child.stdout, True)
+    out = b"".join(iter(lambda: os.read(child.stdout, 65536), b""))
+    os.set_blocking(child.stderr, True)
+    err = b"".join(iter(lambda: os.read(child.stderr, 65536), b""))
+    if not out:
+        raise SystemExit(f"run {index}: status {status}, stderr {err!r}")
+    seen.append({"status": os.waitstatus_to_exitcode(status), "out": json.loads(out), "zygote": server.child.pid})
+print(json.dumps({"me": os.getpid(), "runs": seen}))
+"""
+
+_TWICE = r"""
+import sys
+sys.path.insert(0, {root!r})
+from isol8rt.agent import zygote
+zygote._sibling_forker = lambda: None  # as where clone with CLONE_PARENT cannot be had
+zygote.main(sys.argv[1:])
+"""
+
+_LINEAGE = r"""
+import json, os, signal, threading
+main_thread = threading.main_thread().ident
+answer = {}
+def poke():
+    # glibc finds the main thread by the tid it keeps for it: a fork that did not set it would miss.
+    try:
+        signal.pthread_kill(main_thread, 0)
+        answer["pthread_kill"] = "ok"
+    except OSError as exc:
+        answer["pthread_kill"] = type(exc).__name__
+thread = threading.Thread(target=poke)
+thread.start()
+thread.join()
+siblings = []
+for entry in os.listdir("/proc"):
+    if entry.isdigit() and int(entry) != os.getpid():
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == os.getppid():
+            siblings.append(int(entry))
+answer.update(ppid=os.getppid(), pid=os.getpid(), siblings=siblings)
+print(json.dumps(answer))
+"""
+
+
+@pytest.mark.parametrize("fork", ["sibling", "twice"])
+def test_a_forked_run_is_the_agents_child_and_glibc_knows_its_thread(sandbox_dir, tmp_path, fork):
+    import subprocess
+    import sys
+
+    if os.getuid() != 0:
+        pytest.skip("the run drops to another uid, which needs root")
+    from isol8rt.agent import zygote
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(zygote.__file__))))
+    wrapper = ""
+    if fork == "twice":
+        wrapper = str(tmp_path / "zygote_twice.py")
+        with open(wrapper, "w") as out:
+            out.write(_TWICE.format(root=root))
+    from .conftest import SANDBOX_UID
+
+    done = subprocess.run([sys.executable, "-c", _DIRECT, root, sandbox_dir, str(SANDBOX_UID), wrapper, _LINEAGE],
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    seen = json.loads(done.stdout)
+    for run in seen["runs"]:
+        assert run["status"] == 0
+        assert run["out"]["ppid"] == seen["me"], "the run is not the agent's child"
+        assert run["out"]["pthread_kill"] == "ok"
+        # Its siblings are the zygote alone: no middle fork is left for a program to see.
+        assert run["out"]["siblings"] == [run["zygote"]]
+    if fork == "sibling":
+        assert zygote._sibling_forker() is not None, "this machine should fork runs as siblings"
