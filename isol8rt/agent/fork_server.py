@@ -44,6 +44,9 @@ _F_SETPIPE_SZ = 1031
 _IMPORT_TIME_ENV = ("MPLBACKEND",)
 
 
+_STATUS_FIELDS = frozenset({b"State", b"TracerPid", b"Uid", b"Threads"})
+
+
 class ForkServer:
     """A started zygote: its process, our end of its control socket, and what it looked like at start."""
 
@@ -150,17 +153,23 @@ class ForkServer:
         else what is wrong (the container is then unfit for another run)."""
         pid = self.child.pid
         try:
-            with open(f"/proc/{pid}/status") as status:
-                fields = dict(line.split(":", 1) for line in status.read().splitlines() if ":" in line)
+            with open(f"/proc/{pid}/status", "rb") as status:
+                text = status.read()
         except OSError:
             return "the fork server is gone"
-        if fields.get("State", "").strip()[:1] in ("Z", "X", "T", "t"):
-            return f"the fork server is {fields['State'].strip()}"
-        if fields.get("TracerPid", "0").strip() != "0":
+        # Only the four lines looked at (every reset reads this: the whole file as a dict cost more).
+        fields = {}
+        for line in text.split(b"\n"):
+            key, _, value = line.partition(b":")
+            if key in _STATUS_FIELDS:
+                fields[key] = value.decode().strip()
+        if fields.get(b"State", "")[:1] in ("Z", "X", "T", "t"):
+            return f"the fork server is {fields[b'State']}"
+        if fields.get(b"TracerPid", "0") != "0":
             return "the fork server is being traced"
-        if fields.get("Uid", "").split() != self.uids:
+        if fields.get(b"Uid", "").split() != self.uids:
             return "the fork server changed its uids"
-        if _threads(pid) != self.threads:
+        if fields.get(b"Threads") != str(self.threads):
             return "the fork server's threads changed"
         return ""
 

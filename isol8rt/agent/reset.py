@@ -190,15 +190,22 @@ def _ipc_ids(table: str) -> list[int]:
     return [int(row.split()[1]) for row in rows if len(row.split()) > 1]
 
 
-def remove_ipc() -> int:
-    """Remove every SysV shared memory segment, message queue and semaphore set; returns how many.
+def remove_ipc() -> tuple[int, int]:
+    """Remove every SysV shared memory segment, message queue and semaphore set; returns how many went
+    and how many are left.
 
     The container has its own IPC namespace, so everything listed here was made inside it; the caller
     acts as the sandbox user, who created them (and so may remove them, whatever owner and mode they
-    were given since).
+    were given since). Most resets find none: then the one listing is the answer (it is read after
+    every task of the sandbox user is gone, so nobody is left to make one), and the tables are read
+    once instead of twice.
     """
+    listed = [(table, ipc_id) for table in _IPC_TABLES for ipc_id in _ipc_ids(table)]
+    if not listed:
+        return 0, 0
     libc = ctypes.CDLL(None, use_errno=True)
-    return sum(_remove_ipc_object(libc, table, ipc_id) for table in _IPC_TABLES for ipc_id in _ipc_ids(table))
+    removed = sum(_remove_ipc_object(libc, table, ipc_id) for table, ipc_id in listed)
+    return removed, ipc_objects()
 
 
 def ipc_objects() -> int:
@@ -223,8 +230,8 @@ def sweep(uid: int, gid: int, directories: list[str], baseline: Baseline, census
     # No task of the sandbox user lives; with a census, the kernel's count says nothing else does.
     settled = kill_all(uid, reap, census, keep)
     with files.as_user(uid, gid):
-        ipc_removed = remove_ipc()
-        ipc_clean = ipc_objects() == 0
+        ipc_removed, ipc_left = remove_ipc()
+        ipc_clean = ipc_left == 0
         for directory, wanted in baseline.directories.items():
             if wanted is not None:
                 restore_directory(directory, wanted)

@@ -326,3 +326,35 @@ def test_a_forked_run_is_the_agents_child_and_glibc_knows_its_thread(sandbox_dir
         assert run["out"]["siblings"] == [run["zygote"]]
     if fork == "sibling":
         assert zygote._sibling_forker() is not None, "this machine should fork runs as siblings"
+
+
+def test_the_resets_look_at_the_zygote_reads_state_tracer_uids_and_threads():
+    import subprocess
+    import sys
+
+    from isol8rt.agent.fork_server import ForkServer, _threads, _uids
+    from isol8rt.agent.process import Child
+
+    process = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        server = ForkServer.__new__(ForkServer)
+        server.child = Child(None, -1, -1, -1, pid=process.pid)
+        server.uids, server.threads = _uids(process.pid), _threads(process.pid)
+        assert server.threads == 1 and len(server.uids) == 4
+        assert server.intact() == ""
+        server.threads = 2
+        assert server.intact() == "the fork server's threads changed"
+        server.threads = 1
+        server.uids = ["12345"] * 4
+        assert server.intact() == "the fork server changed its uids"
+        server.uids = _uids(process.pid)
+        os.kill(process.pid, signal.SIGSTOP)
+        os.waitpid(process.pid, os.WUNTRACED)  # stopped now, as /proc says
+        assert server.intact().startswith("the fork server is T")
+        os.kill(process.pid, signal.SIGCONT)
+        process.kill()
+        process.wait()
+        assert server.intact() == "the fork server is gone"
+    finally:
+        process.kill()
+        process.wait()
