@@ -17,6 +17,8 @@ from .backend import SandboxSpec
 _HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+#: The largest size Docker's API takes (an int64 of bytes).
+_MAX_BYTES = (1 << 63) - 1
 
 #: Docker's smallest CPU quota (NanoCPUs 10^7). Below it Docker refuses the container, and a value that
 #: rounds to 0 NanoCPUs means no limit at all: the check is on the converted value.
@@ -33,9 +35,13 @@ def parse_size(field_name: str, text: str | int) -> int:
         match = _SIZE.match(str(text))
         if not match:
             raise InvalidRequest(f"{field_name}: {text!r} is not a size like 512m or 1g")
-        value = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+        scaled = float(match.group(1)) * _UNITS[match.group(2).lower()]
+        # A number of hundreds of digits is infinite as a float, and int(inf) raises OverflowError.
+        value = int(scaled) if scaled < _MAX_BYTES else _MAX_BYTES + 1
     if value <= 0:
         raise InvalidRequest(f"{field_name}: {text!r} must be more than zero")
+    if value > _MAX_BYTES:
+        raise InvalidRequest(f"{field_name}: {str(text)[:40]!r} is more than Docker can take (8 EiB)")
     return value
 
 
@@ -110,7 +116,9 @@ def nano_cpus_of(cpu_limit: float) -> int:
     """Docker's NanoCPUs for a number of cores, checked after the conversion (0.01 to 1024 cores)."""
     if not isinstance(cpu_limit, (int, float)) or cpu_limit != cpu_limit:  # NaN compares unequal to itself
         raise InvalidRequest(f"cpuLimit: {cpu_limit!r} must be a number of cores")
-    nano = round(cpu_limit * 1e9) if cpu_limit < 1e6 else 1 << 62
+    # Clamped before the product: a huge negative (or positive) float times 1e9 is infinite, and
+    # round(inf) raises OverflowError (a 500 on the server).
+    nano = round(cpu_limit * 1e9) if -1e6 < cpu_limit < 1e6 else (1 << 62) * (1 if cpu_limit > 0 else -1)
     if not MIN_NANO_CPUS <= nano <= 1024 * 10**9:
         raise InvalidRequest(f"cpuLimit: {cpu_limit!r} must be between 0.01 and 1024 cores")
     return nano
