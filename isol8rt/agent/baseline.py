@@ -22,6 +22,8 @@ import os
 import stat
 from typing import NamedTuple
 
+from . import procfs
+
 #: The socket tables of the container's network namespace, and the column that holds each socket's inode;
 #: each costs tens of microseconds (not TCP's: see the module's docstring).
 _SOCKET_TABLES = (("unix", 6), ("udp", 9), ("udp6", 9), ("raw", 9), ("raw6", 9), ("netlink", 9))
@@ -108,8 +110,7 @@ def _socket_rows(proc: str = "/proc"):
     socket no descriptor refers to any more (TIME_WAIT, orphaned while closing)."""
     for table, column in _SOCKET_TABLES:
         try:
-            with open(f"{proc}/net/{table}", "rb") as listing:
-                rows = listing.read().splitlines()[1:]
+            rows = procfs.read(f"{proc}/net/{table}").splitlines()[1:]
         except OSError:
             continue
         for row in rows:

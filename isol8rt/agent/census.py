@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 
+from . import procfs
+
 _ROOT = "/sys/fs/cgroup"
 
 
@@ -31,15 +33,13 @@ class Census:
 
     def tasks(self) -> set[int]:
         """Thread ids (as this PID namespace numbers them) of every live task in the cgroup."""
-        with open(self._tasks, "rb") as listing:
-            return {int(line) for line in listing.read().split()}
+        return {int(line) for line in procfs.read(self._tasks).split()}
 
     def count(self) -> int | None:
         """Tasks the kernel still charges to the cgroup, zombies included (None without a pids controller)."""
         if self._count is None:
             return None
-        with open(self._count, "rb") as current:
-            return int(current.read())
+        return int(procfs.read(self._count))
 
 
 def find(cgroup_file: str = "/proc/self/cgroup", root: str = _ROOT, pid: int | None = None) -> Census | None:

@@ -30,7 +30,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from . import files
+from . import files, procfs
 from .baseline import Baseline, restore_directory, socket_inodes, stray_sockets
 from .census import Census, thread_ids
 from .core.events import Inspected, Swept
@@ -138,10 +138,9 @@ def _strangers(census: Census, keep: set[int]) -> tuple[set[int], bool]:
 
 def _thread_group(tid: int) -> int | None:
     try:
-        with open(f"/proc/{tid}/status", "rb") as status:
-            for line in status:
-                if line.startswith(b"Tgid:"):
-                    return int(line.split()[1])
+        for line in procfs.read(f"/proc/{tid}/status").split(b"\n"):
+            if line.startswith(b"Tgid:"):
+                return int(line.split()[1])
     except OSError:
         pass
     return None
@@ -160,8 +159,7 @@ def sandbox_tasks(uid: int, proc: str = "/proc") -> list[int]:
             continue  # gone meanwhile
         for tid in tids:
             try:
-                with open(f"{proc}/{pid}/task/{tid}/status", "rb") as status:
-                    text = status.read()
+                text = procfs.read(f"{proc}/{pid}/task/{tid}/status")
             except OSError:
                 continue
             fields = dict(line.split(b":", 1) for line in text.split(b"\n") if b":" in line)
@@ -183,8 +181,7 @@ def _remove_ipc_object(libc, table: str, ipc_id: int) -> bool:
 
 def _ipc_ids(table: str) -> list[int]:
     try:
-        with open(f"/proc/sysvipc/{table}") as listing:
-            rows = listing.read().splitlines()[1:]
+        rows = procfs.read(f"/proc/sysvipc/{table}").splitlines()[1:]
     except OSError:
         return []
     return [int(row.split()[1]) for row in rows if len(row.split()) > 1]
