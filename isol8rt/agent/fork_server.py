@@ -19,10 +19,11 @@ from __future__ import annotations
 import array
 import ctypes
 import fcntl
-import json
+import marshal
 import os
 import socket
 
+from . import procfs
 from .core.prestarts import PIPE_SIZE
 from .process import Child, Identity, spawn
 from .protocol import Prestart
@@ -45,6 +46,10 @@ _IMPORT_TIME_ENV = ("MPLBACKEND",)
 
 
 _STATUS_FIELDS = frozenset({b"State", b"TracerPid", b"Uid", b"Threads"})
+
+
+#: The marshal format of a run's spec (4: Python 3.4 on; the zygote reads any).
+SPEC_MARSHAL_VERSION = 4
 
 
 class ForkServer:
@@ -117,8 +122,11 @@ class ForkServer:
         theirs = (in_read, out_write, err_write, spec_read)
         ours = (in_write, out_read, err_read)
         try:
-            payload = json.dumps({"argv": spec.argv, "env": spec.env, "cwd": spec.cwd, "code_path": spec.code_path,
-                                  "uid": identity.uid, "gid": identity.gid}).encode()
+            # marshal: the zygote is this same python3, and marshal.loads is C alone, where json.loads
+            # runs Python functions whose pages each run would write to (see zygote._Laid).
+            payload = marshal.dumps({"argv": list(spec.argv), "env": dict(spec.env), "cwd": spec.cwd,
+                                     "code_path": spec.code_path, "uid": identity.uid, "gid": identity.gid},
+                                    SPEC_MARSHAL_VERSION)
             if len(payload) > 65536:
                 fcntl.fcntl(spec_write, _F_SETPIPE_SZ, min(PIPE_SIZE, len(payload)))
             # The pipe must hold it all (the run reads it only after the fork): one that does not fit
@@ -153,8 +161,7 @@ class ForkServer:
         else what is wrong (the container is then unfit for another run)."""
         pid = self.child.pid
         try:
-            with open(f"/proc/{pid}/status", "rb") as status:
-                text = status.read()
+            text = procfs.read(f"/proc/{pid}/status")
         except OSError:
             return "the fork server is gone"
         # Only the four lines looked at (every reset reads this: the whole file as a dict cost more).

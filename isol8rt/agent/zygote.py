@@ -41,6 +41,7 @@ as for any run.
 """
 
 import errno
+import marshal
 import os
 import socket
 import sys
@@ -54,14 +55,15 @@ SETUP_FAILED = 126
 _REQUEST = b"F"
 _FDS = 4
 _PR_SET_DUMPABLE = 4
+_OPEN_MAX = os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 65536
 #: libc's prctl, looked up once by main (a run only calls it).
 _prctl = None
 
 
 def _preload(modules: list[str]) -> str:
     """Import ``modules`` (and what the runs' setup needs); an error message, or "" when all went."""
+    import atexit  # noqa: F401  (a run's exit)
     import io  # noqa: F401  (the runs' stdio)
-    import json  # noqa: F401  (the runs' spec)
     import random  # noqa: F401  (reseeded in every run)
     import traceback  # noqa: F401  (a program's uncaught exception)
     import types  # noqa: F401  (the runs' __main__)
@@ -214,16 +216,16 @@ def _become_the_run(fds: list[int], middle: int, prepared) -> tuple[str, dict]:
     """In the forked run: take on its pipes, identity, filter (``prepared``, once for every run, by
     main; None: no filter) and environment. Returns (code path, spec). Exits SETUP_FAILED, with a line
     on the run's stderr, if any of it fails."""
-    import json
-
     stdin, stdout, stderr, spec_fd = fds
     os.setsid()
     for fd, target in ((stdin, 0), (stdout, 1), (stderr, 2)):
         os.dup2(fd, target)
     try:
-        with os.fdopen(spec_fd, "rb") as spec_file:
-            spec = json.loads(spec_file.read())
-        os.closerange(3, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 65536)
+        chunks = []
+        while chunk := os.read(spec_fd, 1 << 20):
+            chunks.append(chunk)
+        spec = marshal.loads(b"".join(chunks))  # written by the agent (fork_server.py), never by a user
+        os.closerange(3, _OPEN_MAX)
         try:
             adj = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
             try:
@@ -264,21 +266,78 @@ def _wait_until_gone(pid: int, limit_s: float = 1.0) -> None:
         time.sleep(0.0002)
 
 
-def _run(code_path: str, spec: dict, zygotes_modules: frozenset[int]) -> None:
+class _Laid:
+    """What the zygote lays out once, for every run it forks: each run would otherwise make it anew, and in
+    a run every object made, and every line of Python run for the first time, writes to pages shared with
+    the zygote (a copy-on-write fault each; ~550 faults made a forked hello world, 450 now).
+
+    ``stdio``: the runs' sys.stdin, stdout and stderr, buffered and unbuffered (PYTHONUNBUFFERED). They
+    are made while descriptors 0, 1 and 2 are a pipe, as they are in every run (a file object asks once,
+    when made, whether its file can seek, and takes its buffer size from it); /dev/null is then put back
+    under them, and each run dup2()s its own pipes there. ``modules``: the ids of the modules loaded here,
+    how many and the last name, to tell at a run's exit whether it loaded any."""
+
+    __slots__ = ("filter", "stdio", "modules", "module_count", "last_module")
+
+    def __init__(self, prepared_filter) -> None:
+        import io
+
+        self.filter = prepared_filter
+        read_end, write_end = os.pipe()
+        for fd, target in ((read_end, 0), (write_end, 1), (write_end, 2)):
+            os.dup2(fd, target)
+        os.close(read_end)
+        os.close(write_end)
+        self.stdio: dict[bool, tuple] = {}
+        for unbuffered in (False, True):
+            buffering = 0 if unbuffered else -1
+            self.stdio[unbuffered] = (
+                io.TextIOWrapper(open(0, "rb", closefd=False), encoding="utf-8"),
+                io.TextIOWrapper(open(1, "wb", buffering=buffering, closefd=False), encoding="utf-8",
+                                 write_through=unbuffered),
+                io.TextIOWrapper(open(2, "wb", buffering=buffering, closefd=False), encoding="utf-8",
+                                 errors="backslashreplace", write_through=True),
+            )
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.close(devnull)
+        self.modules = frozenset(id(module) for module in sys.modules.values())
+        self.module_count = len(sys.modules)
+        self.last_module = next(reversed(sys.modules))
+
+    def loaded_more(self) -> bool:
+        """Whether sys.modules holds other modules than the zygote's (the run imported some), seen without
+        touching the zygote's module objects: the dict keeps the order names were put in."""
+        return len(sys.modules) != self.module_count or next(reversed(sys.modules)) is not self.last_module
+
+
+def _take_environment(env: dict[str, str]) -> None:
+    """os.environ, and the C library's environment that subprocesses inherit, become exactly ``env``.
+    os.environ.clear() and update() run some forty Python functions of os and _collections_abc (their
+    pages written as each runs); this sets CPython's os._Environ store and the C environment directly."""
+    data = getattr(os.environ, "_data", None)
+    if not isinstance(data, dict):  # not CPython's os._Environ
+        os.environ.clear()
+        os.environ.update(env)
+        return
+    for key in data:
+        os.unsetenv(key)
+    data.clear()
+    encoding = sys.getfilesystemencoding()
+    for key, value in env.items():
+        key_bytes, value_bytes = key.encode(encoding, "surrogateescape"), value.encode(encoding, "surrogateescape")
+        os.putenv(key_bytes, value_bytes)
+        data[key_bytes] = value_bytes
+
+
+def _run(code_path: str, spec: dict, laid: _Laid) -> None:
     """Become ``python3 code_path args...`` in this process, and run the program to its end."""
-    import io
     import random
     import types
 
-    os.environ.clear()
-    os.environ.update(spec["env"])
-    unbuffered = bool(spec["env"].get("PYTHONUNBUFFERED"))
-    buffering = 0 if unbuffered else -1
-    sys.stdin = io.TextIOWrapper(open(0, "rb", closefd=False), encoding="utf-8")
-    sys.stdout = io.TextIOWrapper(open(1, "wb", buffering=buffering, closefd=False), encoding="utf-8",
-                                  write_through=unbuffered)
-    sys.stderr = io.TextIOWrapper(open(2, "wb", buffering=buffering, closefd=False), encoding="utf-8",
-                                  errors="backslashreplace", write_through=True)
+    _take_environment(spec["env"])
+    sys.stdin, sys.stdout, sys.stderr = laid.stdio[bool(spec["env"].get("PYTHONUNBUFFERED"))]
     sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
     random.seed()
     numpy_random = sys.modules.get("numpy.random")
@@ -308,7 +367,7 @@ def _run(code_path: str, spec: dict, zygotes_modules: frozenset[int]) -> None:
 
         traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)
         status = -2 if isinstance(exc, KeyboardInterrupt) else 1
-    _finish(main, zygotes_modules, status)
+    _finish(main, laid, status)
 
 
 def _exit_status(code: object) -> int:
@@ -324,7 +383,7 @@ def _exit_status(code: object) -> int:
     return 1
 
 
-def _finish(main, zygotes_modules: frozenset[int], status: int) -> None:
+def _finish(main, laid: _Laid, status: int) -> None:
     """End as python3 would, without tearing down every module the zygote loaded: that teardown writes
     to the pages every run shares with the zygote, each write a copy-on-write fault, and cost a forked
     hello world more than its whole run (run p50 10.8 ms forked against 8.0 ms fresh; 5.9 ms after).
@@ -341,10 +400,11 @@ def _finish(main, zygotes_modules: frozenset[int], status: int) -> None:
     atexit._run_exitfuncs()
     main.__dict__.clear()
     # The modules the program imported itself (by identity: a zygote's module under another name is
-    # the zygote's), newest first.
-    for module in reversed([module for module in sys.modules.values() if id(module) not in zygotes_modules]):
-        if module is not main and isinstance(module, types.ModuleType):
-            module.__dict__.clear()
+    # the zygote's), newest first; none to look for when it imported none.
+    if laid.loaded_more():
+        for module in reversed([module for module in sys.modules.values() if id(module) not in laid.modules]):
+            if module is not main and isinstance(module, types.ModuleType):
+                module.__dict__.clear()
     gc.collect()
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -407,12 +467,15 @@ def main(argv: list[str]) -> None:
     if problem:
         raise SystemExit(1)
     fork_sibling = _sibling_forker()
-    # What the runs find loaded and must not tear down at exit (see _finish), taken here, once: in a run,
-    # every object made is a page written, and each such page costs a copy-on-write fault.
-    zygotes_modules = frozenset(id(module) for module in sys.modules.values())
+    laid = _Laid(prepared)
+    import gc
+
+    # Everything made since the preloads' freeze joins it: a run's collections then pass over its own
+    # objects only, and write to none of the pages it shares with the zygote.
+    gc.freeze()
     fds, middle = _serve(control, fork_sibling)
-    code_path, spec = _become_the_run(fds, middle, prepared)
-    _run(code_path, spec, zygotes_modules)
+    code_path, spec = _become_the_run(fds, middle, laid.filter)
+    _run(code_path, spec, laid)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,57 @@ async def test_a_forked_run_is_the_sandbox_user_in_its_own_session_with_the_runs
     assert seen["dumpable_fd_dir_owner"] == uid
 
 
+_STDIO = r"""
+import io, json, os, subprocess, sys
+child_env = dict(line.split("=", 1) for line in
+                 subprocess.run(["env", "-0"], capture_output=True).stdout.decode().split("\0") if line)
+print(json.dumps({
+    'stdin': sys.stdin.read(), 'stdin_seekable': sys.stdin.seekable(), 'stdout_seekable': sys.stdout.seekable(),
+    'stdout_write_through': sys.stdout.write_through, 'stdout_raw': isinstance(sys.stdout.buffer, io.FileIO),
+    'stderr_errors': sys.stderr.errors, 'encoding': sys.stdout.encoding,
+    'fds': [sys.stdin.fileno(), sys.stdout.fileno(), sys.stderr.fileno()],
+    'dunder_is_std': sys.__stdout__ is sys.stdout and sys.__stdin__ is sys.stdin,
+    'env_is_the_c_env': child_env == dict(os.environ), 'env': dict(os.environ),
+}))
+sys.stdout.flush()
+sys.stdout.write('never flushed: no later run may print this')
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("unbuffered", [False, True])
+async def test_a_forked_runs_stdio_and_environment_are_a_fresh_interpreters(agent, unbuffered, tmp_path):
+    # The zygote makes the runs' stdio objects once, and sets the environment without os.environ's
+    # methods: a fork must see what a fresh python3 on pipes does (its stdin, PYTHONUNBUFFERED, an
+    # environment its subprocesses inherit), and no run another's unwritten output.
+    import subprocess
+
+    extra = {"PYTHONUNBUFFERED": "1" if unbuffered else ""}  # "": unset, whatever the agent inherited
+    stdin = b"the run's own stdin\n"
+    script = tmp_path / "probe.py"
+    script.write_text(_STDIO)
+    plain = subprocess.run([PY, str(script)], input=stdin, capture_output=True, env={**ENV, **extra}, timeout=60)
+    fresh = json.loads(plain.stdout.partition(b"\n")[0])
+    await _configure(agent)
+    spec = _spec(agent.sandbox)
+    for run_id in (1, 3):
+        run = Run(id=run_id, argv=spec.argv, env={**spec.env, **extra}, cwd=spec.cwd, code=_STDIO.encode(),
+                  code_path=spec.code_path, stdin=stdin)
+        out, err, exit, _ = await agent.run(run, timeout=20)
+        assert exit.exit_code == 0, err
+        line, _, rest = out.partition(b"\n")
+        assert rest == (b"never flushed: no later run may print this" if unbuffered else b"")
+        assert (await _reset(agent, run_id + 1)).verified
+    forked = json.loads(line)
+    assert forked["stdin"] == "the run's own stdin\n" and forked["fds"] == [0, 1, 2]
+    assert forked["env_is_the_c_env"] and fresh["env_is_the_c_env"]
+    assert forked["env"]["PYTHONUNBUFFERED"] == extra["PYTHONUNBUFFERED"]
+    assert {key: forked["env"][key] for key in ENV} == {**ENV, **extra}
+    for key in ("stdin", "stdin_seekable", "stdout_seekable", "stdout_write_through", "stdout_raw", "encoding",
+                "fds", "dunder_is_std", "stderr_errors"):
+        assert forked[key] == fresh[key], key
+
+
 async def test_the_per_run_filter_is_on_the_forked_run(agent):
     from isol8rt.security import seccomp
 
