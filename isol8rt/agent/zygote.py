@@ -56,8 +56,10 @@ _REQUEST = b"F"
 _FDS = 4
 _PR_SET_DUMPABLE = 4
 _OPEN_MAX = os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") > 0 else 65536
-#: libc's prctl, looked up once by main (a run only calls it).
+#: libc's prctl, and seccomp_filter.install_prepared, looked up once by main (a run only calls them: an
+#: import statement in a run would run importlib's Python code, and write its pages, in every run).
 _prctl = None
+_install_filter = None
 
 
 def _preload(modules: list[str]) -> str:
@@ -242,9 +244,7 @@ def _become_the_run(fds: list[int], middle: int, prepared) -> tuple[str, dict]:
             raise PermissionError("the sandbox identity did not stick")
         _prctl(_PR_SET_DUMPABLE, 1, 0, 0, 0)  # its /proc is its own
         if prepared is not None:
-            from isol8rt.agent import seccomp_filter
-
-            seccomp_filter.install_prepared(prepared)
+            _install_filter(prepared)
         os.chdir(spec["cwd"])
     except BaseException as exc:
         os.write(2, f"isol8rt: the forked run could not be set up: {exc}\n".encode(errors="replace"))
@@ -269,7 +269,7 @@ def _wait_until_gone(pid: int, limit_s: float = 1.0) -> None:
 class _Laid:
     """What the zygote lays out once, for every run it forks: each run would otherwise make it anew, and in
     a run every object made, and every line of Python run for the first time, writes to pages shared with
-    the zygote (a copy-on-write fault each; ~550 faults made a forked hello world, 450 now).
+    the zygote (a copy-on-write fault each; a forked hello world made ~550 faults before, ~360 now).
 
     ``stdio``: the runs' sys.stdin, stdout and stderr, buffered and unbuffered (PYTHONUNBUFFERED). They
     are made while descriptors 0, 1 and 2 are a pipe, as they are in every run (a file object asks once,
@@ -450,11 +450,14 @@ def main(argv: list[str]) -> None:
             prepared = seccomp_filter.prepare(bpf)
         except ValueError as exc:
             problem = f"the runs' seccomp filter: {exc}"
-    global _prctl
+    global _prctl, _install_filter
     if not problem:
         import ctypes
 
+        from isol8rt.agent import seccomp_filter
+
         _prctl = ctypes.CDLL(None, use_errno=True).prctl
+        _install_filter = seccomp_filter.install_prepared
     sys.stdout.flush()
     sys.stderr.flush()
     # Its own real and saved uid only now: a preload may ask access() (which goes by the real uid) whether
