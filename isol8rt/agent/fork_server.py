@@ -55,14 +55,13 @@ SPEC_MARSHAL_VERSION = 4
 class ForkServer:
     """A started zygote: its process, our end of its control socket, and what it looked like at start."""
 
-    __slots__ = ("python", "child", "control", "threads", "bpf", "alive", "socket_inode", "uids")
+    __slots__ = ("python", "child", "control", "threads", "alive", "socket_inode", "uids")
 
-    def __init__(self, python: str, child: Child, control: socket.socket, bpf: bytes, socket_inode: int) -> None:
+    def __init__(self, python: str, child: Child, control: socket.socket, socket_inode: int) -> None:
         #: The interpreter it was started as (argv[0] of the prestarts it stands in for).
         self.python = python
         self.child = child
         self.control = control
-        self.bpf = bpf
         self.threads = _threads(child.pid)
         self.uids = _uids(child.pid)
         #: Its end of the control socket (the reset's socket check counts it as the agent's).
@@ -110,7 +109,7 @@ class ForkServer:
             _kill(child.pid)
             raise OSError(f"the fork server did not start: {answer.decode(errors='replace') or 'it exited'}")
         ours.settimeout(FORK_TIMEOUT_S)
-        return cls(python, child, ours, bpf, socket_inode)
+        return cls(python, child, ours, socket_inode)
 
     def fork(self, spec: Prestart, identity: Identity) -> Child:
         """A run forked from the zygote as ``spec`` would be started (the sandbox user, its filter, env,
