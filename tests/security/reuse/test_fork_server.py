@@ -71,3 +71,47 @@ async def test_a_forked_run_cannot_reach_the_server_or_leave_anything_to_the_nex
     assert json.loads(victim.stdout) == {"forked": True, "builtins": False, "json": "[1]", "modules": False,
                                          "path": False, "environ": False, "file": False,
                                          "main": ["builtins", "json", "os", "sys"]}
+
+
+# The stdio objects every forked run takes over were made once, in the zygote, and a run's environment is
+# set through os.environ's store: an attacker reconfigures the objects it was given (and breaks io), writes
+# output it never flushes, and sets variables behind os.environ's back (C putenv), hoping the next run
+# inherits any of it.
+STDIO_ATTACK = r"""
+import ctypes, io, os, sys
+sys.stdout.reconfigure(encoding='latin-1', errors='replace', line_buffering=True)
+sys.stderr.reconfigure(encoding='ascii', errors='strict')
+io.open = None
+sys.__stdout__.buffer.write(b'PLANTED-unflushed')
+os.putenv('C_PLANTED', '1')
+ctypes.CDLL(None).setenv(b'LIBC_PLANTED', b'1', 1)
+os.environ['PLANTED'] = '1'
+sys.stdout.buffer.flush()
+os._exit(0)
+"""
+
+STDIO_VICTIM = r"""
+import io, json, os, subprocess, sys
+child_env = subprocess.run(['env'], capture_output=True, text=True).stdout
+print(json.dumps({'forked': %s, 'stdout': [sys.stdout.encoding, sys.stdout.errors, sys.stdout.line_buffering],
+                  'stderr': [sys.stderr.encoding, sys.stderr.errors],
+                  'io_open': io.open is not None,
+                  'environ': sorted(k for k in os.environ if k.endswith('PLANTED')),
+                  'child_env': sorted(l.split('=')[0] for l in child_env.splitlines() if 'PLANTED' in l)}))
+""" % _FORKED
+
+
+async def test_the_stdio_and_environment_a_forked_run_is_given_come_fresh_to_the_next(strategy, fork_server,
+                                                                                       reuse_engine):
+    if not fork_server or strategy != "fast":
+        pytest.skip("about the fork server in a reused container")
+    attack = await run(reuse_engine, STDIO_ATTACK)
+    assert attack.exit_code == 0, attack.stderr
+    assert attack.stdout == "PLANTED-unflushed"  # its own output, flushed by itself: it reached only its result
+    victim = await run(reuse_engine, STDIO_VICTIM)
+    assert victim.exit_code == 0, victim.stderr
+    assert victim.container_id == attack.container_id, "the reset did not verify: the container was retired"
+    assert not victim.stdout.startswith("PLANTED"), "the attacker's output reached the next run"
+    assert json.loads(victim.stdout) == {"forked": True, "stdout": ["utf-8", "strict", False],
+                                         "stderr": ["utf-8", "backslashreplace"], "io_open": True,
+                                         "environ": [], "child_env": []}
